@@ -1,0 +1,37 @@
+# Everything bootstraps .venv first; it is rebuilt when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit integration lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/modelops demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests/unit tests/integration
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration -m integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check platform tests projects feature_repo
+	$(BIN)/ruff format --check platform tests projects feature_repo
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest tests/benchmarks -s -p no:cacheprovider
+
+clean:
+	rm -rf .modelops feature_repo/data .pytest_cache

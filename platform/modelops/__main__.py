@@ -1,0 +1,3 @@
+from modelops.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``modelops`` command line: one module per noun, lifecycle verbs at the top level."""

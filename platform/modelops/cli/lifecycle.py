@@ -1,0 +1,164 @@
+"""Lifecycle verbs: ``validate``, ``promote``, ``rollback``, ``history``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelops.cli.state import STATE, echo_table
+from modelops.core.errors import ModelopsError
+
+
+def validate(
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    version: Annotated[str, typer.Argument(help="Candidate version.")],
+    against: Annotated[
+        str, typer.Option(help="Environment whose holder the candidate must beat.")
+    ] = "production",
+    report_out: Annotated[
+        Path | None, typer.Option(help="Also write the Markdown report here.")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option(help="Also write the verdict JSON here.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who runs the gate (default: you).")] = None,
+) -> None:
+    """Gate a candidate against an environment's holder on the same holdout rows.
+
+    Exit code 0: passed; 1: a rule failed; 2: the gate could not evaluate (never a pass).
+    """
+    from modelops.config.project import load_project
+    from modelops.services import gate, promote
+
+    settings = STATE.settings
+    verdict = gate.validate(settings, project, version, against=against, actor=actor)
+    spec = load_project(settings.resolved_projects_dir, project)
+    report = gate.to_markdown(verdict, spec)
+    if report_out:
+        report_out.write_text(report)
+    if json_out:
+        json_out.write_text(verdict.to_json())
+    typer.echo(report)
+    if not verdict.passed:
+        failed = [r.name for r in verdict.rules if not r.passed]
+        raise gate.GateFailedError(
+            f"{verdict.model_name} v{version} failed the gate against {against}: "
+            + "; ".join(failed)
+        )
+    typer.secho(f"verdict {verdict.id}: passed", fg=typer.colors.GREEN)
+    if against == "staging" and spec.spec.promotion.auto_promote_staging:
+        move = promote.promote(
+            settings, project, version, "staging", reason=f"automatic after verdict {verdict.id}"
+        )
+        typer.secho(
+            f"staging now serves v{move.to_version} (project policy auto_promote_staging)",
+            fg=typer.colors.GREEN,
+        )
+
+
+def promote(
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    version: Annotated[str, typer.Argument(help="Version to promote.")],
+    to: Annotated[str, typer.Option("--to", help="Target environment.")],
+    approve: Annotated[
+        bool, typer.Option(help="Approve it (required where the project says so).")
+    ] = False,
+    approver: Annotated[
+        str | None, typer.Option(help="Approver (default: MODELOPS_ACTOR, then git user).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why; required with --approve.")] = None,
+) -> None:
+    """Move an environment to a version that passed the gate against its current holder."""
+    from modelops.services import promote as service
+
+    move = service.promote(
+        STATE.settings, project, version, to, approve=approve, approver=approver, reason=reason
+    )
+    was = f"v{move.from_version}" if move.from_version else "nothing"
+    typer.secho(
+        f"{move.model_name}: {move.environment} now serves v{move.to_version} "
+        f"(was {was}); ledger entry {move.entry.seq}",
+        fg=typer.colors.GREEN,
+    )
+
+
+def rollback(
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    env: Annotated[str, typer.Option("--env", help="Environment to roll back.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded).")],
+    to: Annotated[str | None, typer.Option("--to", help="A version that held env before.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who (default: you).")] = None,
+) -> None:
+    """Restore the previous holder of an environment; no gate, always recorded."""
+    from modelops.services import promote as service
+
+    move = service.rollback(STATE.settings, project, env, reason=reason, to_version=to, actor=actor)
+    typer.secho(
+        f"{move.model_name}: {move.environment} rolled back from v{move.from_version} "
+        f"to v{move.to_version}; ledger entry {move.entry.seq}",
+        fg=typer.colors.GREEN,
+    )
+
+
+def history(
+    project: Annotated[str | None, typer.Argument(help="Project (default: all).")] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the hash chain; exit 1 when broken.")
+    ] = False,
+    env: Annotated[str | None, typer.Option(help="Only this environment.")] = None,
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="Which version held --env at this time (UTC)?"),
+    ] = None,
+) -> None:
+    """The ledger: every validation, approval, promotion, refusal and rollback."""
+    from modelops.services import promote as service
+
+    settings = STATE.settings
+    if at is not None:
+        if not (project and env):
+            raise ModelopsError("--at needs a project and --env")
+        when = at if at.tzinfo else at.replace(tzinfo=UTC)
+        holder = service.holder_at(settings, project, env, when)
+        typer.echo(
+            f"{project} {env} at {when:%Y-%m-%d %H:%M:%S}: "
+            + (f"v{holder}" if holder else "no version")
+        )
+        return
+    entries = [e for e in service.history(settings, project) if env is None or e.environment == env]
+    echo_table(
+        ["#", "time (UTC)", "action", "project", "env", "from", "to", "actor", "verdict", "reason"],
+        [
+            [
+                str(e.seq),
+                f"{e.at:%Y-%m-%d %H:%M:%S}",
+                e.action,
+                e.project,
+                e.environment,
+                e.from_version or "-",
+                e.to_version or "-",
+                e.actor,
+                (e.verdict_id or "-")[:8],
+                e.reason[:80],
+            ]
+            for e in entries
+        ],
+    )
+    if verify:
+        result = service.verify(settings)
+        if result.ok:
+            typer.secho(
+                f"ledger verified: {result.checked} entries, hash chain intact",
+                fg=typer.colors.GREEN,
+            )
+        else:
+            for problem in result.problems:
+                typer.secho(problem, fg=typer.colors.RED, err=True)
+            raise LedgerBrokenError(
+                f"ledger verification failed: {len(result.problems)} problem(s)"
+            )
+
+
+class LedgerBrokenError(ModelopsError):
+    exit_code = 1

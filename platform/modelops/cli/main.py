@@ -1,0 +1,81 @@
+"""Entry point: builds the Typer app and turns ``ModelopsError`` into one red line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from modelops import __version__
+from modelops.cli import data, demo, features, lifecycle, models, train
+from modelops.cli.state import STATE, configure_logging
+from modelops.core.errors import ModelopsError
+
+app = typer.Typer(
+    name="modelops",
+    help="Ship models safely: features, training, registry, gates, promotion, deploys.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(features.app, name="features")
+app.add_typer(models.app, name="models")
+app.command("train")(train.train)
+app.command("validate")(lifecycle.validate)
+app.command("promote")(lifecycle.promote)
+app.command("rollback")(lifecycle.rollback)
+app.command("history")(lifecycle.history)
+app.command("demo")(demo.demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs and full tracebacks.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """modelops: from feature definitions to a gated, traceable production model."""
+    STATE.verbose = verbose
+    configure_logging(verbose)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user errors exit with their code and one line, bugs with a traceback."""
+    STATE.reset()
+    try:
+        app(args=argv, prog_name="modelops")
+    except ModelopsError as error:
+        if STATE.verbose:
+            import traceback
+
+            traceback.print_exc()
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg=typer.colors.RED, err=True)
+        sys.exit(130)
+    except Exception:  # a bug, not a user error: keep the traceback, fail closed with code 2
+        import traceback
+
+        traceback.print_exc()
+        typer.secho(
+            "error: internal error (traceback above); please report it",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

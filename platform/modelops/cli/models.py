@@ -1,0 +1,60 @@
+"""``modelops models``: registered versions, aliases, metrics and lineage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from modelops.cli.state import STATE, echo_table
+
+app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@app.command("list")
+def list_versions(project: Annotated[str, typer.Argument(help="Project name.")]) -> None:
+    """Every version of the project's model with aliases and headline holdout metrics."""
+    from modelops.services import registry
+
+    versions = registry.list_versions(STATE.settings, project)
+    echo_table(
+        ["version", "role", "aliases", "created (UTC)", "ROC-AUC", "PR-AUC", "cost/1000"],
+        [
+            [
+                v.version,
+                v.role,
+                ",".join(v.aliases) or "-",
+                f"{datetime.fromtimestamp(v.created / 1000, UTC):%Y-%m-%d %H:%M}",
+                _fmt(v.metrics.get("holdout_roc_auc")),
+                _fmt(v.metrics.get("holdout_pr_auc")),
+                _fmt(v.metrics.get("holdout_cost_per_1000"), ",.0f"),
+            ]
+            for v in versions
+        ],
+    )
+
+
+@app.command()
+def show(
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    version: Annotated[str, typer.Argument(help="Version number.")],
+) -> None:
+    """One version: description, aliases, every metric and its full lineage."""
+    from modelops.services import registry
+
+    v = registry.show_version(STATE.settings, project, version)
+    typer.echo(f"{v.model_name} version {v.version} ({v.role})")
+    typer.echo(f"  {v.description}")
+    typer.echo(f"  aliases: {', '.join(v.aliases) or '-'}")
+    typer.echo(f"  run: {v.run_id}")
+    typer.echo("lineage:")
+    for key in sorted(v.tags):
+        typer.echo(f"  {key.removeprefix('modelops.')}: {v.tags[key]}")
+    typer.echo("metrics:")
+    for key in sorted(v.metrics):
+        typer.echo(f"  {key}: {v.metrics[key]:.4g}")

@@ -1,0 +1,203 @@
+"""Platform settings: ``modelops.yaml`` at the repository root, overridden by ``MODELOPS_*``.
+
+Precedence, highest first: environment variables, ``modelops.yaml``, the defaults of the chosen
+``profile``. Loading settings only reads files; it never creates directories, sets MLflow URIs or
+configures logging.
+
+Profiles:
+    embedded (default): everything under ``state_dir`` (``.modelops/``) in the working directory:
+        MLflow on SQLite with local artifacts, Feast local provider (parquet offline store, SQLite
+        online store, file registry), SQLite platform database, a local git repo for GitOps.
+    production: an MLflow tracking server (backed by PostgreSQL, local artifact root) at
+        ``mlflow_tracking_uri``, the Feast registry on PostgreSQL and online store on Redis,
+        the platform database on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from modelops.core.errors import ConfigError
+
+CONFIG_FILE = "modelops.yaml"
+ENV_PREFIX = "MODELOPS_"
+
+Profile = Literal["embedded", "production"]
+
+_PRODUCTION_DEFAULTS: dict[str, str] = {
+    "mlflow_tracking_uri": "http://127.0.0.1:5000",
+    "database_url": "postgresql+psycopg://postgres@127.0.0.1:5432/modelops",
+}
+
+
+class Settings(BaseSettings):
+    """Where every piece of platform state lives.
+
+    Relative paths are relative to ``root`` (the directory holding ``modelops.yaml``, or the
+    working directory). Use the ``resolved_*`` helpers rather than the raw fields.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    profile: Profile = Field("embedded", description="embedded (no servers) or production.")
+    root: Path = Field(Path("."), description="Repository root; other relative paths start here.")
+    state_dir: Path = Field(Path(".modelops"), description="Platform state (embedded profile).")
+    projects_dir: Path = Field(Path("projects"), description="Folder holding one folder a project.")
+    feature_repo: Path = Field(Path("feature_repo"), description="The Feast feature repository.")
+    feature_store_yaml: Path | None = Field(
+        None,
+        description="Feast config, relative to feature_repo. Default: feature_store.yaml "
+        "(embedded) or feature_store.production.yaml (production).",
+    )
+    feast_registry_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/modelops_feast",
+        description="SQL registry of Feast in the production profile.",
+    )
+    redis_connection: str = Field(
+        "127.0.0.1:6379", description="Feast online store (Redis) in the production profile."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="Default: sqlite:///<state_dir>/mlflow.db, or the production server."
+    )
+    mlflow_registry_uri: str | None = Field(None, description="Default: the tracking URI.")
+    artifact_location: str | None = Field(
+        None, description="Artifact root for new experiments. Default: <state_dir>/mlartifacts."
+    )
+    database_url: str | None = Field(
+        None, description="Platform database (ledger). Default: sqlite:///<state_dir>/platform.db."
+    )
+    gitops_repo: Path | None = Field(None, description="GitOps repo. Default: <state_dir>/gitops.")
+    environments: tuple[str, ...] = Field(
+        ("dev", "staging", "production"), description="Promotion order, lowest first."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, which is passed in as init values by load_settings.
+        return (env_settings, init_settings)
+
+    def path(self, value: Path) -> Path:
+        """``value`` made absolute against ``root``."""
+        return value if value.is_absolute() else (self.root / value).resolve()
+
+    @property
+    def resolved_state_dir(self) -> Path:
+        return self.path(self.state_dir)
+
+    @property
+    def resolved_projects_dir(self) -> Path:
+        return self.path(self.projects_dir)
+
+    @property
+    def resolved_feature_repo(self) -> Path:
+        return self.path(self.feature_repo)
+
+    @property
+    def resolved_feature_store_yaml(self) -> Path:
+        default = (
+            "feature_store.production.yaml"
+            if self.profile == "production"
+            else "feature_store.yaml"
+        )
+        name = self.feature_store_yaml or Path(default)
+        return name if name.is_absolute() else self.resolved_feature_repo / name
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the generator writes the feature repo's source tables."""
+        return self.resolved_feature_repo / "data"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if self.profile == "production":
+            return _PRODUCTION_DEFAULTS["mlflow_tracking_uri"]
+        return f"sqlite:///{self.resolved_state_dir / 'mlflow.db'}"
+
+    @property
+    def registry_uri(self) -> str:
+        return self.mlflow_registry_uri or self.tracking_uri
+
+    @property
+    def artifact_root(self) -> str | None:
+        """Artifact root for experiments the platform creates; None lets the server decide."""
+        if self.artifact_location:
+            return self.artifact_location
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        return (self.resolved_state_dir / "mlartifacts").as_uri()
+
+    @property
+    def platform_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        if self.profile == "production":
+            return _PRODUCTION_DEFAULTS["database_url"]
+        return f"sqlite:///{self.resolved_state_dir / 'platform.db'}"
+
+    @property
+    def resolved_gitops_repo(self) -> Path:
+        return (
+            self.path(self.gitops_repo) if self.gitops_repo else self.resolved_state_dir / "gitops"
+        )
+
+    def feast_variables(self) -> dict[str, str]:
+        """Values substituted for ``${NAME}`` in the Feast ``feature_store*.yaml`` files."""
+        return {
+            "MODELOPS_STATE_DIR": str(self.resolved_state_dir),
+            "MODELOPS_FEAST_REGISTRY_URL": self.feast_registry_url,
+            "MODELOPS_REDIS_CONNECTION": self.redis_connection,
+        }
+
+
+def _describe(error: Mapping[str, Any], origin: str) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{origin}: field '{field}': {error['msg']}{shown}"
+
+
+def load_settings(root: Path | None = None) -> Settings:
+    """Read ``modelops.yaml`` under ``root`` (default: working directory) and ``MODELOPS_*``.
+
+    Raises:
+        ConfigError: naming the file or variable, the field and the offending value.
+    """
+    environ = os.environ
+    root = Path(environ.get(f"{ENV_PREFIX}ROOT") or root or Path.cwd()).resolve()
+    config_file = root / CONFIG_FILE
+    file_values: dict[str, Any] = {}
+    if config_file.is_file():
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{config_file}{where}: not valid YAML") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file}: expected a mapping of settings, got {loaded!r}")
+        file_values = loaded
+    file_values["root"] = root
+    try:
+        return Settings(**file_values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        env_name = f"{ENV_PREFIX}{field.upper()}"
+        origin = f"environment {env_name}" if env_name in environ else str(config_file)
+        raise ConfigError(_describe(first, origin)) from exc

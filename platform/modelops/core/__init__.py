@@ -1,0 +1,1 @@
+"""Dependency-free building blocks shared by every layer: errors, hashing, time windows."""

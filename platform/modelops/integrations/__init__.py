@@ -1,0 +1,1 @@
+"""One module per external system. Integrations never import each other or the CLI."""

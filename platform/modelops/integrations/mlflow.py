@@ -1,0 +1,245 @@
+"""MLflow: experiment runs, the model registry, aliases and version tags."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelops.core.errors import RegistryError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+
+_TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
+_REGISTRY_VARIABLE = "MLFLOW_REGISTRY_URI"
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where runs and registered models live."""
+
+    tracking_uri: str
+    registry_uri: str
+    artifact_location: str | None = None
+
+
+@dataclass
+class RunRecord:
+    """Everything a training run logs; filled by the train service, written by ``log_run``."""
+
+    experiment: str
+    run_name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    json_artifacts: dict[str, Any] = field(default_factory=dict)
+    datasets: list[tuple[pd.DataFrame, str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    run_id: str
+    model_uri: str
+
+
+def check_reachable(tracking: Tracking, timeout: float = 3.0) -> None:
+    """Fail fast, in one line, when a tracking server is configured but not answering."""
+    uri = tracking.tracking_uri
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServiceUnavailableError(f"MLflow tracking server {uri} unreachable: {exc}") from exc
+
+
+@contextlib.contextmanager
+def session(tracking: Tracking) -> Iterator[MlflowClient]:
+    """Point MLflow at ``tracking`` for the duration of the block and yield a client."""
+    import os
+
+    import mlflow
+
+    check_reachable(tracking)
+    # MLflow mirrors explicitly set URIs in these variables; restoring them (rather than the
+    # resolved defaults, e.g. ``sqlite:///mlflow.db`` in the working directory) leaves the
+    # process exactly as it was.
+    previous = {name: os.environ.get(name) for name in (_TRACKING_VARIABLE, _REGISTRY_VARIABLE)}
+    mlflow.set_tracking_uri(tracking.tracking_uri)
+    mlflow.set_registry_uri(tracking.registry_uri)
+    try:
+        yield mlflow.MlflowClient(tracking.tracking_uri, tracking.registry_uri)
+    finally:
+        mlflow.set_tracking_uri(previous[_TRACKING_VARIABLE])
+        mlflow.set_registry_uri(previous[_REGISTRY_VARIABLE])
+        if previous[_REGISTRY_VARIABLE] is None:
+            os.environ.pop(_REGISTRY_VARIABLE, None)
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    return str(client.create_experiment(name, artifact_location=artifact_location))
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
+
+
+def log_run(
+    client: MlflowClient,
+    tracking: Tracking,
+    record: RunRecord,
+    model: Any,
+    input_example: pd.DataFrame,
+) -> LoggedModel:
+    """Log one training run with its sklearn-compatible model (``predict`` gives probabilities)."""
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.models import infer_signature
+
+    experiment_id = ensure_experiment(client, record.experiment, tracking.artifact_location)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=record.run_name) as run:
+        mlflow.set_tags(record.tags)
+        mlflow.log_params({k: str(v)[:6000] for k, v in record.params.items()})
+        mlflow.log_metrics(_finite(record.metrics))
+        for name, payload in record.json_artifacts.items():
+            mlflow.log_dict(payload, name)
+        for frame, context, source in record.datasets:
+            dataset = from_pandas(frame, source=source, name=context)
+            mlflow.log_input(dataset, context=context)
+        example = input_example.head(5)
+        signature = infer_signature(example, model.predict_proba(example)[:, 1])
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pyfunc_predict_fn="predict_proba",
+            serialization_format="cloudpickle",
+        )
+        return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri)
+
+
+def register_version(
+    client: MlflowClient,
+    model_name: str,
+    logged: LoggedModel,
+    tags: Mapping[str, str],
+    description: str,
+) -> ModelVersion:
+    """Create a new version of ``model_name`` (and the registered model on first use)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        with contextlib.suppress(MlflowException):
+            client.create_registered_model(model_name, tags={"modelops.managed": "true"})
+    version = client.create_model_version(
+        model_name,
+        source=logged.model_uri,
+        run_id=logged.run_id,
+        tags={k: str(v) for k, v in tags.items()},
+        description=description,
+    )
+    return version
+
+
+def list_versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException as exc:
+        raise RegistryError(f"no registered model '{model_name}'; train it first") from exc
+    versions = client.search_model_versions(f"name = '{model_name}'", max_results=10_000)
+    return sorted(versions, key=lambda v: int(v.version))
+
+
+def get_version(client: MlflowClient, model_name: str, version: str) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(model_name, str(version))
+    except MlflowException as exc:
+        raise RegistryError(f"model '{model_name}' has no version '{version}'") from exc
+
+
+def aliases(client: MlflowClient, model_name: str) -> dict[str, str]:
+    """``{alias: version}`` of a registered model."""
+    return {str(k): str(v) for k, v in client.get_registered_model(model_name).aliases.items()}
+
+
+def run_metrics(client: MlflowClient, run_id: str) -> dict[str, float]:
+    return dict(client.get_run(run_id).data.metrics)
+
+
+def load_json_artifact(client: MlflowClient, run_id: str, name: str) -> Any:
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name)
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def load_model(model_uri: str) -> Any:
+    """The sklearn-compatible model behind a ``models:/`` or ``runs:/`` URI."""
+    import mlflow
+
+    return mlflow.sklearn.load_model(model_uri)
+
+
+def model_size_bytes(model_uri: str) -> int:
+    """Bytes of the model's files as stored (weights, environment files, signature)."""
+    from pathlib import Path
+
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    return sum(f.stat().st_size for f in local.rglob("*") if f.is_file())
+
+
+def input_names(model_uri: str) -> list[str]:
+    """Column names of the model signature's inputs."""
+    from mlflow.models import get_model_info
+
+    schema = get_model_info(model_uri).signature
+    return [] if schema is None else list(schema.inputs.input_names())
+
+
+def set_version_tags(
+    client: MlflowClient, model_name: str, version: str, tags: Mapping[str, str]
+) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, str(value))
+
+
+def log_run_artifacts(
+    client: MlflowClient, run_id: str, folder: str, files: Mapping[str, str]
+) -> None:
+    """Write text files under ``folder`` in a finished run's artifacts."""
+    for name, text in files.items():
+        client.log_text(run_id, text, f"{folder}/{name}")
+
+
+def set_alias(client: MlflowClient, model_name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(model_name, alias, version)
+
+
+def delete_alias(client: MlflowClient, model_name: str, alias: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):
+        client.delete_registered_model_alias(model_name, alias)

@@ -1,0 +1,1 @@
+"""Lifecycle services: data, features, train, (next) gate, promote, deploy, monitor."""

@@ -1,0 +1,29 @@
+"""Settings translated into the handles each integration needs."""
+
+from __future__ import annotations
+
+from modelops.config.settings import Settings
+from modelops.integrations.feast import FeatureRepo
+from modelops.integrations.mlflow import Tracking
+
+
+def feature_repo(settings: Settings) -> FeatureRepo:
+    return FeatureRepo(
+        path=settings.resolved_feature_repo,
+        config_file=settings.resolved_feature_store_yaml,
+        variables=settings.feast_variables(),
+    )
+
+
+def tracking(settings: Settings) -> Tracking:
+    return Tracking(
+        tracking_uri=settings.tracking_uri,
+        registry_uri=settings.registry_uri,
+        artifact_location=settings.artifact_root,
+    )
+
+
+def prepare_state(settings: Settings) -> None:
+    """Create the embedded state directory; called by commands, never at import."""
+    if settings.profile == "embedded":
+        settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)

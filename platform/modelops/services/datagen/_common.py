@@ -1,0 +1,214 @@
+"""Shared pieces of the generators: arguments, seeded randomness, time window, parquet output."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+SCENARIOS = ("healthy", "covariate-drift", "concept-drift")
+PROJECTS = ("credit_risk", "fraud")
+MIN_ROWS = 100
+
+SECOND_US = 1_000_000
+DAY_S = 86_400
+EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class GeneratedTable:
+    """One parquet file written by a generator; ``start``/``end`` bound its event_timestamp."""
+
+    name: str
+    path: Path
+    rows: int
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """What one ``generate`` call wrote.
+
+    ``drift_start`` is the day (00:00 UTC) from which the scenario's drift applies: events at or
+    after it are drifted, earlier ones are exactly those of the healthy scenario with the same
+    seed. It is ``None`` for the healthy scenario.
+    """
+
+    project: str
+    scenario: str
+    seed: int
+    tables: tuple[GeneratedTable, ...]
+    positive_rate: float
+    drift_start: date | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    """Event window ``[start 00:00:00, end 23:59:59]`` UTC, measured in seconds from its start."""
+
+    start: date
+    end: date
+    drift_start: date | None
+
+    @property
+    def origin_us(self) -> int:
+        """``start`` 00:00 UTC in microseconds since the epoch."""
+        return (self.start - EPOCH).days * DAY_S * SECOND_US
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def last_second(self) -> int:
+        return self.days * DAY_S - 1
+
+    @property
+    def drift_second(self) -> int | None:
+        """First drifted second, or ``None`` when nothing drifts."""
+        if self.drift_start is None:
+            return None
+        return (self.drift_start - self.start).days * DAY_S
+
+
+def default_drift_start(start: date, end: date) -> date:
+    """The first day of the last third of ``[start, end]``."""
+    days = (end - start).days + 1
+    return start + timedelta(days=-(-2 * days // 3))
+
+
+def validate(
+    project: str,
+    scenario: str,
+    rows: int,
+    start: date,
+    end: date,
+    seed: int,
+    drift_start: date | None,
+) -> None:
+    """Raise ``ValueError`` naming the first bad argument and its value."""
+    if project not in PROJECTS:
+        raise ValueError(f"--project {project}: unknown project (available: {', '.join(PROJECTS)})")
+    if scenario not in SCENARIOS:
+        raise ValueError(
+            f"--scenario {scenario}: unknown scenario (available: {', '.join(SCENARIOS)})"
+        )
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < MIN_ROWS:
+        raise ValueError(f"--rows {rows}: at least {MIN_ROWS} rows are needed")
+    if end <= start:
+        raise ValueError(f"--end {end}: must be after --start {start}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed {seed}: must be a non-negative integer")
+    if drift_start is not None and scenario != "healthy" and not start < drift_start <= end:
+        raise ValueError(
+            f"--drift-start {drift_start}: must fall after --start {start} and by --end {end}"
+        )
+
+
+def rng(seed: int, *stream: int) -> np.random.Generator:
+    """An independent generator per ``(seed, *stream)``, so chunks never share random draws."""
+    import numpy as np
+
+    return np.random.default_rng(np.random.SeedSequence([seed, *stream]))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def chunk_bounds(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for lo in range(0, n, size):
+        yield lo, min(lo + size, n)
+
+
+def categorical(codes: np.ndarray, names: Sequence[str]) -> pa.Array:
+    """Integer codes as a plain string column."""
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names)).cast(pa.string())
+
+
+def timestamp_type() -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.timestamp("us", tz="UTC")
+
+
+def to_datetime(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+class TableWriter:
+    """Streams chunks into ``<name>.parquet.tmp`` and tracks rows and the event-time range."""
+
+    def __init__(self, out_dir: Path, name: str, schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq
+
+        self.name = name
+        self.path = out_dir / f"{name}.parquet"
+        self.tmp = out_dir / f"{name}.parquet.tmp"
+        self.schema = schema
+        self.rows = 0
+        self._min_us: int | None = None
+        self._max_us: int | None = None
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self.tmp, schema)
+
+    def write(self, columns: dict[str, Any]) -> None:
+        """Append one chunk; timestamps are int64 microseconds since the epoch."""
+        import pyarrow as pa
+
+        if self._writer is None:
+            raise RuntimeError(f"{self.name}: writer already closed")
+        events = columns["event_timestamp"]
+        if len(events) == 0:
+            return
+        arrays = [pa.array(columns[field.name], type=field.type) for field in self.schema]
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        low, high = int(events.min()), int(events.max())
+        self._min_us = low if self._min_us is None else min(self._min_us, low)
+        self._max_us = high if self._max_us is None else max(self._max_us, high)
+        self.rows += len(events)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def table(self) -> GeneratedTable:
+        if self._min_us is None or self._max_us is None:
+            raise ValueError(f"{self.name}: no rows generated; widen the window or add rows")
+        return GeneratedTable(
+            self.name, self.path, self.rows, to_datetime(self._min_us), to_datetime(self._max_us)
+        )
+
+
+@contextmanager
+def atomic_tables(out_dir: Path, schemas: dict[str, pa.Schema]) -> Iterator[dict[str, TableWriter]]:
+    """Writers for several tables that land together: all files are renamed into place only
+    once every table is complete, and a failure leaves no temporary file behind."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writers: dict[str, TableWriter] = {}
+    try:
+        for name, schema in schemas.items():
+            writers[name] = TableWriter(out_dir, name, schema)
+        yield writers
+        for writer in writers.values():
+            writer.close()
+            writer.table()
+        for writer in writers.values():
+            os.replace(writer.tmp, writer.path)
+    finally:
+        for writer in writers.values():
+            writer.close()
+            writer.tmp.unlink(missing_ok=True)

@@ -1,0 +1,317 @@
+"""``modelops promote``, ``rollback`` and ``history``: who serves where, and how it got there.
+
+The holder of each environment lives in the platform database and moves by compare-and-swap
+together with its ledger entry, so of two concurrent promotions exactly one wins. The MLflow
+alias named after the environment follows (and ``<env>-previous`` keeps the last holder
+addressable), so the MLflow UI and ``models:/<name>@production`` show the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelops.config.project import Project, load_project
+from modelops.config.settings import Settings
+from modelops.core.errors import ModelopsError
+from modelops.integrations import mlflow as mlflow_io
+from modelops.integrations.database import Holder, Ledger, LedgerEntry, RecordedEntry, Verification
+from modelops.services.context import tracking
+from modelops.services.identity import resolve_actor
+
+log = logging.getLogger(__name__)
+
+TAG = "modelops"
+
+
+class PromotionRefusedError(ModelopsError):
+    """The promotion or rollback broke a rule; recorded in the ledger as a refusal."""
+
+
+@dataclass(frozen=True)
+class Move:
+    project: str
+    model_name: str
+    environment: str
+    from_version: str | None
+    to_version: str
+    entry: RecordedEntry
+
+
+def _check_environment(settings: Settings, environment: str) -> None:
+    if environment not in settings.environments:
+        raise ModelopsError(
+            f"unknown environment '{environment}' (configured: {', '.join(settings.environments)})"
+        )
+
+
+def _refuse(
+    ledger: Ledger,
+    project: Project,
+    environment: str,
+    actor: str,
+    version: str,
+    holder: Holder,
+    reason: str,
+) -> PromotionRefusedError:
+    ledger.append(
+        LedgerEntry(
+            action="refuse",
+            project=project.spec.name,
+            environment=environment,
+            actor=actor,
+            reason=reason,
+            from_version=holder.version,
+            to_version=version,
+        )
+    )
+    return PromotionRefusedError(f"promotion of v{version} to {environment} refused: {reason}")
+
+
+def latest_verdict(
+    ledger: Ledger, project: str, environment: str, version: str
+) -> RecordedEntry | None:
+    entries = [
+        e
+        for e in ledger.entries(project, environment)
+        if e.action == "validate" and e.to_version == version
+    ]
+    return entries[-1] if entries else None
+
+
+def _move_aliases(
+    settings: Settings, model_name: str, environment: str, previous: str | None, new: str
+) -> None:
+    with mlflow_io.session(tracking(settings)) as client:
+        if previous:
+            mlflow_io.set_alias(client, model_name, f"{environment}-previous", previous)
+        else:
+            mlflow_io.delete_alias(client, model_name, f"{environment}-previous")
+        mlflow_io.set_alias(client, model_name, environment, new)
+
+
+def promote(
+    settings: Settings,
+    project_name: str,
+    version: str,
+    environment: str,
+    *,
+    approve: bool = False,
+    approver: str | None = None,
+    reason: str | None = None,
+) -> Move:
+    """Move ``environment`` to ``version`` if a fresh passing verdict and approvals allow it."""
+    _check_environment(settings, environment)
+    project = load_project(settings.resolved_projects_dir, project_name)
+    spec = project.spec
+    version = str(version)
+    ledger = Ledger(settings.platform_database_url)
+    actor = resolve_actor(approver, settings.root)
+    holder = ledger.holder(spec.name, environment)
+    who = actor or "unknown"
+
+    with mlflow_io.session(tracking(settings)) as client:
+        mlflow_io.get_version(client, spec.registered_model, version)
+    if holder.version == version:
+        raise _refuse(
+            ledger,
+            project,
+            environment,
+            who,
+            version,
+            holder,
+            f"v{version} already holds {environment}",
+        )
+
+    position = settings.environments.index(environment)
+    if position > 0:
+        below = settings.environments[position - 1]
+        if version not in ledger.past_holders(spec.name, below):
+            raise _refuse(
+                ledger,
+                project,
+                environment,
+                who,
+                version,
+                holder,
+                f"v{version} never held {below}; promote it there first",
+            )
+
+    verdict = latest_verdict(ledger, spec.name, environment, version)
+    if verdict is None:
+        raise _refuse(
+            ledger,
+            project,
+            environment,
+            who,
+            version,
+            holder,
+            f"no verdict for v{version} against {environment}; run 'modelops validate "
+            f"{spec.name} {version} --against {environment}'",
+        )
+    if not verdict.details.get("passed"):
+        raise _refuse(
+            ledger,
+            project,
+            environment,
+            who,
+            version,
+            holder,
+            f"verdict {verdict.verdict_id} failed: "
+            + "; ".join(verdict.details.get("failed_rules", [])),
+        )
+    validated_against = verdict.from_version
+    if validated_against != holder.version:
+        held = f"v{holder.version}" if holder.version else "nothing"
+        was = f"v{validated_against}" if validated_against else "the baseline (empty environment)"
+        raise _refuse(
+            ledger,
+            project,
+            environment,
+            who,
+            version,
+            holder,
+            f"verdict {verdict.verdict_id} is stale: it compared with {was}, but "
+            f"{environment} is now held by {held}; validate again",
+        )
+
+    if environment in spec.promotion.approval_required:
+        if not approve:
+            raise _refuse(
+                ledger,
+                project,
+                environment,
+                who,
+                version,
+                holder,
+                f"{environment} needs an explicit approval: --approve --reason TEXT",
+            )
+        if not actor:
+            raise _refuse(
+                ledger,
+                project,
+                environment,
+                who,
+                version,
+                holder,
+                "approval needs an approver: --approver, MODELOPS_ACTOR or git config user.name",
+            )
+        if not (reason and reason.strip()):
+            raise _refuse(
+                ledger,
+                project,
+                environment,
+                who,
+                version,
+                holder,
+                "approval needs a reason: --reason TEXT",
+            )
+        ledger.append(
+            LedgerEntry(
+                action="approve",
+                project=spec.name,
+                environment=environment,
+                actor=actor,
+                reason=reason.strip(),
+                from_version=holder.version,
+                to_version=version,
+                verdict_id=verdict.verdict_id,
+            )
+        )
+
+    entry = ledger.transition(
+        LedgerEntry(
+            action="promote",
+            project=spec.name,
+            environment=environment,
+            actor=who,
+            reason=(reason or "passed the gate").strip(),
+            from_version=holder.version,
+            to_version=version,
+            verdict_id=verdict.verdict_id,
+        ),
+        expected=holder,
+    )
+    _move_aliases(settings, spec.registered_model, environment, holder.version, version)
+    return Move(spec.name, spec.registered_model, environment, holder.version, version, entry)
+
+
+def rollback(
+    settings: Settings,
+    project_name: str,
+    environment: str,
+    *,
+    reason: str,
+    to_version: str | None = None,
+    actor: str | None = None,
+) -> Move:
+    """Restore the previous holder (or ``to_version``, which must have held ``environment``).
+
+    Skips the gate: returning to a version that already served is the safe path.
+    """
+    _check_environment(settings, environment)
+    project = load_project(settings.resolved_projects_dir, project_name)
+    spec = project.spec
+    ledger = Ledger(settings.platform_database_url)
+    who = resolve_actor(actor, settings.root) or "unknown"
+    if not reason.strip():
+        raise ModelopsError("rollback needs a reason: --reason TEXT")
+    holder = ledger.holder(spec.name, environment)
+    if holder.version is None:
+        raise ModelopsError(f"nothing holds {environment} for {spec.name}; nothing to roll back")
+    past = [v for v in ledger.past_holders(spec.name, environment) if v != holder.version]
+    if to_version is None:
+        if not past:
+            raise ModelopsError(
+                f"v{holder.version} is the only version that ever held {environment}; "
+                "there is nothing to roll back to"
+            )
+        target = past[0]
+    else:
+        target = str(to_version)
+        if target == holder.version:
+            raise ModelopsError(f"v{target} already holds {environment}")
+        if target not in past:
+            raise ModelopsError(
+                f"v{target} never held {environment} (earlier holders: "
+                f"{', '.join('v' + v for v in past) or 'none'}); rollback only returns to a "
+                "version that served there"
+            )
+    entry = ledger.transition(
+        LedgerEntry(
+            action="rollback",
+            project=spec.name,
+            environment=environment,
+            actor=who,
+            reason=reason.strip(),
+            from_version=holder.version,
+            to_version=target,
+        ),
+        expected=holder,
+    )
+    _move_aliases(settings, spec.registered_model, environment, holder.version, target)
+    return Move(spec.name, spec.registered_model, environment, holder.version, target, entry)
+
+
+def history(settings: Settings, project_name: str | None) -> list[RecordedEntry]:
+    if project_name is not None:
+        load_project(settings.resolved_projects_dir, project_name)
+    return Ledger(settings.platform_database_url).entries(project_name)
+
+
+def verify(settings: Settings) -> Verification:
+    return Ledger(settings.platform_database_url).verify()
+
+
+def holder_at(settings: Settings, project_name: str, environment: str, at: datetime) -> str | None:
+    _check_environment(settings, environment)
+    project = load_project(settings.resolved_projects_dir, project_name)
+    return Ledger(settings.platform_database_url).holder_at(project.spec.name, environment, at)
+
+
+def holders(settings: Settings, project_name: str) -> dict[str, str | None]:
+    """``{environment: version}`` currently serving, for every configured environment."""
+    project = load_project(settings.resolved_projects_dir, project_name)
+    ledger = Ledger(settings.platform_database_url)
+    return {env: ledger.holder(project.spec.name, env).version for env in settings.environments}

@@ -1,0 +1,106 @@
+"""Follows docs/adding-a-project.md literally: a third project, built from scratch, trains."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelops.config.settings import load_settings
+from modelops.services import features, registry, train
+from support import REPO, copy_workspace
+
+FILE_BLOCK = re.compile(r"```\w+ file=(\S+)\n(.*?)```", re.DOTALL)
+
+
+def _write_documented_files(root: Path) -> list[str]:
+    guide = (REPO / "docs" / "adding-a-project.md").read_text()
+    written = []
+    for relative, body in FILE_BLOCK.findall(guide):
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body)
+        written.append(relative)
+    return written
+
+
+def _invoice_data(data_dir: Path, seed: int = 0) -> None:
+    """Synthetic tables in the documented shape: late payment driven by overdue share and DSO."""
+    rng = np.random.default_rng(seed)
+    companies = np.arange(1, 301)
+    months = pd.date_range("2023-11-30 23:59:59", "2025-03-31 23:59:59", freq="ME", tz="UTC")
+    health = rng.normal(0, 1, len(companies))
+    rows = []
+    for month in months:
+        health = 0.9 * health + rng.normal(0, 0.4, len(companies))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "company_id": companies,
+                    "event_timestamp": month,
+                    "created_timestamp": month + pd.Timedelta(hours=6),
+                    "open_invoices": rng.poisson(5 + 2 * np.clip(-health, 0, None)),
+                    "days_sales_outstanding": 35 - 8 * health + rng.normal(0, 5, len(companies)),
+                    "share_overdue": 1
+                    / (1 + np.exp(2 * health + rng.normal(0, 0.5, len(companies)))),
+                }
+            )
+        )
+    snapshots = pd.concat(rows, ignore_index=True)
+    snapshots.to_parquet(data_dir / "company_invoicing.parquet")
+
+    n = 5000
+    issued = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        rng.uniform(0, 455, n), unit="D"
+    )
+    company = rng.choice(companies, n)
+    as_of = pd.merge_asof(
+        pd.DataFrame({"event_timestamp": issued, "company_id": company}).sort_values(
+            "event_timestamp"
+        ),
+        snapshots.sort_values("event_timestamp"),
+        on="event_timestamp",
+        by="company_id",
+    )
+    amount = rng.lognormal(8, 1, n)
+    logit = -2.2 + 3 * as_of["share_overdue"] + 0.04 * (as_of["days_sales_outstanding"] - 35)
+    late = rng.binomial(1, 1 / (1 + np.exp(-(logit + rng.normal(0, 0.8, n)))))
+    pd.DataFrame(
+        {
+            "invoice_id": np.arange(n),
+            "company_id": as_of["company_id"],
+            "event_timestamp": as_of["event_timestamp"],
+            "invoice_amount": amount,
+            "paid_late": late,
+            "label_available_at": as_of["event_timestamp"] + pd.Timedelta(days=60),
+        }
+    ).to_parquet(data_dir / "invoices.parquet")
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_project_added_by_following_the_guide_trains_and_registers(tmp_path: Path) -> None:
+    root = copy_workspace(tmp_path / "repo")
+    written = _write_documented_files(root)
+    assert written == [
+        "feature_repo/invoice_features.py",
+        "projects/invoice_late/project.yaml",
+        "projects/invoice_late/train.py",
+    ]
+    settings = load_settings(root)
+    settings.data_dir.mkdir(parents=True)
+    _invoice_data(settings.data_dir)
+
+    applied = features.apply(settings)
+    assert "FeatureService invoice_late_v1" in applied
+    result = train.train(settings, "invoice_late")
+
+    versions = registry.list_versions(settings, "invoice_late")
+    assert [v.role for v in versions] == ["baseline", "candidate"]
+    candidate = versions[-1]
+    assert candidate.version == result.candidate.version
+    assert candidate.tags["modelops.feature_service"] == "invoice_late_v1"
+    assert "invoice_amount_per_open" in candidate.tags["modelops.features"]
+    assert 0.6 < candidate.metrics["holdout_roc_auc"] < 0.95

@@ -1,0 +1,83 @@
+"""project.yaml: the bundled projects validate; mistakes name the file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelops.config.project import available_projects, load_project
+from modelops.core.errors import ConfigError, ProjectNotFoundError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def projects(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "projects", tmp_path / "projects")
+    return tmp_path / "projects"
+
+
+def _edit(projects: Path, change: dict[str, object], name: str = "credit_risk") -> None:
+    path = projects / name / "project.yaml"
+    data = yaml.safe_load(path.read_text())
+    for dotted, value in change.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_bundled_projects_are_valid() -> None:
+    names = available_projects(REPO / "projects")
+    assert {"credit_risk", "fraud"} <= set(names)
+    for name in names:
+        project = load_project(REPO / "projects", name)
+        windows = project.spec.windows
+        assert windows.train.end < windows.validation.start < windows.holdout.start
+        assert len(project.spec_hash) == 64
+
+
+def test_unknown_project_lists_the_known_ones(projects: Path) -> None:
+    with pytest.raises(ProjectNotFoundError, match=r"unknown project 'credit'.*credit_risk"):
+        load_project(projects, "credit")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"costs.false_negative": -5}, r"field 'costs\.false_negative'.*greater than 0.*-5"),
+        ({"primary_metric": "accuracy"}, r"field 'primary_metric'.*'accuracy'"),
+        ({"windows.validation.start": "2022-06-01"}, r"field 'windows'.*validation starts"),
+        ({"windows.train.end": "2020-01-01"}, r"field 'windows\.train'.*before start"),
+        ({"feature_service": None}, r"field 'feature_service': Field required"),
+        ({"threshold_policy": {"type": "fixed"}}, r"field 'threshold_policy'.*needs a value"),
+        ({"colour": "blue"}, r"field 'colour': Extra inputs are not permitted"),
+        ({"name": "fraud"}, r"field 'name': 'fraud' does not match its folder"),
+    ],
+)
+def test_schema_errors_name_file_and_field(
+    projects: Path, change: dict[str, object], message: str
+) -> None:
+    _edit(projects, change)
+    with pytest.raises(ConfigError, match=r"credit_risk/project\.yaml: " + message):
+        load_project(projects, "credit_risk")
+
+
+def test_malformed_yaml_names_the_line(projects: Path) -> None:
+    (projects / "credit_risk" / "project.yaml").write_text("name: credit_risk\ncosts: {a: [\n")
+    with pytest.raises(ConfigError, match=r"project\.yaml line \d+: not valid YAML"):
+        load_project(projects, "credit_risk")
+
+
+def test_hash_changes_with_the_file(projects: Path) -> None:
+    before = load_project(projects, "credit_risk").spec_hash
+    _edit(projects, {"costs.false_positive": 251})
+    assert load_project(projects, "credit_risk").spec_hash != before

@@ -1,0 +1,298 @@
+"""``modelops train``: lineage on every version, time splits, bad input registers nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from modelops.cli.main import main
+from modelops.config.project import load_project
+from modelops.config.settings import Settings, load_settings
+from modelops.core.errors import DataError
+from modelops.services import data, features
+from modelops.services import train as train_service
+from support import copy_workspace
+
+LINEAGE_TAGS = {
+    "modelops.project",
+    "modelops.role",
+    "modelops.feature_service",
+    "modelops.features",
+    "modelops.request_fields",
+    "modelops.label",
+    "modelops.windows",
+    "modelops.as_of",
+    "modelops.git_commit",
+    "modelops.project_yaml_sha256",
+    "modelops.primary_metric",
+    "modelops.threshold",
+    *{
+        f"modelops.dataset.{w}.{k}"
+        for w in ("train", "validation", "holdout")
+        for k in ("rows", "start", "end", "sha256")
+    },
+    "modelops.holdout.roc_auc",
+    "modelops.holdout.pr_auc",
+    "modelops.holdout.cost_per_1000",
+}
+SMALL_ROWS = 6000
+
+
+@pytest.fixture(scope="module")
+def credit_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A workspace with small credit data generated and features applied (shared, read-only)."""
+    root = copy_workspace(tmp_path_factory.mktemp("train") / "repo")
+    settings = load_settings(root)
+    data.generate(settings, ["credit_risk"], rows=SMALL_ROWS, seed=3)
+    features.apply(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def trained(credit_workspace: Settings) -> train_service.TrainResult:
+    return train_service.train(credit_workspace, "credit_risk")
+
+
+def _client(settings: Settings):  # type: ignore[no-untyped-def]
+    from mlflow import MlflowClient
+
+    return MlflowClient(settings.tracking_uri, settings.registry_uri)
+
+
+def test_train_registers_candidate_and_baseline_with_every_lineage_tag(
+    credit_workspace: Settings, trained: train_service.TrainResult
+) -> None:
+    client = _client(credit_workspace)
+    versions = {str(v.version): v for v in client.search_model_versions("name = 'credit_risk'")}
+    candidate = versions[trained.candidate.version]
+    baseline = versions[trained.baseline.version]
+    assert set(candidate.tags) >= LINEAGE_TAGS, LINEAGE_TAGS - set(candidate.tags)
+    assert candidate.tags["modelops.role"] == "candidate"
+    assert baseline.tags["modelops.role"] == "baseline"
+    assert candidate.tags["modelops.feature_service"] == "credit_risk_v1"
+    assert "requested_to_inflow" in candidate.tags["modelops.features"].split(",")
+    project = load_project(credit_workspace.resolved_projects_dir, "credit_risk")
+    assert candidate.tags["modelops.project_yaml_sha256"] == project.spec_hash
+    assert int(candidate.tags["modelops.dataset.train.rows"]) == trained.training_rows
+    run = client.get_run(candidate.run_id)
+    for metric in (
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "brier",
+        "precision",
+        "recall",
+        "f1",
+        "cost_per_1000",
+    ):
+        assert f"holdout_{metric}" in run.data.metrics
+        assert f"validation_{metric}" in run.data.metrics
+    assert run.inputs.dataset_inputs, "training datasets are logged as MLflow inputs"
+
+
+def test_time_split_never_overlaps(
+    trained: train_service.TrainResult, credit_workspace: Settings
+) -> None:
+    tags = (
+        _client(credit_workspace).get_model_version("credit_risk", trained.candidate.version).tags
+    )
+    train_end = pd.Timestamp(tags["modelops.dataset.train.end"])
+    validation = (
+        pd.Timestamp(tags["modelops.dataset.validation.start"]),
+        pd.Timestamp(tags["modelops.dataset.validation.end"]),
+    )
+    holdout_start = pd.Timestamp(tags["modelops.dataset.holdout.start"])
+    assert train_end < validation[0] <= validation[1] < holdout_start
+
+
+def test_registered_model_predicts_probabilities_from_feature_service_columns(
+    credit_workspace: Settings, trained: train_service.TrainResult
+) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(credit_workspace.tracking_uri)
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/credit_risk/{trained.candidate.version}")
+        features_ = (
+            _client(credit_workspace)
+            .get_model_version("credit_risk", trained.candidate.version)
+            .tags["modelops.features"]
+            .split(",")
+        )
+        schema_inputs = [c.name for c in model.metadata.get_input_schema().inputs]
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert schema_inputs == features_
+
+
+def test_holdout_auc_is_learnable_but_not_suspicious(trained: train_service.TrainResult) -> None:
+    auc = trained.candidate.metrics["holdout_roc_auc"]
+    assert 0.65 < auc < 0.95
+
+
+def test_split_labels_drops_rows_outside_windows_and_unknown_labels(
+    credit_workspace: Settings,
+) -> None:
+    project = load_project(credit_workspace.resolved_projects_dir, "credit_risk")
+    stamps = pd.to_datetime(
+        [
+            "2021-05-01",
+            "2022-12-31T23:00",
+            "2023-06-01",
+            "2024-06-01",
+            "2025-02-01",
+            "2025-03-01",
+            "2021-06-01",
+            "2023-07-01",
+            "2025-04-01",
+        ],
+        utc=True,
+        format="ISO8601",
+    )
+    labels = pd.DataFrame(
+        {
+            "company_id": range(9),
+            "event_timestamp": stamps,
+            "default_12m": [0, 1, 0, 1, 0, 1, 1, 1, 0],
+            "label_available_at": stamps + pd.Timedelta(days=365),
+            "requested_amount": 1.0,
+        }
+    )
+    split, unlabelled = train_service.split_labels(
+        labels, project, as_of=datetime(2026, 3, 15, tzinfo=UTC)
+    )
+    by_window = split.groupby("_window")["company_id"].apply(sorted).to_dict()
+    assert by_window == {"train": [0, 1, 6], "validation": [2, 7], "holdout": [4, 5]}
+    assert unlabelled == 1  # 2025-04-01 becomes known 2026-04-01, after as_of
+
+
+def _run(root: Path, *argv: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *argv])
+    return int(exit_info.value.code or 0)
+
+
+@pytest.fixture
+def broken_workspace(
+    credit_workspace: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A copy sharing the generated data and Feast registry; its own empty MLflow."""
+    root = copy_workspace(tmp_path / "repo")
+    (root / "feature_repo" / "data").symlink_to(credit_workspace.data_dir)
+    monkeypatch.setenv("MODELOPS_ROOT", str(root))
+    monkeypatch.setenv("MODELOPS_STATE_DIR", str(root / ".modelops"))
+    import shutil
+
+    shutil.copytree(credit_workspace.resolved_state_dir / "feast", root / ".modelops" / "feast")
+    return root
+
+
+def _edit_project(root: Path, **changes: object) -> None:
+    path = root / "projects" / "credit_risk" / "project.yaml"
+    spec = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = spec
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(spec))
+
+
+def _nothing_registered(root: Path) -> bool:
+    db = root / ".modelops" / "mlflow.db"
+    if not db.exists():
+        return True
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    return not client.search_registered_models()
+
+
+@pytest.mark.parametrize(
+    ("argv", "edit", "message"),
+    [
+        (["churn"], {}, "unknown project 'churn'"),
+        (
+            ["credit_risk"],
+            {"costs__false_positive": "cheap"},
+            "project.yaml: field 'costs.false_positive'",
+        ),
+        (
+            ["credit_risk"],
+            {"feature_service": "credit_risk_v9"},
+            "feature service 'credit_risk_v9' is not in the Feast registry",
+        ),
+        (
+            ["credit_risk"],
+            {"windows__train": {"start": "2019-01-01", "end": "2019-12-31"}},
+            "field 'windows.train' (2019-01-01..2019-12-31) holds no labelled rows",
+        ),
+        (
+            ["credit_risk"],
+            {
+                "windows__validation": {"start": "2023-01-01", "end": "2024-06-30"},
+                "windows__holdout": {"start": "2024-07-01", "end": "2025-06-30"},
+            },
+            "label source overlaps the holdout window",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_registers_nothing(
+    broken_workspace: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    edit: dict[str, object],
+    message: str,
+) -> None:
+    _edit_project(broken_workspace, **edit)
+    assert _run(broken_workspace, *argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert _nothing_registered(broken_workspace)
+
+
+def test_single_class_labels_are_refused(
+    broken_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = broken_workspace / "feature_repo" / "data"
+    real = data_dir.resolve()
+    data_dir.unlink()
+    data_dir.mkdir()
+    for table in real.iterdir():
+        (data_dir / table.name).symlink_to(table)
+    labels_file = data_dir / "credit_applications.parquet"
+    labels = pd.read_parquet(labels_file)
+    labels_file.unlink()
+    labels.assign(default_12m=0).to_parquet(labels_file)
+    assert _run(broken_workspace, "credit_risk") == 2
+    err = capsys.readouterr().err
+    assert "label 'default_12m' has a single class [0]" in err
+    assert _nothing_registered(broken_workspace)
+
+
+def test_verbose_shows_the_traceback(
+    broken_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--verbose", "train", "churn"])
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_split_error_is_a_data_error(credit_workspace: Settings) -> None:
+    project = load_project(credit_workspace.resolved_projects_dir, "credit_risk")
+    empty = pd.DataFrame(
+        {
+            "company_id": [],
+            "event_timestamp": pd.to_datetime([], utc=True),
+            "default_12m": [],
+            "label_available_at": pd.to_datetime([], utc=True),
+        }
+    )
+    with pytest.raises(DataError, match="holds no labelled rows"):
+        train_service.split_labels(empty, project, datetime.now(UTC))
