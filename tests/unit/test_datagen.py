@@ -150,8 +150,8 @@ def _drift_timestamp(summary: datagen.GenerationSummary) -> pd.Timestamp:
 
 def test_defaults_are_documented_values() -> None:
     assert datagen.default_window("credit_risk") == (date(2021, 1, 1), date(2025, 12, 31))
-    assert datagen.default_window("fraud") == (date(2025, 1, 1), date(2025, 6, 30))
-    assert datagen.default_rows("credit_risk") == 20_000
+    assert datagen.default_window("fraud") == (date(2025, 7, 1), date(2025, 12, 31))
+    assert datagen.default_rows("credit_risk") == 40_000
     assert datagen.default_rows("fraud") == 200_000
     assert datagen.drift_start_for(date(2025, 1, 1), date(2025, 6, 30)) == date(2025, 5, 2)
     assert datagen.drift_start_for(date(2021, 1, 1), date(2025, 12, 31)) == date(2024, 5, 3)

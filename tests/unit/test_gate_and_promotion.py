@@ -24,7 +24,7 @@ from modelops.services.context import tracking
 from support import copy_workspace
 
 PROJECT = "credit_risk"
-ROWS = 8000
+ROWS = 20_000  # enough holdout defaults per sector for the segment rule to judge
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +38,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with mlflow_io.session(tracking(settings)) as client:
         source = client.get_model_version(PROJECT, result.candidate.version)
         model = mlflow_io.load_model(f"models:/{PROJECT}/{source.version}")
-        holdout = pd.read_parquet(settings.data_dir / "credit_company_monthly.parquet")
-        biggest_sector = holdout["sector"].value_counts().index[0]
+        biggest_sector = _sector_with_most_holdout_defaults(settings)
         variants = {
-            "noisy": NoisyScores(model, noise=0.7),
+            "noisy": NoisyScores(model, noise=0.9),
             "segment_blind": SegmentBlind(model, "sector", biggest_sector),
             "broken": BrokenModel(model),
+            "twin": model,  # the same model registered again, as a retrain with a fixed seed
         }
         example = _example(settings)
         versions = {
@@ -57,6 +57,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "sector": biggest_sector,
         **versions,
     }
+
+
+def _sector_with_most_holdout_defaults(settings: Settings) -> str:
+    sectors = pd.read_parquet(
+        settings.data_dir / "credit_company_monthly.parquet", columns=["company_id", "sector"]
+    ).drop_duplicates("company_id")
+    applications = pd.read_parquet(settings.data_dir / "credit_applications.parquet")
+    stamps = applications["event_timestamp"]
+    defaults = applications[
+        (stamps >= pd.Timestamp("2025-01-01", tz="UTC"))
+        & (stamps < pd.Timestamp("2025-07-01", tz="UTC"))
+        & (applications["default_12m"] == 1)
+    ]
+    return str(defaults.merge(sectors, on="company_id")["sector"].value_counts().index[0])
 
 
 def _example(settings: Settings) -> pd.DataFrame:
@@ -215,13 +229,14 @@ def test_gate_fails_closed_when_the_holdout_cannot_be_built(
 def test_promotion_refusals_are_explained_and_recorded(
     platform_: Settings, trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    candidate, noisy = trained["candidate"], trained["noisy"]
+    candidate, noisy, twin = trained["candidate"], trained["noisy"], trained["twin"]
     assert _cli("promote", PROJECT, candidate, "--to", "dev") == 2
     assert "no verdict for v" in capsys.readouterr().err
 
+    _seed(platform_, noisy, ("dev",))
     verdict = gate.validate(platform_, PROJECT, candidate, against="dev")
     assert verdict.passed, [r for r in verdict.rules if not r.passed]
-    _seed(platform_, noisy, ("dev",))  # dev changed hands after the verdict
+    _seed(platform_, twin, ("dev",))  # dev changed hands after the verdict
     assert _cli("promote", PROJECT, candidate, "--to", "dev") == 2
     assert "is stale" in capsys.readouterr().err
 
@@ -241,6 +256,7 @@ def test_promotion_refusals_are_explained_and_recorded(
 def test_promotion_skipping_an_environment_is_refused(
     platform_: Settings, trained: dict[str, Any]
 ) -> None:
+    _seed(platform_, trained["noisy"], ("staging",))
     assert gate.validate(platform_, PROJECT, trained["candidate"], against="staging").passed
     with pytest.raises(promote.PromotionRefusedError, match="never held dev"):
         promote.promote(platform_, PROJECT, trained["candidate"], "staging")
@@ -249,7 +265,8 @@ def test_promotion_skipping_an_environment_is_refused(
 def test_concurrent_promotions_exactly_one_wins(
     platform_: Settings, trained: dict[str, Any]
 ) -> None:
-    versions = [trained["candidate"], trained["segment_blind"]]
+    versions = [trained["candidate"], trained["twin"]]
+    _seed(platform_, trained["noisy"], ("dev",))
     for version in versions:
         assert gate.validate(platform_, PROJECT, version, against="dev").passed
     env = {k: v for k, v in __import__("os").environ.items()}

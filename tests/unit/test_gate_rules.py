@@ -15,6 +15,7 @@ RULES = RuleSettings(
     max_drop=0.01,
     max_segment_drop=0.05,
     min_segment_rows=100,
+    min_segment_positives=30,
     max_ece_increase=0.02,
     max_latency_ms=50.0,
     max_latency_ratio=3.0,
@@ -29,6 +30,7 @@ RULES = RuleSettings(
 def _metrics(**overrides: float) -> dict[str, float]:
     base = {
         "rows": 1000.0,
+        "positives": 100.0,
         "roc_auc": 0.80,
         "pr_auc": 0.30,
         "log_loss": 0.25,
@@ -101,6 +103,17 @@ def test_small_segments_are_not_judged() -> None:
         _evaluation("candidate", pr_auc=0.34), segments={"sector": {"retail": tiny}}
     )
     assert _failed(candidate) == []
+
+
+def test_segments_with_few_positives_are_not_judged() -> None:
+    few_defaults = _metrics(pr_auc=0.0, rows=5000.0, positives=12.0)
+    candidate = replace(
+        _evaluation("candidate", pr_auc=0.34), segments={"sector": {"retail": few_defaults}}
+    )
+    assert _failed(candidate) == []
+    enough = _metrics(pr_auc=0.0, rows=5000.0, positives=30.0)
+    candidate = replace(candidate, segments={"sector": {"retail": enough}})
+    assert _failed(candidate) == ["no segment loses more than 0.05 pr_auc"]
 
 
 def test_suspected_leakage_by_auc_or_by_one_dominant_feature() -> None:

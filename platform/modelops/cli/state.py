@@ -44,10 +44,14 @@ QUIET_LOGGERS = (
 
 def configure_logging(verbose: bool) -> None:
     """Log to stderr for humans; library chatter and warnings only with ``--verbose``."""
-    import warnings
+    import os
 
-    if not verbose:
-        warnings.filterwarnings("ignore")
+    # Libraries add their own warning filters when imported (Feast shows some warnings "once"),
+    # so warnings are routed to logging and shown only with --verbose.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.ERROR)
+    # MLflow configures its own loggers on import from this variable.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if verbose else "ERROR")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname).1s %(name)s: %(message)s" if verbose else "· %(message)s",

@@ -136,6 +136,12 @@ class Promotion(_Strict):
         0.05, ge=0, description="Largest tolerated primary-metric drop in any single segment."
     )
     min_segment_rows: int = Field(100, ge=1, description="Segments smaller than this are skipped.")
+    min_segment_positives: int = Field(
+        30,
+        ge=1,
+        description="Segments with fewer positive labels are skipped: their ranking metrics are "
+        "too noisy to compare.",
+    )
     max_ece_increase: float = Field(0.02, ge=0, description="Calibration error may not rise more.")
     max_latency_ms: float = Field(50.0, gt=0, description="Median single-row latency ceiling.")
     max_latency_ratio: float = Field(3.0, gt=0, description="Latency vs the reference, at most.")

@@ -43,6 +43,7 @@ class RuleSettings:
     max_drop: float
     max_segment_drop: float
     min_segment_rows: int
+    min_segment_positives: int
     max_ece_increase: float
     max_latency_ms: float
     max_latency_ratio: float
@@ -140,7 +141,11 @@ def judge(
     for column, values in candidate.segments.items():
         for value, seg in values.items():
             ref_seg = reference.segments.get(column, {}).get(value)
-            if ref_seg is None or seg.get("rows", 0) < rules.min_segment_rows:
+            if (
+                ref_seg is None
+                or seg.get("rows", 0) < rules.min_segment_rows
+                or seg.get("positives", 0) < rules.min_segment_positives
+            ):
                 continue
             cs, rs = seg.get(primary), ref_seg.get(primary)
             if not (_ok(cs) and _ok(rs)):
@@ -154,7 +159,8 @@ def judge(
             Rule(
                 "no segment loses more than the tolerance",
                 True,
-                "no segment large enough to compare",
+                f"no segment has {rules.min_segment_rows} rows and "
+                f"{rules.min_segment_positives} {rules.event_name} to compare",
             )
         )
     else:

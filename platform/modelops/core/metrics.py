@@ -104,6 +104,7 @@ def classification_metrics(
     clipped = np.clip(s, 1e-15, 1 - 1e-15)
     return {
         "rows": float(len(y)),
+        "positives": float(y.sum()),
         "positive_rate": float(y.mean()) if len(y) else float("nan"),
         "roc_auc": float(roc_auc_score(y, s)) if both_classes else float("nan"),
         "pr_auc": float(average_precision_score(y, s)) if both_classes else float("nan"),

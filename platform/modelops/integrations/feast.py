@@ -129,11 +129,37 @@ def _explain(exc: Exception, repo: FeatureRepo) -> Exception:
     return FeatureStoreError(f"feature store ({repo.config_file.name}): {text}")
 
 
+@contextlib.contextmanager
+def _feast_output_to_log() -> Iterator[None]:
+    """Feast prints progress to stdout; keep it for ``--verbose`` logs instead."""
+    import io
+
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if line.strip():
+                log.debug("feast: %s", line.strip())
+
+
+def _missing_file_source(repo: FeatureRepo, view: Any) -> Path | None:
+    """The parquet file behind a view's file source, when it is not there."""
+    path = getattr(view.batch_source, "path", None)
+    if not isinstance(path, str) or "://" in path:
+        return None
+    local = Path(path) if Path(path).is_absolute() else repo.path / path
+    return None if local.exists() else local
+
+
 def materialize(repo: FeatureRepo, end: datetime) -> list[MaterializedView]:
     """Incrementally load online features up to ``end``.
 
     Each view resumes where its last materialization ended; the first run starts at
     ``end - ttl`` (Feast would start at ``now - ttl``, which skips history such as backfills).
+    A view whose local parquet source does not exist yet (a project whose data was never
+    generated or ingested) is skipped with a warning rather than failing the others.
     """
     store = open_store(repo)
     done: list[MaterializedView] = []
@@ -142,10 +168,15 @@ def materialize(repo: FeatureRepo, end: datetime) -> list[MaterializedView]:
         if not views:
             raise FeatureStoreError("no feature views registered; run 'modelops features apply'")
         for view in views:
+            missing = _missing_file_source(repo, view)
+            if missing is not None:
+                log.warning("skipped %s: its source %s does not exist yet", view.name, missing)
+                continue
             start = view.most_recent_end_time or end - (view.ttl or timedelta(days=365))
             if start >= end:
                 continue
-            store.materialize(start_date=start, end_date=end, feature_views=[view.name])
+            with _feast_output_to_log():
+                store.materialize(start_date=start, end_date=end, feature_views=[view.name])
             done.append(MaterializedView(view.name, start, end))
     except FeatureStoreError:
         raise

@@ -49,6 +49,7 @@ class RunRecord:
 class LoggedModel:
     run_id: str
     model_uri: str
+    model_id: str | None = None
 
 
 def check_reachable(tracking: Tracking, timeout: float = 3.0) -> None:
@@ -80,10 +81,13 @@ def session(tracking: Tracking) -> Iterator[MlflowClient]:
     try:
         yield mlflow.MlflowClient(tracking.tracking_uri, tracking.registry_uri)
     finally:
-        mlflow.set_tracking_uri(previous[_TRACKING_VARIABLE])
-        mlflow.set_registry_uri(previous[_REGISTRY_VARIABLE])
-        if previous[_REGISTRY_VARIABLE] is None:
+        mlflow.set_tracking_uri(previous[_TRACKING_VARIABLE])  # type: ignore[arg-type]  # None unsets
+        registry = previous[_REGISTRY_VARIABLE]
+        if registry is None:
+            mlflow.set_registry_uri(None)  # type: ignore[arg-type]  # None resets it
             os.environ.pop(_REGISTRY_VARIABLE, None)
+        else:
+            mlflow.set_registry_uri(registry)
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -129,7 +133,7 @@ def log_run(
             pyfunc_predict_fn="predict_proba",
             serialization_format="cloudpickle",
         )
-        return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri)
+        return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id)
 
 
 def register_version(
@@ -153,6 +157,7 @@ def register_version(
         run_id=logged.run_id,
         tags={k: str(v) for k, v in tags.items()},
         description=description,
+        model_id=logged.model_id,
     )
     return version
 

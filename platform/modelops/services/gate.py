@@ -155,6 +155,7 @@ def rule_settings(project: Project) -> RuleSettings:
         max_drop=p.max_drop,
         max_segment_drop=p.max_segment_drop,
         min_segment_rows=p.min_segment_rows,
+        min_segment_positives=p.min_segment_positives,
         max_ece_increase=p.max_ece_increase,
         max_latency_ms=p.max_latency_ms,
         max_latency_ratio=p.max_latency_ratio,

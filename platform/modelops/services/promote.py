@@ -111,100 +111,50 @@ def promote(
     holder = ledger.holder(spec.name, environment)
     who = actor or "unknown"
 
+    def refuse(reason: str) -> PromotionRefusedError:
+        return _refuse(ledger, project, environment, who, version, holder, reason)
+
     with mlflow_io.session(tracking(settings)) as client:
         mlflow_io.get_version(client, spec.registered_model, version)
     if holder.version == version:
-        raise _refuse(
-            ledger,
-            project,
-            environment,
-            who,
-            version,
-            holder,
-            f"v{version} already holds {environment}",
+        raise refuse(f"v{version} already holds {environment}")
+
+    verdict = latest_verdict(ledger, spec.name, environment, version)
+    if verdict is not None and not verdict.details.get("passed"):
+        raise refuse(
+            f"verdict {verdict.verdict_id} failed: "
+            + "; ".join(verdict.details.get("failed_rules", [])),
         )
 
     position = settings.environments.index(environment)
     if position > 0:
         below = settings.environments[position - 1]
         if version not in ledger.past_holders(spec.name, below):
-            raise _refuse(
-                ledger,
-                project,
-                environment,
-                who,
-                version,
-                holder,
-                f"v{version} never held {below}; promote it there first",
-            )
+            raise refuse(f"v{version} never held {below}; promote it there first")
 
-    verdict = latest_verdict(ledger, spec.name, environment, version)
     if verdict is None:
-        raise _refuse(
-            ledger,
-            project,
-            environment,
-            who,
-            version,
-            holder,
+        raise refuse(
             f"no verdict for v{version} against {environment}; run 'modelops validate "
             f"{spec.name} {version} --against {environment}'",
-        )
-    if not verdict.details.get("passed"):
-        raise _refuse(
-            ledger,
-            project,
-            environment,
-            who,
-            version,
-            holder,
-            f"verdict {verdict.verdict_id} failed: "
-            + "; ".join(verdict.details.get("failed_rules", [])),
         )
     validated_against = verdict.from_version
     if validated_against != holder.version:
         held = f"v{holder.version}" if holder.version else "nothing"
         was = f"v{validated_against}" if validated_against else "the baseline (empty environment)"
-        raise _refuse(
-            ledger,
-            project,
-            environment,
-            who,
-            version,
-            holder,
+        raise refuse(
             f"verdict {verdict.verdict_id} is stale: it compared with {was}, but "
             f"{environment} is now held by {held}; validate again",
         )
 
     if environment in spec.promotion.approval_required:
         if not approve:
-            raise _refuse(
-                ledger,
-                project,
-                environment,
-                who,
-                version,
-                holder,
-                f"{environment} needs an explicit approval: --approve --reason TEXT",
-            )
+            raise refuse(f"{environment} needs an explicit approval: --approve --reason TEXT")
         if not actor:
-            raise _refuse(
-                ledger,
-                project,
-                environment,
-                who,
-                version,
-                holder,
+            raise refuse(
                 "approval needs an approver: --approver, MODELOPS_ACTOR or git config user.name",
             )
         if not (reason and reason.strip()):
-            raise _refuse(
-                ledger,
-                project,
-                environment,
-                who,
-                version,
-                holder,
+            raise refuse(
                 "approval needs a reason: --reason TEXT",
             )
         ledger.append(

@@ -14,8 +14,8 @@ scenario with the same seed:
 * ``covariate-drift``: inputs shift (credit: a downturn; fraud: higher amounts, more online
   retail, later hours); the way labels follow from inputs does not change.
 * ``concept-drift``: inputs stay put; the way labels follow from them changes (credit: sector
-  risks reorder, days below zero stop mattering, revenue trend counts double; fraud: fraudsters
-  mimic normal payments and show mainly as many distinct merchants in 24 h).
+  risks reorder, days below zero and overdraft depth stop mattering, revenue trend counts double;
+  fraud: fraudsters mimic normal payments and show mainly as many distinct merchants in 24 h).
 
 The module docstrings of :mod:`.credit_risk` and :mod:`.fraud` describe how each table comes about.
 """

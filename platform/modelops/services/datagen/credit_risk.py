@@ -21,7 +21,7 @@ Drift (from ``drift_start`` on; earlier events are identical to the healthy scen
   days below zero rise; 35 % of applications come from hospitality and construction companies
   instead of the company otherwise drawn. The default model is unchanged.
 * ``concept-drift``: inputs are unchanged, the default model is not: sectors swap risk ranks,
-  days below zero stop mattering and the revenue trend weighs twice as much.
+  days below zero and overdraft depth stop mattering and the revenue trend weighs twice as much.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 MONTHLY = "credit_company_monthly"
 APPLICATIONS = "credit_applications"
 DEFAULT_WINDOW = (date(2021, 1, 1), date(2025, 12, 31))
-DEFAULT_ROWS = 20_000
+DEFAULT_ROWS = 40_000
 
 APPLICATIONS_PER_COMPANY = 4
 MIN_COMPANIES = 50
@@ -108,11 +108,12 @@ class DefaultModel:
 
     Some terms are deliberately non-linear, as in real credit data: the first day in overdraft
     matters more than each further one, a falling revenue hurts more than a rising one helps,
-    companies under two years old carry extra risk, and requests above three months of inflow
-    weigh disproportionately.
+    companies under two years old carry extra risk (much more so when they are already overdrawn),
+    an overdraft deeper than half a month of inflow is a step up in risk, and requests above three
+    months of inflow weigh disproportionately.
     """
 
-    intercept: float = -4.1
+    intercept: float = -4.4
     health: float = -0.4
     health_in_six_months: float = -0.35
     any_negative_balance_day: float = 0.6
@@ -123,6 +124,8 @@ class DefaultModel:
     log_requested_to_inflow: float = 0.15
     requested_above_three_months: float = 0.6
     young_company: float = 0.6
+    young_and_overdrawn: float = 0.9
+    cash_buffer_exhausted: float = 0.8
     log_age_years: float = -0.1
     noise: float = 1.0
     sector_risk_after_concept_drift: bool = False
@@ -134,6 +137,8 @@ CONCEPT_DRIFT_MODEL = replace(
     intercept=HEALTHY_MODEL.intercept + 0.4,
     any_negative_balance_day=0.0,
     negative_balance_days=0.0,
+    young_and_overdrawn=0.0,
+    cash_buffer_exhausted=0.0,
     revenue_decline=2 * HEALTHY_MODEL.revenue_decline,
     revenue_growth=2 * HEALTHY_MODEL.revenue_growth,
     sector_risk_after_concept_drift=True,
@@ -446,6 +451,8 @@ def _default_probability(
         + model.log_requested_to_inflow * log_requested
         + model.requested_above_three_months * np.maximum(log_requested - math.log(3.0), 0.0)
         + model.young_company * (age < 24)
+        + model.young_and_overdrawn * ((age < 24) & (negative_days > 0))
+        + model.cash_buffer_exhausted * (at(panel.balance_min) < -0.5 * inflow)
         + model.log_age_years * np.log1p(age / 12.0)
         + model.noise * noise
     )

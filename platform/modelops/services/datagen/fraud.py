@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 TRANSACTIONS = "fraud_transactions"
 ACTIVITY = "fraud_account_activity"
-DEFAULT_WINDOW = (date(2025, 1, 1), date(2025, 6, 30))
+DEFAULT_WINDOW = (date(2025, 7, 1), date(2025, 12, 31))
 DEFAULT_ROWS = 200_000
 
 TRANSACTIONS_PER_ACCOUNT = 50
