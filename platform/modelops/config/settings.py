@@ -6,8 +6,9 @@ configures logging.
 
 Profiles:
     embedded (default): everything under ``state_dir`` (``.modelops/``) in the working directory:
-        MLflow on SQLite with local artifacts, Feast local provider (parquet offline store, SQLite
-        online store, file registry), SQLite platform database, a local git repo for GitOps.
+        MLflow on SQLite with local artifacts, Feast local provider (parquet sources joined by the
+        DuckDB offline store, SQLite online store, file registry), SQLite platform database, a
+        local git repo for GitOps.
     production: an MLflow tracking server (backed by PostgreSQL, local artifact root) at
         ``mlflow_tracking_uri``, the Feast registry on PostgreSQL and online store on Redis,
         the platform database on PostgreSQL.

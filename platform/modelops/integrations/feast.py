@@ -175,7 +175,7 @@ def materialize(repo: FeatureRepo, end: datetime) -> list[MaterializedView]:
             start = view.most_recent_end_time or end - (view.ttl or timedelta(days=365))
             if start >= end:
                 continue
-            with _feast_output_to_log():
+            with _feast_output_to_log(), contextlib.chdir(repo.path):
                 store.materialize(start_date=start, end_date=end, feature_views=[view.name])
             done.append(MaterializedView(view.name, start, end))
     except FeatureStoreError:
@@ -231,10 +231,19 @@ def historical_features(
     features (what Feast returns for an entity it has never seen), so a training set never
     silently loses labelled events.
     """
-    entities = entity_frame.assign(**{_ROW_ID: range(len(entity_frame))})
+    # Offline stores keep microseconds; flooring moves an event earlier, never later, so no
+    # feature value from after the event can be joined.
+    entities = entity_frame.assign(
+        **{
+            _ROW_ID: range(len(entity_frame)),
+            "event_timestamp": entity_frame["event_timestamp"].dt.floor("us"),
+        }
+    )
     try:
-        job = store.get_historical_features(entity_df=entities, features=service)
-        joined = job.to_df()
+        # The DuckDB offline store (ibis) resolves file sources against the working directory.
+        with contextlib.chdir(store.repo_path):
+            job = store.get_historical_features(entity_df=entities, features=service)
+            joined = job.to_df()
     except Exception as exc:
         raise FeatureStoreError(f"building the training set failed: {exc}") from exc
     if joined[_ROW_ID].duplicated().any():
