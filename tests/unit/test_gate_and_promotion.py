@@ -183,6 +183,12 @@ def test_verdict_is_stored_on_the_candidate_with_the_same_rows_for_both(
     assert stored["holdout"]["rows"] == stored["candidate"]["metrics"]["rows"]
     assert stored["holdout"]["sha256"] == verdict.holdout.sha256
     assert 0 <= stored["decisions_differ"] <= 1
+
+    joins = sorted((platform_.resolved_state_dir / "holdout-joins").glob("*.parquet"))
+    assert joins, "the holdout join is kept for the next validation"
+    again = gate.validate(platform_, PROJECT, trained["candidate"])
+    assert again.holdout == verdict.holdout  # same rows, same hash, read back from the join cache
+    assert sorted((platform_.resolved_state_dir / "holdout-joins").glob("*.parquet")) == joins
     assert "cost_per_1000" in stored["deltas"]
     assert stored["candidate"]["size_bytes"] > 0 and stored["candidate"]["latency_ms_p50"] > 0
 

@@ -108,3 +108,32 @@ def test_missing_feature_service_is_a_clear_error(store_with_history: object) ->
         match=r"'churn_v1' is not in the Feast registry.*credit_risk_v1, fraud_v1",
     ):
         feast_io.feature_service(store_with_history, "churn_v1")  # type: ignore[arg-type]
+
+
+def test_join_digest_changes_with_any_input_of_the_join(
+    workspace: Settings, store_with_history: object
+) -> None:
+    store = store_with_history
+    service = feast_io.feature_service(store, "credit_risk_v1")  # type: ignore[arg-type]
+    entities = pd.DataFrame(
+        {
+            "company_id": [1, 2],
+            "event_timestamp": [_ts("2024-02-15"), _ts("2024-02-15")],
+            "requested_amount": [20_000.0, 1_000.0],
+        }
+    )
+    digest = feast_io.join_inputs_digest(store, service, entities)  # type: ignore[arg-type]
+    assert digest is not None
+    assert digest == feast_io.join_inputs_digest(store, service, entities.copy())  # type: ignore[arg-type]
+
+    other_rows = entities.assign(requested_amount=[20_000.0, 1_001.0])
+    assert feast_io.join_inputs_digest(store, service, other_rows) != digest  # type: ignore[arg-type]
+
+    source = workspace.data_dir / "credit_company_monthly.parquet"
+    monthly = pd.read_parquet(source)
+    monthly.loc[0, "inflow_total"] += 1.0  # a backfill corrects one value
+    monthly.to_parquet(source)
+    assert feast_io.join_inputs_digest(store, service, entities) != digest  # type: ignore[arg-type]
+
+    source.unlink()
+    assert feast_io.join_inputs_digest(store, service, entities) is None  # type: ignore[arg-type]

@@ -221,6 +221,64 @@ def service_request_fields(store: FeatureStore, service: FeatureService) -> list
     return fields
 
 
+def _strip_volatile(message: Any) -> None:
+    """Clear what changes between two reads of one definition: ``meta`` (timestamps stamped when
+    the proto is built) and pickled function bodies (their source, ``body_text``, stays)."""
+    for field, value in message.ListFields():
+        if field.name == "meta" or (field.name == "body" and field.type == field.TYPE_BYTES):
+            message.ClearField(field.name)
+        elif field.type == field.TYPE_MESSAGE:
+            if hasattr(value, "ListFields"):
+                _strip_volatile(value)
+                continue
+            items = value.values() if hasattr(value, "values") else value  # map or repeated
+            for item in items:
+                if hasattr(item, "ListFields"):
+                    _strip_volatile(item)
+
+
+def join_inputs_digest(
+    store: FeatureStore, service: FeatureService, entity_frame: pd.DataFrame
+) -> str | None:
+    """SHA-256 of everything a point-in-time join reads, or None when that cannot be known.
+
+    Covers the entity rows, the definition (spec) of every view in the service and the bytes of
+    each view's parquet source. Equal digests mean :func:`historical_features` would return the
+    same frame, so a caller may reuse an earlier result. None when a source is not a local file.
+    """
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256("|".join(map(str, entity_frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(entity_frame, index=False).to_numpy().tobytes())
+    for projection in service.feature_view_projections:
+        digest.update(projection.to_proto().SerializeToString(deterministic=True))
+        view: Any
+        try:
+            view = store.get_feature_view(projection.name)
+        except Exception:
+            try:
+                view = store.get_on_demand_feature_view(projection.name)
+            except Exception:
+                return None
+        spec = view.to_proto().spec
+        _strip_volatile(spec)
+        digest.update(spec.SerializeToString(deterministic=True))
+        source = getattr(view, "batch_source", None)
+        if source is None:
+            continue
+        path = getattr(source, "path", None)
+        if not isinstance(path, str) or "://" in path:
+            return None
+        local = Path(path) if Path(path).is_absolute() else Path(store.repo_path) / path
+        if not local.is_file():
+            return None
+        with local.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
 def historical_features(
     store: FeatureStore, service: FeatureService, entity_frame: pd.DataFrame
 ) -> pd.DataFrame:

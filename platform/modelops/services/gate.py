@@ -248,7 +248,13 @@ def _validate(
             raise EvaluationError(f"{name} v{version} already holds {against}")
         ref_version = mlflow_io.get_version(client, name, ref_version_number)
 
-        data = build_training_set(settings, project, as_of, windows=("holdout",))
+        data = build_training_set(
+            settings,
+            project,
+            as_of,
+            windows=("holdout",),
+            join_cache=settings.resolved_state_dir / "holdout-joins",
+        )
         frame = data.frames["holdout"]
         store = feast_io.open_store(feature_repo(settings))
         service = feast_io.feature_service(store, spec.feature_service)

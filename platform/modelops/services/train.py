@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -185,12 +187,16 @@ def build_training_set(
     project: Project,
     as_of: datetime,
     windows: tuple[str, ...] = WINDOWS,
+    join_cache: Path | None = None,
 ) -> TrainingSet:
     """Labels split by time, joined point-in-time with the project's feature service.
 
     Args:
         windows: which windows to join (all checks still run on every window); the gate asks
             for the holdout only.
+        join_cache: folder for joined frames keyed by the digest of everything the join reads
+            (entity rows, view definitions, source bytes); a later call with the same inputs
+            reads the frame instead of joining again. None: always join.
     """
     spec = project.spec
     labels = read_labels(settings, project)
@@ -212,7 +218,7 @@ def build_training_set(
     log.info(
         "joining %d labelled rows with '%s' point-in-time", len(entity_frame), spec.feature_service
     )
-    joined = feast_io.historical_features(store, service, entity_frame)
+    joined = _joined(store, service, entity_frame, join_cache)
     missing_segments = [s for s in spec.segments if s not in joined.columns]
     if missing_segments:
         raise ConfigError(
@@ -226,6 +232,26 @@ def build_training_set(
     }
     prints = {name: fingerprint(frame, "event_timestamp") for name, frame in frames.items()}
     return TrainingSet(frames, features, request_fields, prints, unlabelled)
+
+
+def _joined(
+    store: Any, service: Any, entity_frame: pd.DataFrame, cache: Path | None
+) -> pd.DataFrame:
+    import pandas as pd
+
+    key = feast_io.join_inputs_digest(store, service, entity_frame) if cache else None
+    if cache is None or key is None:
+        return feast_io.historical_features(store, service, entity_frame)
+    cached = cache / f"{key}.parquet"
+    if cached.is_file():
+        log.info("reusing the point-in-time join of these %d rows (%s)", len(entity_frame), cached)
+        return pd.read_parquet(cached)
+    joined = feast_io.historical_features(store, service, entity_frame)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")
+    joined.to_parquet(partial, index=False)
+    partial.replace(cached)
+    return joined
 
 
 def _score(model: Any, frame: pd.DataFrame) -> Any:
