@@ -56,6 +56,32 @@ def _walk_to_production(project: str, version: str, reason: str) -> bool:
     return True
 
 
+def _rollback_drill(project: str) -> None:
+    """Roll production back where an earlier version served it; say why not elsewhere."""
+    from modelops.services import promote
+
+    settings = STATE.settings
+    past = promote.past_holders(settings, project, "production")
+    if len(past) < 2:
+        serving = f"v{past[0]}" if past else "nothing"
+        typer.echo(
+            f"  {project}: production has only ever served {serving}; nothing to roll back to "
+            f"(on a real incident: modelops rollback {project} --env production --reason ...)"
+        )
+        return
+    move = promote.rollback(
+        settings,
+        project,
+        "production",
+        reason="demo: rollback drill",
+        actor=DEMO_ACTOR,
+    )
+    typer.echo(
+        f"  {project}: production rolled back from v{move.from_version} to v{move.to_version} "
+        f"(ledger entry {move.entry.seq})"
+    )
+
+
 def demo(
     rows: Annotated[
         int | None, typer.Option(help="Labelled events per project (default: generator's).")
@@ -144,7 +170,11 @@ def demo(
             except ModelopsError as exc:
                 typer.secho(f"{project} v{version} refused: {exc}", fg=typer.colors.YELLOW)
 
-    _step("6. history")
+    _step("6. rollback drill: production back to its previous holder, no gate, recorded")
+    for project in PROJECTS:
+        _rollback_drill(project)
+
+    _step("7. history")
     for project in PROJECTS:
         serving = promote.holders(settings, project)
         typer.echo(

@@ -260,6 +260,13 @@ def holder_at(settings: Settings, project_name: str, environment: str, at: datet
     return Ledger(settings.platform_database_url).holder_at(project.spec.name, environment, at)
 
 
+def past_holders(settings: Settings, project_name: str, environment: str) -> list[str]:
+    """Versions that served ``environment``, the current holder first: rollback targets."""
+    _check_environment(settings, environment)
+    project = load_project(settings.resolved_projects_dir, project_name)
+    return Ledger(settings.platform_database_url).past_holders(project.spec.name, environment)
+
+
 def holders(settings: Settings, project_name: str) -> dict[str, str | None]:
     """``{environment: version}`` currently serving, for every configured environment."""
     project = load_project(settings.resolved_projects_dir, project_name)
