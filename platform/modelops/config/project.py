@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from modelops.config.yaml_file import read_mapping
 from modelops.core.errors import ConfigError, ProjectNotFoundError
 
 PROJECT_FILE = "project.yaml"
@@ -248,14 +248,7 @@ def load_project(projects_dir: Path, name: str) -> Project:
         known = ", ".join(available_projects(projects_dir)) or "none"
         raise ProjectNotFoundError(f"unknown project '{name}': no {spec_file} (projects: {known})")
     raw = spec_file.read_bytes()
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{spec_file}{where}: not valid YAML") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{spec_file}: expected a mapping, got {type(data).__name__}")
+    data = read_mapping(spec_file)
     try:
         spec = ProjectSpec(**data)
     except ValidationError as exc:

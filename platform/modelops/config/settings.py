@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from modelops.config.yaml_file import read_mapping
 from modelops.core.errors import ConfigError
 
 CONFIG_FILE = "modelops.yaml"
@@ -184,15 +184,7 @@ def load_settings(root: Path | None = None) -> Settings:
     config_file = root / CONFIG_FILE
     file_values: dict[str, Any] = {}
     if config_file.is_file():
-        try:
-            loaded = yaml.safe_load(config_file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{config_file}{where}: not valid YAML") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{config_file}: expected a mapping of settings, got {loaded!r}")
-        file_values = loaded
+        file_values = read_mapping(config_file)
     file_values["root"] = root
     try:
         return Settings(**file_values)

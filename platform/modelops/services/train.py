@@ -215,9 +215,6 @@ def build_training_set(
     entity_frame = split.drop(columns=[c for c in [spec.label.available_at] if c])
     entity_frame = entity_frame.rename(columns={spec.label.timestamp: "event_timestamp"})
     entity_frame = entity_frame.reset_index(drop=True)
-    log.info(
-        "joining %d labelled rows with '%s' point-in-time", len(entity_frame), spec.feature_service
-    )
     joined = _joined(store, service, entity_frame, join_cache)
     missing_segments = [s for s in spec.segments if s not in joined.columns]
     if missing_segments:
@@ -240,14 +237,20 @@ def _joined(
     import pandas as pd
 
     key = feast_io.join_inputs_digest(store, service, entity_frame) if cache else None
-    if cache is None or key is None:
-        return feast_io.historical_features(store, service, entity_frame)
-    cached = cache / f"{key}.parquet"
-    if cached.is_file():
-        log.info("reusing the point-in-time join of these %d rows (%s)", len(entity_frame), cached)
+    cached = cache / f"{key}.parquet" if cache is not None and key is not None else None
+    if cached is not None and cached.is_file():
+        log.info(
+            "%d labelled rows: reusing their point-in-time join with '%s' (%s)",
+            len(entity_frame),
+            service.name,
+            cached.name[:12],
+        )
         return pd.read_parquet(cached)
+    log.info("joining %d labelled rows with '%s' point-in-time", len(entity_frame), service.name)
     joined = feast_io.historical_features(store, service, entity_frame)
-    cache.mkdir(parents=True, exist_ok=True)
+    if cached is None:
+        return joined
+    cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(f".{os.getpid()}.tmp")
     joined.to_parquet(partial, index=False)
     partial.replace(cached)
