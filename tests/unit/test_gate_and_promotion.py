@@ -166,6 +166,9 @@ def test_better_candidate_passes_and_promotes_through_every_environment(
         assert mlflow_io.aliases(client, PROJECT)["production-previous"] == trained["noisy"]
         tags = client.get_model_version(PROJECT, version).tags
     assert tags["modelops.gate.production.verdict"] == "pass"
+    assert tags["modelops.env.production.action"] == "promote"
+    assert tags["modelops.env.production.reason"] == "better on cost and PR-AUC"
+    assert tags["modelops.env.production.by"] == "tester"
     actions = [e.action for e in promote.history(platform_, PROJECT) if e.actor != "setup"]
     assert actions[-2:] == ["approve", "promote"]
 
@@ -312,6 +315,11 @@ def test_rollback_restores_previous_and_history_answers_holder_at_time(
     assert promote.holders(platform_, PROJECT)["production"] == noisy
     with mlflow_io.session(tracking(platform_)) as client:
         assert mlflow_io.aliases(client, PROJECT)["production"] == noisy
+        restored = client.get_model_version(PROJECT, noisy).tags
+        replaced = client.get_model_version(PROJECT, candidate).tags
+    assert restored["modelops.env.production.action"] == "rollback"
+    assert restored["modelops.env.production.reason"] == "latency spike"
+    assert "modelops.env.production.left_at" in replaced
     last = promote.history(platform_, PROJECT)[-1]
     assert (last.action, last.from_version, last.to_version, last.reason) == (
         "rollback",

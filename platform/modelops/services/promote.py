@@ -80,15 +80,37 @@ def latest_verdict(
     return entries[-1] if entries else None
 
 
-def _move_aliases(
-    settings: Settings, model_name: str, environment: str, previous: str | None, new: str
-) -> None:
+def _mirror_to_mlflow(settings: Settings, model_name: str, entry: RecordedEntry) -> None:
+    """Aliases and version tags follow the ledger, so the MLflow UI shows who serves where.
+
+    ``<env>`` points to the new holder and ``<env>-previous`` to the one it replaced; the new
+    holder's ``modelops.env.<env>.*`` tags say when, by whom, how and why it got there, and the
+    replaced version's ``...left_at`` when it stopped serving.
+    """
+    environment, previous, new = entry.environment, entry.from_version, entry.to_version
+    assert new is not None
+    prefix = f"{TAG}.env.{environment}"
     with mlflow_io.session(tracking(settings)) as client:
         if previous:
             mlflow_io.set_alias(client, model_name, f"{environment}-previous", previous)
+            mlflow_io.set_version_tags(
+                client, model_name, previous, {f"{prefix}.left_at": entry.at.isoformat()}
+            )
         else:
             mlflow_io.delete_alias(client, model_name, f"{environment}-previous")
         mlflow_io.set_alias(client, model_name, environment, new)
+        mlflow_io.set_version_tags(
+            client,
+            model_name,
+            new,
+            {
+                f"{prefix}.since": entry.at.isoformat(),
+                f"{prefix}.by": entry.actor,
+                f"{prefix}.action": entry.action,
+                f"{prefix}.reason": entry.reason,
+                f"{prefix}.ledger_seq": str(entry.seq),
+            },
+        )
 
 
 def promote(
@@ -183,7 +205,7 @@ def promote(
         ),
         expected=holder,
     )
-    _move_aliases(settings, spec.registered_model, environment, holder.version, version)
+    _mirror_to_mlflow(settings, spec.registered_model, entry)
     return Move(spec.name, spec.registered_model, environment, holder.version, version, entry)
 
 
@@ -240,7 +262,7 @@ def rollback(
         ),
         expected=holder,
     )
-    _move_aliases(settings, spec.registered_model, environment, holder.version, target)
+    _mirror_to_mlflow(settings, spec.registered_model, entry)
     return Move(spec.name, spec.registered_model, environment, holder.version, target, entry)
 
 
