@@ -284,10 +284,10 @@ def historical_features(
 ) -> pd.DataFrame:
     """Point-in-time join: each row gets feature values as of its ``event_timestamp``.
 
-    Every entity row comes back exactly once. Feast's file offline store drops a row whose entity
-    has feature rows but none within the view's TTL; such rows are restored here with missing
-    features (what Feast returns for an entity it has never seen), so a training set never
-    silently loses labelled events.
+    Every entity row comes back exactly once. Some Feast offline stores (``file``) drop a row
+    whose entity has feature rows but none within the view's TTL; such rows are restored here
+    with missing features (what Feast returns for an entity it has never seen), so a training set
+    never silently loses labelled events, whichever offline store is configured.
     """
     # Offline stores keep microseconds; flooring moves an event earlier, never later, so no
     # feature value from after the event can be joined.
