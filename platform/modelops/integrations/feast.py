@@ -242,15 +242,19 @@ def join_inputs_digest(
 ) -> str | None:
     """SHA-256 of everything a point-in-time join reads, or None when that cannot be known.
 
-    Covers the entity rows, the definition (spec) of every view in the service and the bytes of
-    each view's parquet source. Equal digests mean :func:`historical_features` would return the
+    Covers the Feast version and offline store, the entity rows, the definition (spec) of every
+    view in the service and the bytes of each view's parquet source. Equal digests mean :func:`historical_features` would return the
     same frame, so a caller may reuse an earlier result. None when a source is not a local file.
     """
     import hashlib
 
     import pandas as pd
 
-    digest = hashlib.sha256("|".join(map(str, entity_frame.columns)).encode())
+    from feast import __version__ as feast_version
+
+    engine = f"feast {feast_version}, offline store {store.config.offline_store.type}"
+    digest = hashlib.sha256(engine.encode())
+    digest.update("|".join(map(str, entity_frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(entity_frame, index=False).to_numpy().tobytes())
     for projection in service.feature_view_projections:
         digest.update(projection.to_proto().SerializeToString(deterministic=True))
