@@ -296,3 +296,61 @@ def test_split_error_is_a_data_error(credit_workspace: Settings) -> None:
     )
     with pytest.raises(DataError, match="holds no labelled rows"):
         train_service.split_labels(empty, project, datetime.now(UTC))
+
+
+# --- model behaviour: what a risk manager expects of any credit model we register -------------
+
+
+@pytest.fixture(scope="module")
+def candidate_and_rows(
+    credit_workspace: Settings, trained: train_service.TrainResult
+) -> tuple[object, pd.DataFrame]:
+    from modelops.integrations import mlflow as mlflow_io
+    from modelops.services.context import tracking
+
+    project = load_project(credit_workspace.resolved_projects_dir, "credit_risk")
+    module = train_service.load_train_module(project)
+    holdout = train_service.build_training_set(
+        credit_workspace, project, datetime.now(UTC), windows=("holdout",)
+    ).frames["holdout"]
+    uri = f"models:/credit_risk/{trained.candidate.version}"
+    with mlflow_io.session(tracking(credit_workspace)):
+        model = mlflow_io.load_model(uri)
+        features_ = mlflow_io.input_names(uri)
+    return model, module.build_features(holdout, features_).head(300).reset_index(drop=True)
+
+
+def _scores(model: object, rows: pd.DataFrame) -> pd.Series:
+    return pd.Series(model.predict_proba(rows)[:, 1])  # type: ignore[attr-defined]
+
+
+def test_more_days_overdrawn_never_lowers_the_risk(
+    candidate_and_rows: tuple[object, pd.DataFrame],
+) -> None:
+    model, rows = candidate_and_rows
+    base = _scores(model, rows)
+    worse = _scores(model, rows.assign(negative_balance_days=rows["negative_balance_days"] + 10))
+    assert (worse >= base - 1e-12).all()  # monotone constraint in project.yaml
+    assert worse.mean() > base.mean()
+
+
+def test_falling_revenue_raises_the_risk_on_average(
+    candidate_and_rows: tuple[object, pd.DataFrame],
+) -> None:
+    model, rows = candidate_and_rows
+    falling = _scores(model, rows.assign(revenue_trend=-0.5))
+    growing = _scores(model, rows.assign(revenue_trend=0.5))
+    assert (falling >= growing - 1e-12).all()  # revenue_trend is constrained monotone decreasing
+    assert falling.mean() > growing.mean()
+
+
+def test_a_score_depends_on_its_own_row_only(
+    candidate_and_rows: tuple[object, pd.DataFrame],
+) -> None:
+    model, rows = candidate_and_rows
+    batch = _scores(model, rows)
+    shuffled = _scores(model, rows.sample(frac=1.0, random_state=1)).to_numpy()
+    reordered = batch.loc[rows.sample(frac=1.0, random_state=1).index].to_numpy()
+    assert shuffled == pytest.approx(reordered)
+    one_by_one = [_scores(model, rows.iloc[[i]]).iloc[0] for i in range(20)]
+    assert one_by_one == pytest.approx(batch.head(20).tolist())
