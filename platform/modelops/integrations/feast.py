@@ -243,13 +243,13 @@ def join_inputs_digest(
     """SHA-256 of everything a point-in-time join reads, or None when that cannot be known.
 
     Covers the Feast version and offline store, the entity rows, the definition (spec) of every
-    view in the service and the bytes of each view's parquet source. Equal digests mean :func:`historical_features` would return the
-    same frame, so a caller may reuse an earlier result. None when a source is not a local file.
+    view in the service and the bytes of each view's parquet source. Equal digests mean
+    :func:`historical_features` would return the same frame, so a caller may reuse an earlier
+    result. None when a source is not a local file.
     """
     import hashlib
 
     import pandas as pd
-
     from feast import __version__ as feast_version
 
     engine = f"feast {feast_version}, offline store {store.config.offline_store.type}"
