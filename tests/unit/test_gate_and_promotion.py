@@ -147,6 +147,7 @@ def test_better_candidate_passes_and_promotes_through_every_environment(
     text = report.read_text()
     assert f"v{version} vs production v{trained['noisy']}" in text and "PASSED" in text
     assert "catches" in text and "of defaults at a" in text
+    assert "paired bootstrap" in text and "larger than sampling noise" in text
     assert (
         _cli(
             "promote",
@@ -193,6 +194,8 @@ def test_verdict_is_stored_on_the_candidate_with_the_same_rows_for_both(
     assert again.holdout == verdict.holdout  # same rows, same hash, read back from the join cache
     assert sorted((platform_.resolved_state_dir / "holdout-joins").glob("*.parquet")) == joins
     assert "cost_per_1000" in stored["deltas"]
+    low, high = stored["primary_delta_interval"]
+    assert 0 < low <= stored["deltas"]["pr_auc"] <= high  # far better than the noisy reference
     assert stored["candidate"]["size_bytes"] > 0 and stored["candidate"]["latency_ms_p50"] > 0
 
 

@@ -11,6 +11,7 @@ from modelops.core.metrics import (
     choose_threshold,
     classification_metrics,
     expected_calibration_error,
+    paired_bootstrap_interval,
     segment_metrics,
 )
 
@@ -76,3 +77,23 @@ def test_segment_metrics_skip_small_segments() -> None:
     report = segment_metrics(frame, ["sector"], "y", "s", 0.5, COSTS)
     assert list(report["sector"]) == ["a"]
     assert report["sector"]["a"]["rows"] == 100
+
+
+def test_paired_bootstrap_interval_brackets_noise_and_separates_real_gains() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.binomial(1, 0.2, 3000)
+    signal = y + rng.normal(0, 1.0, 3000)
+    weak = y + rng.normal(0, 3.0, 3000)
+
+    same = paired_bootstrap_interval("roc_auc", y, signal, signal)
+    assert same == (0.0, 0.0)
+
+    better = paired_bootstrap_interval("roc_auc", y, signal, weak)
+    assert better is not None and 0 < better[0] < better[1]
+
+    tiny = paired_bootstrap_interval("pr_auc", y, signal, signal + rng.normal(0, 0.01, 3000))
+    assert tiny is not None and tiny[0] < 0 < tiny[1]  # a negligible change is within noise
+
+    assert paired_bootstrap_interval("roc_auc", y, signal, weak, seed=1) != better
+    assert paired_bootstrap_interval("roc_auc", y, signal, weak) == better  # seeded
+    assert paired_bootstrap_interval("recall", y, signal, weak) is None  # needs a threshold

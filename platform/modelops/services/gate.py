@@ -21,7 +21,12 @@ from modelops.config.settings import Settings
 from modelops.core.errors import ModelopsError, RegistryError
 from modelops.core.fingerprint import DatasetFingerprint
 from modelops.core.gate_rules import Evaluation, Rule, RuleSettings, gain, in_words, judge
-from modelops.core.metrics import CostModel, classification_metrics, segment_metrics
+from modelops.core.metrics import (
+    CostModel,
+    classification_metrics,
+    paired_bootstrap_interval,
+    segment_metrics,
+)
 from modelops.core.modeling import feature_importance
 from modelops.integrations import feast as feast_io
 from modelops.integrations import mlflow as mlflow_io
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 
 TAG = "modelops"
 LATENCY_SAMPLE = 200
+# Above this many holdout rows the bootstrap costs seconds and its interval is narrow anyway.
+BOOTSTRAP_MAX_ROWS = 50_000
 COMPARED_METRICS = (
     "roc_auc",
     "pr_auc",
@@ -77,6 +84,7 @@ class Verdict:
     as_of: str
     created_at: str
     actor: str
+    primary_delta_interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -310,6 +318,13 @@ def _validate(
             ).mean()
         )
         rules = judge(candidate, reference, rule_settings(project), servable)
+        interval = (
+            paired_bootstrap_interval(
+                spec.primary_metric, frame[spec.label.column], scores["candidate"], scores[ref_role]
+            )
+            if len(frame) <= BOOTSTRAP_MAX_ROWS
+            else None
+        )
         verdict = Verdict(
             id=uuid.uuid4().hex[:16],
             project=spec.name,
@@ -324,6 +339,7 @@ def _validate(
             as_of=as_of.isoformat(),
             created_at=datetime.now(UTC).isoformat(),
             actor=actor,
+            primary_delta_interval=interval,
         )
         if not candidate_version.run_id:
             raise EvaluationError(f"{name} v{version} has no training run to attach the verdict to")
@@ -384,6 +400,25 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:.4f}"
 
 
+def _noise_sentence(verdict: Verdict, metric: str, ref_name: str) -> str:
+    """How the primary-metric difference compares with the holdout's sampling noise."""
+    delta = verdict.candidate.metrics[metric] - verdict.reference.metrics[metric]
+    interval = verdict.primary_delta_interval
+    if interval is None:
+        why = (
+            f"the holdout has more than {BOOTSTRAP_MAX_ROWS:,} rows"
+            if verdict.holdout.rows > BOOTSTRAP_MAX_ROWS
+            else "the metric needs a threshold or the resamples lacked a class"
+        )
+        return f"{metric} {delta:+.4f} vs {ref_name}; no bootstrap interval ({why})."
+    low, high = interval
+    noise = "within sampling noise" if low <= 0 <= high else "larger than sampling noise"
+    return (
+        f"{metric} {delta:+.4f} vs {ref_name} (95% interval {low:+.4f} to {high:+.4f}, paired "
+        f"bootstrap over the holdout rows): the difference is {noise}."
+    )
+
+
 def to_markdown(verdict: Verdict, project: Project) -> str:
     """The report a reviewer reads: headline, side-by-side table, every rule with its reason."""
     c, r = verdict.candidate, verdict.reference
@@ -398,6 +433,8 @@ def to_markdown(verdict: Verdict, project: Project) -> str:
         f"{c.metrics['cost_per_1000']:,.0f} vs {r.metrics['cost_per_1000']:,.0f} "
         f"{project.spec.costs.currency} per 1,000 decisions. The two models decide differently "
         f"on {verdict.decisions_differ:.1%} of the rows.",
+        "",
+        _noise_sentence(verdict, project.spec.primary_metric, ref_name),
         "",
         f"Holdout: {verdict.holdout.rows:,} rows, {verdict.holdout.start} .. {verdict.holdout.end}"
         f", sha256 `{verdict.holdout.sha256[:16]}`. Verdict `{verdict.id}`.",
