@@ -366,3 +366,21 @@ def test_edited_ledger_row_is_detected_by_history_verify(
         conn.execute("UPDATE modelops_ledger SET to_version = '1' WHERE seq = 1")
     assert _cli("history", PROJECT, "--verify") == 1
     assert "entry 1: content does not match its hash" in capsys.readouterr().err
+
+
+def test_sync_repairs_an_alias_that_lags_behind_the_ledger(
+    platform_: Settings, trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    noisy, candidate = trained["noisy"], trained["candidate"]
+    _seed(platform_, noisy, ("production",))
+    with mlflow_io.session(tracking(platform_)) as client:  # MLflow lost the last move
+        mlflow_io.set_alias(client, PROJECT, "production", candidate)
+    with pytest.raises(gate.EvaluationError, match="fix the alias"):
+        gate.validate(platform_, PROJECT, trained["twin"])
+
+    assert _cli("models", "sync", PROJECT) == 0
+    assert f"alias 'production' v{candidate} -> v{noisy}" in capsys.readouterr().out
+    with mlflow_io.session(tracking(platform_)) as client:
+        assert mlflow_io.aliases(client, PROJECT)["production"] == noisy
+    assert gate.validate(platform_, PROJECT, trained["twin"]).reference.version == noisy
+    assert promote.sync_aliases(platform_, PROJECT) == {}

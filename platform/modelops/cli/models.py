@@ -40,6 +40,21 @@ def list_versions(project: Annotated[str, typer.Argument(help="Project name.")])
 
 
 @app.command()
+def sync(project: Annotated[str, typer.Argument(help="Project name.")]) -> None:
+    """Repair MLflow aliases that lag behind the ledger (after MLflow failed mid-promotion)."""
+    from modelops.services import promote
+
+    changed = promote.sync_aliases(STATE.settings, project)
+    if not changed:
+        typer.echo(f"{project}: every alias already matches the ledger")
+    for environment, (before, holder) in changed.items():
+        typer.echo(
+            f"{project}: alias '{environment}' "
+            f"{'v' + before if before else '(none)'} -> {'v' + holder if holder else '(none)'}"
+        )
+
+
+@app.command()
 def show(
     project: Annotated[str, typer.Argument(help="Project name.")],
     version: Annotated[str, typer.Argument(help="Version number.")],

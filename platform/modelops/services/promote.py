@@ -289,6 +289,40 @@ def past_holders(settings: Settings, project_name: str, environment: str) -> lis
     return Ledger(settings.platform_database_url).past_holders(project.spec.name, environment)
 
 
+def sync_aliases(settings: Settings, project_name: str) -> dict[str, tuple[str | None, str | None]]:
+    """Point each environment's MLflow alias back at the holder the ledger records.
+
+    The ledger moves first and MLflow follows; when MLflow failed in between, the alias lags and
+    the gate refuses to run. This repairs it (aliases and ``modelops.env.*`` tags) without
+    writing to the ledger.
+
+    Returns:
+        ``{environment: (alias before, holder)}`` for every environment that was changed.
+    """
+    project = load_project(settings.resolved_projects_dir, project_name)
+    name = project.spec.registered_model
+    ledger = Ledger(settings.platform_database_url)
+    with mlflow_io.session(tracking(settings)) as client:
+        current = mlflow_io.aliases(client, name)
+    changed: dict[str, tuple[str | None, str | None]] = {}
+    for environment in settings.environments:
+        holder = ledger.holder(project.spec.name, environment).version
+        if current.get(environment) == holder:
+            continue
+        changed[environment] = (current.get(environment), holder)
+        last = [
+            e
+            for e in ledger.entries(project.spec.name, environment)
+            if e.action in ("promote", "rollback")
+        ]
+        if holder is not None and last:
+            _mirror_to_mlflow(settings, name, last[-1])
+        else:
+            with mlflow_io.session(tracking(settings)) as client:
+                mlflow_io.delete_alias(client, name, environment)
+    return changed
+
+
 def holders(settings: Settings, project_name: str) -> dict[str, str | None]:
     """``{environment: version}`` currently serving, for every configured environment."""
     project = load_project(settings.resolved_projects_dir, project_name)
