@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -137,3 +138,17 @@ def test_join_digest_changes_with_any_input_of_the_join(
 
     source.unlink()
     assert feast_io.join_inputs_digest(store, service, entities) is None  # type: ignore[arg-type]
+
+
+def test_join_cache_keeps_the_most_recent_joins(tmp_path: Path) -> None:
+    import os
+
+    from modelops.services.train import prune_join_cache
+
+    for age in range(5):
+        join = tmp_path / f"{age}.parquet"
+        join.write_bytes(b"x")
+        os.utime(join, ns=(10**18 - age * 10**9, 10**18 - age * 10**9))
+    deleted = prune_join_cache(tmp_path, keep=2)
+    assert sorted(p.name for p in deleted) == ["2.parquet", "3.parquet", "4.parquet"]
+    assert sorted(p.name for p in tmp_path.glob("*.parquet")) == ["0.parquet", "1.parquet"]

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REQUIRED_FUNCTIONS = ("build_features", "fit", "fit_baseline")
+JOIN_CACHE_SIZE = 8  # holdout joins kept for the next validations; one per holdout in use
 TAG = "modelops"
 
 
@@ -245,6 +246,7 @@ def _joined(
             service.name,
             cached.name[:12],
         )
+        cached.touch()  # recently used joins are the last to be pruned
         return pd.read_parquet(cached)
     log.info("joining %d labelled rows with '%s' point-in-time", len(entity_frame), service.name)
     joined = feast_io.historical_features(store, service, entity_frame)
@@ -254,7 +256,16 @@ def _joined(
     partial = cached.with_suffix(f".{os.getpid()}.tmp")
     joined.to_parquet(partial, index=False)
     partial.replace(cached)
+    prune_join_cache(cached.parent)
     return joined
+
+
+def prune_join_cache(folder: Path, keep: int = JOIN_CACHE_SIZE) -> list[Path]:
+    """Delete all but the ``keep`` most recently used joins; returns what was deleted."""
+    joins = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for stale in joins[keep:]:
+        stale.unlink(missing_ok=True)
+    return joins[keep:]
 
 
 def _score(model: Any, frame: pd.DataFrame) -> Any:
