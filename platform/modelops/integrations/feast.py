@@ -144,13 +144,14 @@ def _feast_output_to_log() -> Iterator[None]:
                 log.debug("feast: %s", line.strip())
 
 
-def _missing_file_source(repo: FeatureRepo, view: Any) -> Path | None:
-    """The parquet file behind a view's file source, when it is not there."""
-    path = getattr(view.batch_source, "path", None)
+def _local_source(repo_path: Path, view: Any) -> Path | None:
+    """The local file behind a view's batch source (relative paths start at the repo); None
+    for views without one and for remote sources (``s3://`` ...)."""
+    source = getattr(view, "batch_source", None)
+    path = getattr(source, "path", None)
     if not isinstance(path, str) or "://" in path:
         return None
-    local = Path(path) if Path(path).is_absolute() else repo.path / path
-    return None if local.exists() else local
+    return Path(path) if Path(path).is_absolute() else repo_path / path
 
 
 def materialize(repo: FeatureRepo, end: datetime) -> list[MaterializedView]:
@@ -168,9 +169,9 @@ def materialize(repo: FeatureRepo, end: datetime) -> list[MaterializedView]:
         if not views:
             raise FeatureStoreError("no feature views registered; run 'modelops features apply'")
         for view in views:
-            missing = _missing_file_source(repo, view)
-            if missing is not None:
-                log.warning("skipped %s: its source %s does not exist yet", view.name, missing)
+            source = _local_source(repo.path, view)
+            if source is not None and not source.exists():
+                log.warning("skipped %s: its source %s does not exist yet", view.name, source)
                 continue
             start = view.most_recent_end_time or end - (view.ttl or timedelta(days=365))
             if start >= end:
@@ -269,14 +270,10 @@ def join_inputs_digest(
         spec = view.to_proto().spec
         _strip_volatile(spec)
         digest.update(spec.SerializeToString(deterministic=True))
-        source = getattr(view, "batch_source", None)
-        if source is None:
-            continue
-        path = getattr(source, "path", None)
-        if not isinstance(path, str) or "://" in path:
-            return None
-        local = Path(path) if Path(path).is_absolute() else Path(store.repo_path) / path
-        if not local.is_file():
+        if getattr(view, "batch_source", None) is None:
+            continue  # on-demand views: their spec (with the function's source) is all they read
+        local = _local_source(Path(store.repo_path), view)
+        if local is None or not local.is_file():
             return None
         with local.open("rb") as handle:
             digest.update(hashlib.file_digest(handle, "sha256").digest())
