@@ -10,7 +10,7 @@ import pytest
 
 from modelops.config.settings import Settings, load_settings
 from modelops.integrations import feast as feast_io
-from modelops.services import data, features, registry, train
+from modelops.services import data, features, gate, registry, train
 from modelops.services.context import feature_repo
 from support import copy_workspace
 
@@ -60,6 +60,14 @@ def test_production_profile_trains_registers_and_serves_online_from_redis(
     assert [v.version for v in versions][-1] == result.candidate.version
     assert versions[-1].tags["modelops.feature_service"] == "credit_risk_v1"
     assert versions[-1].metrics["holdout_roc_auc"] > 0.6
+
+    # The gate downloads both versions through the MLflow server and checks their hashes.
+    verdict = gate.validate(production, "credit_risk", result.candidate.version, against="dev")
+    assert verdict.reference.role == "prevalence"
+    assert verdict.inputs["candidate"] == [
+        result.candidate.version,
+        versions[-1].tags["modelops.artifact_sha256"],
+    ]
 
     store = feast_io.open_store(feature_repo(production))
     assert type(store.config.online_store).__name__ == "RedisOnlineStoreConfig"

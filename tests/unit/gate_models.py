@@ -52,3 +52,18 @@ class BrokenModel:
         if len(frame) > 5:
             raise RuntimeError("native scoring library crashed")
         return self.model.predict_proba(frame)
+
+
+class GoodInOneSegment:
+    """``good`` in one segment and ``poor`` everywhere else: a reference that is hard to beat
+    in that segment only."""
+
+    def __init__(self, good: Any, poor: Any, column: str, value: str) -> None:
+        self.good, self.poor, self.column, self.value = good, poor, column, value
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        inside = (frame[self.column].astype(str) == self.value).to_numpy()
+        p = self.poor.predict_proba(frame)[:, 1].copy()
+        if inside.any():
+            p[inside] = self.good.predict_proba(frame[inside])[:, 1]
+        return np.column_stack([1 - p, p])

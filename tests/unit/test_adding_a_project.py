@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from modelops.config.settings import load_settings
-from modelops.services import features, registry, train
+from modelops.services import features, gate, promote, registry, train
 from support import REPO, copy_workspace
 
 FILE_BLOCK = re.compile(r"```\w+ file=(\S+)\n(.*?)```", re.DOTALL)
@@ -31,7 +32,12 @@ def _invoice_data(data_dir: Path, seed: int = 0) -> None:
     """Synthetic tables in the documented shape: late payment driven by overdue share and DSO."""
     rng = np.random.default_rng(seed)
     companies = np.arange(1, 301)
-    months = pd.date_range("2023-11-30 23:59:59", "2025-03-31 23:59:59", freq="ME", tz="UTC")
+    # Snapshots are stamped when they become available, six hours after the month closes, and
+    # with sub-microsecond parts, as pd.date_range(..., periods=n) and many real exports give.
+    months = pd.date_range(
+        "2023-12-01 05:59:59", "2025-04-01 05:59:59", periods=17, tz="UTC"
+    ) + pd.to_timedelta(np.arange(17) * 37 + 501, unit="ns")
+    assert (months.nanosecond != 0).any()
     health = rng.normal(0, 1, len(companies))
     rows = []
     for month in months:
@@ -41,7 +47,7 @@ def _invoice_data(data_dir: Path, seed: int = 0) -> None:
                 {
                     "company_id": companies,
                     "event_timestamp": month,
-                    "created_timestamp": month + pd.Timedelta(hours=6),
+                    "created_timestamp": month,
                     "open_invoices": rng.poisson(5 + 2 * np.clip(-health, 0, None)),
                     "days_sales_outstanding": 35 - 8 * health + rng.normal(0, 5, len(companies)),
                     "share_overdue": 1
@@ -104,3 +110,21 @@ def test_a_project_added_by_following_the_guide_trains_and_registers(tmp_path: P
     assert candidate.tags["modelops.feature_service"] == "invoice_late_v1"
     assert "invoice_amount_per_open" in candidate.tags["modelops.features"]
     assert 0.6 < candidate.metrics["holdout_roc_auc"] < 0.95
+    missing = json.loads(candidate.tags["modelops.missing_share.train"])
+    assert missing and all(share == 0.0 for share in missing.values()), missing
+
+    # The first model (section 6): nothing serves dev yet, so each of the two versions is judged
+    # against the prevalence-only reference and its sibling; the preferred one is promoted.
+    verdicts = {
+        trained.role: gate.validate(
+            settings, "invoice_late", trained.version, against="dev", actor="newcomer"
+        )
+        for trained in (result.candidate, result.baseline)
+    }
+    passed = [role for role, verdict in verdicts.items() if verdict.passed]
+    assert passed, {role: verdict.failed_rules for role, verdict in verdicts.items()}
+    for verdict in verdicts.values():
+        assert verdict.reference.role == "prevalence"
+    first = verdicts[passed[0]].candidate.version
+    move = promote.promote(settings, "invoice_late", first, "dev", approver="newcomer")
+    assert (move.from_version, move.to_version) == (None, first)

@@ -15,8 +15,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from modelops.config.settings import Settings
 from modelops.services import datagen
+from modelops.services.datagen import credit_risk as credit_module
 from modelops.services.datagen import fraud as fraud_module
+from modelops.services.datagen._common import SECOND_US, Window, rng
 
 TS = "timestamp[us, tz=UTC]"
 SCHEMAS = {
@@ -96,7 +99,8 @@ def fraud(out: Path) -> dict[str, tuple[datagen.GenerationSummary, dict[str, pd.
 
 
 def _credit_training_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Applications joined point-in-time with the latest monthly row at or before them."""
+    """Applications joined point-in-time with the latest monthly row at or before them (rows
+    are stamped when they became available)."""
     monthly = tables["credit_company_monthly"].drop(columns="created_timestamp")
     frame = pd.merge_asof(
         tables["credit_applications"].sort_values("event_timestamp"),
@@ -138,6 +142,11 @@ def _holdout_auc(frame: pd.DataFrame, features: list[str], label: str) -> float:
         max_iter=150, learning_rate=0.05, categorical_features="from_dtype", random_state=0
     ).fit(train[features], train[label])
     return float(roc_auc_score(test[label], model.predict_proba(test[features])[:, 1]))
+
+
+def _month_ends(monthly: pd.DataFrame) -> pd.Series:
+    """The last second of the month each monthly row summarises (it is stamped a day later)."""
+    return monthly["event_timestamp"] - pd.Timedelta(days=1)
 
 
 def _drift_timestamp(summary: datagen.GenerationSummary) -> pd.Timestamp:
@@ -274,8 +283,11 @@ def test_credit_monthly_rows_are_month_ends_per_company(
 ) -> None:
     monthly = credit["healthy"][1]["credit_company_monthly"]
     events = monthly["event_timestamp"]
-    assert (events.dt.is_month_end & (events.dt.strftime("%H:%M:%S") == "23:59:59")).all()
-    assert (monthly["created_timestamp"] - events == pd.Timedelta(days=1)).all()
+    # Stamped when available: the day after the month ends, at the same second.
+    month_ends = _month_ends(monthly)
+    assert (month_ends.dt.is_month_end & (events.dt.strftime("%H:%M:%S") == "23:59:59")).all()
+    assert (events.dt.day == 1).all()
+    assert (monthly["created_timestamp"] == events).all()
     assert not monthly.duplicated(["company_id", "event_timestamp"]).any()
     assert monthly["company_id"].nunique() == CREDIT_ROWS // 4
     assert (monthly.groupby("company_id")["sector"].nunique() == 1).all()
@@ -284,7 +296,7 @@ def test_credit_monthly_rows_are_month_ends_per_company(
     assert (steps == 1).all()
     assert (monthly.groupby("company_id")["event_timestamp"].min() > events.min()).any()
     days = monthly["negative_balance_days"]
-    assert days.between(0, 31).all() and (days <= events.dt.days_in_month).all()
+    assert days.between(0, 31).all() and (days <= month_ends.dt.days_in_month).all()
     assert ((days > 0) == (monthly["balance_min"] < 0)).all()
     assert (monthly["balance_min"] <= monthly["balance_mean"]).all()
     assert 0.1 < (days > 0).mean() < 0.35
@@ -308,7 +320,7 @@ def test_credit_seasonality_by_sector(
     credit: dict[str, tuple[datagen.GenerationSummary, dict[str, pd.DataFrame]]],
 ) -> None:
     monthly = credit["healthy"][1]["credit_company_monthly"]
-    month = monthly["event_timestamp"].dt.month
+    month = _month_ends(monthly).dt.month
     by_month = monthly.groupby([monthly["sector"], month])["inflow_total"].mean()
     assert by_month["hospitality"][7] > 1.4 * by_month["hospitality"][1]
     assert by_month["construction"][1] < 0.8 * by_month["construction"][7]
@@ -327,6 +339,94 @@ def test_credit_applications_follow_a_monthly_row_and_labels_arrive_a_year_later
     assert 0.06 <= summary.positive_rate <= 0.10
     sizes = _credit_training_frame(tables)
     assert np.log(sizes["requested_amount"]).corr(np.log(sizes["inflow_total"])) > 0.5
+
+
+def test_credit_application_before_a_row_is_available_is_labelled_from_the_previous_month() -> None:
+    """A month's row exists from the day after the month ends; an application in between is
+    labelled from the month before, and the row is stamped after that application."""
+    window = Window(date(2023, 1, 1), date(2024, 12, 31), None)
+    grid = credit_module.MonthGrid.build(window)
+    companies = credit_module._companies(60, grid, 3)
+    panel = credit_module._simulate(companies, 0, 60, grid, None, rng(3, 3, 0))
+    month = grid.first_row + 6
+    company = int(np.flatnonzero(companies.founded <= month - 2)[0])
+    closed = int(grid.month_end_s[month]) + 3_600  # the month has ended, its row is not out yet
+    published = int(grid.available_s[month]) + 1
+
+    def probability(row_month: int) -> float:
+        return float(
+            credit_module._default_probability(
+                credit_module.HEALTHY_MODEL,
+                panel,
+                np.array([company]),
+                np.array([row_month]),
+                companies.sector[[company]],
+                np.array([20_000.0]),
+                np.array([0.0]),
+            )[0]
+        )
+
+    previous, this = probability(month - 1), probability(month)
+    assert previous != this
+    draw = (previous + this) / 2  # the label tells which month's row it came from
+    apps = credit_module.Applications(
+        company=np.array([company, company]),
+        second=np.array([closed, published]),
+        requested_amount=np.array([20_000.0, 20_000.0]),
+        noise=np.zeros(2),
+        draw=np.full(2, draw),
+    )
+    labelled = credit_module._application_rows(
+        np.arange(2), apps, panel, companies, 0, grid, window, None
+    )
+    assert labelled["default_12m"].tolist() == [int(draw < previous), int(draw < this)]
+
+    monthly = credit_module._monthly_rows(panel, companies, 0, grid, window)
+    mine = monthly["company_id"] == credit_module.FIRST_COMPANY_ID + company
+    stamps = np.sort(monthly["event_timestamp"][mine])
+    row_us = window.origin_us + int(grid.available_s[month]) * SECOND_US
+    assert row_us in stamps
+    assert labelled["event_timestamp"][0] < row_us <= labelled["event_timestamp"][1]
+    assert (monthly["created_timestamp"] == monthly["event_timestamp"]).all()
+
+
+def test_generated_credit_features_are_available_at_every_application(
+    workspace: Settings,
+) -> None:
+    """Joined with the repository's feature definitions, no application sees a monthly row that
+    did not exist yet; stamping rows at month end instead (as before) would."""
+    from modelops.integrations import feast as feast_io
+    from modelops.services import features
+    from modelops.services.context import feature_repo
+
+    summary = datagen.generate("credit_risk", workspace.data_dir, rows=3_000, seed=5)
+    tables = {t.name: pd.read_parquet(t.path) for t in summary.tables}
+    datagen.generate("fraud", workspace.data_dir, rows=200, seed=5)
+    features.apply(workspace)
+    store = feast_io.open_store(feature_repo(workspace))
+    service = feast_io.feature_service(store, "credit_risk_v1")
+    apps = tables["credit_applications"][["company_id", "event_timestamp"]]
+
+    results = feast_io.availability_violations(store, service, apps)
+    assert [(r.view, r.checked, r.affected_rows, r.rows) for r in results] == [
+        ("company_monthly_financials", True, 0, len(apps))
+    ]
+
+    monthly = tables["credit_company_monthly"]
+    month_end = monthly.assign(event_timestamp=_month_ends(monthly))
+    month_end.to_parquet(summary.tables[0].path)
+    ns = {"event_timestamp": "datetime64[ns, UTC]", "created_timestamp": "datetime64[ns, UTC]"}
+    rows = month_end[["company_id", "event_timestamp", "created_timestamp"]].astype(ns)
+    expected = pd.merge_asof(
+        apps.astype({"event_timestamp": ns["event_timestamp"]}).sort_values("event_timestamp"),
+        rows.sort_values("event_timestamp"),
+        on="event_timestamp",
+        by="company_id",
+    )
+    leaking = int((expected["created_timestamp"] > expected["event_timestamp"]).sum())
+    assert leaking > 0
+    results = feast_io.availability_violations(store, service, apps)
+    assert [r.affected_rows for r in results] == [leaking]
 
 
 def test_credit_label_ignores_monthly_rows_after_the_application(
@@ -648,5 +748,5 @@ def test_window_and_drift_start_arguments_are_honoured(tmp_path: Path) -> None:
         "credit_risk", tmp_path / "c", rows=500, drift_start=date(1900, 1, 1)
     )
     assert healthy.drift_start is None
-    assert healthy.tables[0].start.date() == date(2021, 1, 31)
+    assert healthy.tables[0].start.date() == date(2021, 2, 1)  # January, available Feb 1
     assert healthy.tables[1].end.date() <= date(2025, 12, 31)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def _edit(projects: Path, change: dict[str, object], name: str = "credit_risk") 
         *parents, leaf = dotted.split(".")
         node = data
         for part in parents:
-            node = node[part]
+            node = node.setdefault(part, {})
         if value is None:
             del node[leaf]
         else:
@@ -38,11 +39,13 @@ def _edit(projects: Path, change: dict[str, object], name: str = "credit_risk") 
 def test_bundled_projects_are_valid() -> None:
     names = available_projects(REPO / "projects")
     assert {"credit_risk", "fraud"} <= set(names)
+    definitions = "".join(p.read_text() for p in (REPO / "feature_repo").glob("*.py"))
     for name in names:
         project = load_project(REPO / "projects", name)
-        windows = project.spec.windows
-        assert windows.train.end < windows.validation.start < windows.holdout.start
-        assert len(project.spec_hash) == 64
+        raw = (REPO / "projects" / name / "project.yaml").read_bytes()
+        assert project.spec_hash == hashlib.sha256(raw).hexdigest()
+        assert f'name="{project.spec.feature_service}"' in definitions, name
+        assert project.spec.promotion.decision_margin == project.spec.promotion.margin
 
 
 def test_unknown_project_lists_the_known_ones(projects: Path) -> None:
@@ -61,6 +64,9 @@ def test_unknown_project_lists_the_known_ones(projects: Path) -> None:
         ({"threshold_policy": {"type": "fixed"}}, r"field 'threshold_policy'.*needs a value"),
         ({"colour": "blue"}, r"field 'colour': Extra inputs are not permitted"),
         ({"name": "fraud"}, r"field 'name': 'fraud' does not match its folder"),
+        ({"promotion.decision": "superior"}, r"field 'promotion\.decision'.*'superior'"),
+        ({"promotion.margin": -0.1}, r"field 'promotion\.margin'.*greater than or equal to 0"),
+        ({"data_checks.max_missing_share": 2}, r"field 'data_checks\.max_missing_share'"),
     ],
 )
 def test_schema_errors_name_file_and_field(

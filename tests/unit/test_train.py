@@ -13,7 +13,7 @@ from modelops.cli.main import main
 from modelops.config.project import load_project
 from modelops.config.settings import Settings, load_settings
 from modelops.core.errors import DataError
-from modelops.services import data, features
+from modelops.services import data, datasets, features
 from modelops.services import train as train_service
 from support import copy_workspace
 
@@ -38,6 +38,11 @@ LINEAGE_TAGS = {
     "modelops.holdout.roc_auc",
     "modelops.holdout.pr_auc",
     "modelops.holdout.cost_per_1000",
+    "modelops.artifact_sha256",
+    "modelops.feature_digest",
+    "modelops.feature_digest.views",
+    "modelops.missing_share.train",
+    "modelops.prevalence",
 }
 SMALL_ROWS = 6000
 
@@ -92,6 +97,52 @@ def test_train_registers_candidate_and_baseline_with_every_lineage_tag(
         assert f"holdout_{metric}" in run.data.metrics
         assert f"validation_{metric}" in run.data.metrics
     assert run.inputs.dataset_inputs, "training datasets are logged as MLflow inputs"
+
+
+def test_lineage_records_what_the_gate_checks_at_full_precision(
+    credit_workspace: Settings, trained: train_service.TrainResult
+) -> None:
+    import json
+
+    from modelops.integrations import mlflow as mlflow_io
+    from modelops.services.context import tracking
+
+    tags = (
+        _client(credit_workspace).get_model_version("credit_risk", trained.candidate.version).tags
+    )
+    assert float(tags["modelops.threshold"]) == trained.candidate.threshold  # no rounding
+    with mlflow_io.session(tracking(credit_workspace)):
+        digest = mlflow_io.artifact_sha256(f"models:/credit_risk/{trained.candidate.version}")
+    assert tags["modelops.artifact_sha256"] == digest
+    missing = json.loads(tags["modelops.missing_share.train"])
+    assert set(missing) >= {"inflow_total", "sector", "negative_balance_days"}
+    assert all(share <= 0.01 for share in missing.values())
+    views = dict(item.split("=") for item in tags["modelops.feature_digest.views"].split(";"))
+    assert set(views) == {"company_monthly_financials", "credit_application_features"}
+
+
+def test_registered_model_scores_without_the_project_folder(
+    credit_workspace: Settings, trained: train_service.TrainResult, tmp_path: Path
+) -> None:
+    """The artifact carries build_features: a fresh interpreter with no project on its path
+    scores the feature service's raw columns (strings for categories, missing values)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import mlflow, pandas as pd
+mlflow.set_tracking_uri({credit_workspace.tracking_uri!r})
+model = mlflow.sklearn.load_model("models:/credit_risk/{trained.candidate.version}")
+features = model.steps[0][1].kw_args["feature_names"]
+row = {{f: 1.0 for f in features}}
+row.update(sector=None, negative_balance_days=3, company_age_months=40)
+print(float(model.predict_proba(pd.DataFrame([row]))[0, 1]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert 0.0 < float(done.stdout.strip().splitlines()[-1]) < 1.0
 
 
 def test_time_split_never_overlaps(
@@ -162,7 +213,7 @@ def test_split_labels_drops_rows_outside_windows_and_unknown_labels(
             "requested_amount": 1.0,
         }
     )
-    split, unlabelled = train_service.split_labels(
+    split, unlabelled = datasets.split_labels(
         labels, project, as_of=datetime(2026, 3, 15, tzinfo=UTC)
     )
     by_window = split.groupby("_window")["company_id"].apply(sorted).to_dict()
@@ -276,6 +327,45 @@ def test_single_class_labels_are_refused(
     assert _nothing_registered(broken_workspace)
 
 
+def _relabel(root: Path, values: tuple[object, object]) -> None:
+    """Replace the label column by ``values`` (for 0 and 1) in a private copy of the table."""
+    data_dir = root / "feature_repo" / "data"
+    real = data_dir.resolve()
+    data_dir.unlink()
+    data_dir.mkdir()
+    for table in real.iterdir():
+        (data_dir / table.name).symlink_to(table)
+    labels_file = data_dir / "credit_applications.parquet"
+    labels = pd.read_parquet(labels_file)
+    labels_file.unlink()
+    mapped = labels["default_12m"].map({0: values[0], 1: values[1]})
+    labels.assign(default_12m=mapped).to_parquet(labels_file)
+
+
+def test_yes_no_labels_are_refused_before_fitting_naming_file_column_and_values(
+    broken_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _relabel(broken_workspace, ("No", "Yes"))
+    assert _run(broken_workspace, "credit_risk") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "credit_applications.parquet" in err and "default_12m" in err
+    assert "'Yes'" in err and "'No'" in err and "label.positive" in err
+    assert _nothing_registered(broken_workspace)
+
+
+def test_declared_positive_class_maps_labels_to_0_1(broken_workspace: Path) -> None:
+    _relabel(broken_workspace, ("No", "Yes"))
+    _edit_project(broken_workspace, label__positive="Yes")
+    settings = load_settings(broken_workspace)
+    project = load_project(settings.resolved_projects_dir, "credit_risk")
+    labels = datasets.read_labels(settings, project)
+    original = pd.read_parquet(
+        broken_workspace / "feature_repo" / "data" / "credit_applications.parquet"
+    )
+    assert labels["default_12m"].tolist() == (original["default_12m"] == "Yes").astype(int).tolist()
+
+
 def test_verbose_shows_the_traceback(
     broken_workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -295,7 +385,7 @@ def test_split_error_is_a_data_error(credit_workspace: Settings) -> None:
         }
     )
     with pytest.raises(DataError, match="holds no labelled rows"):
-        train_service.split_labels(empty, project, datetime.now(UTC))
+        datasets.split_labels(empty, project, datetime.now(UTC))
 
 
 # --- model behaviour: what a risk manager expects of any credit model we register -------------
@@ -309,15 +399,14 @@ def candidate_and_rows(
     from modelops.services.context import tracking
 
     project = load_project(credit_workspace.resolved_projects_dir, "credit_risk")
-    module = train_service.load_train_module(project)
-    holdout = train_service.build_training_set(
+    holdout = datasets.build_training_set(
         credit_workspace, project, datetime.now(UTC), windows=("holdout",)
     ).frames["holdout"]
     uri = f"models:/credit_risk/{trained.candidate.version}"
     with mlflow_io.session(tracking(credit_workspace)):
         model = mlflow_io.load_model(uri)
         features_ = mlflow_io.input_names(uri)
-    return model, module.build_features(holdout, features_).head(300).reset_index(drop=True)
+    return model, holdout[features_].head(300).reset_index(drop=True)
 
 
 def _scores(model: object, rows: pd.DataFrame) -> pd.Series:

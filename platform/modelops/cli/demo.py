@@ -37,10 +37,14 @@ def _walk_to_production(project: str, version: str, reason: str) -> bool:
     for environment in settings.environments:
         verdict = gate.validate(settings, project, version, against=environment, actor=DEMO_ACTOR)
         status = "passed" if verdict.passed else "FAILED"
-        typer.echo(
-            f"  gate v{version} vs {verdict.reference.role} v{verdict.reference.version} "
-            f"({environment}): {status}"
+        reference = (
+            "the prevalence-only reference"
+            if verdict.reference.version == "-"
+            else f"{verdict.reference.role} v{verdict.reference.version}"
         )
+        typer.echo(f"  gate v{version} vs {reference} ({environment}): {status}")
+        if not verdict.passed:
+            typer.echo(f"    failed: {'; '.join(verdict.failed_rules)}")
         if not verdict.passed:
             return False
         move = promote.promote(
@@ -90,6 +94,7 @@ def demo(
     """Data, features, train v1, gate and promote it, train v2, gate it against production."""
     from modelops.config.project import load_project
     from modelops.services import data, features, gate, promote, train
+    from modelops.services.report import to_markdown
 
     settings = STATE.settings
     _step("1. generating seeded example data")
@@ -124,15 +129,17 @@ def demo(
     )
 
     _step(
-        "4. gating v1 against the logistic baseline and promoting it dev -> staging -> production"
+        "4. first model: the candidate or its logistic baseline, whichever the gate prefers, "
+        "dev -> staging -> production"
     )
     for project, result in first.items():
         typer.echo(f"{project}:")
-        if not _walk_to_production(
-            project, result.candidate.version, "demo: first model, beats the baseline"
-        ):
+        for first_model in (result.candidate, result.baseline):
+            reason = f"demo: first model ({first_model.role}), preferred by the gate"
+            if _walk_to_production(project, first_model.version, reason):
+                break
             typer.secho(
-                f"  {project} v{result.candidate.version} stays out of production",
+                f"  {project} v{first_model.version} ({first_model.role}) stays out of production",
                 fg=typer.colors.YELLOW,
             )
 
@@ -150,7 +157,7 @@ def demo(
             )
             continue
         typer.echo("")
-        typer.echo(gate.to_markdown(verdict, load_project(settings.resolved_projects_dir, project)))
+        typer.echo(to_markdown(verdict, load_project(settings.resolved_projects_dir, project)))
         if verdict.passed:
             typer.secho(f"{project} v{version} beats production: promoting it", bold=True)
             _walk_to_production(

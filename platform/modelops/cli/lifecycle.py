@@ -23,6 +23,13 @@ def validate(
     ] = None,
     json_out: Annotated[Path | None, typer.Option(help="Also write the verdict JSON here.")] = None,
     actor: Annotated[str | None, typer.Option(help="Who runs the gate (default: you).")] = None,
+    allow_feature_change: Annotated[
+        bool,
+        typer.Option(
+            help="Compare even though feature definitions changed since a model was trained "
+            "(recorded in the verdict)."
+        ),
+    ] = False,
 ) -> None:
     """Gate a candidate against an environment's holder on the same holdout rows.
 
@@ -30,11 +37,19 @@ def validate(
     """
     from modelops.config.project import load_project
     from modelops.services import gate, promote
+    from modelops.services.report import to_markdown
 
     settings = STATE.settings
-    verdict = gate.validate(settings, project, version, against=against, actor=actor)
+    verdict = gate.validate(
+        settings,
+        project,
+        version,
+        against=against,
+        actor=actor,
+        allow_feature_change=allow_feature_change,
+    )
     spec = load_project(settings.resolved_projects_dir, project)
-    report = gate.to_markdown(verdict, spec)
+    report = to_markdown(verdict, spec)
     if report_out:
         report_out.write_text(report)
     if json_out:

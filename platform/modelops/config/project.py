@@ -70,7 +70,15 @@ class LabelSource(_Strict):
     """The table of labelled events, one row per prediction the model would have made."""
 
     table: str = Field(description="Parquet table under feature_repo/data/, without extension.")
-    column: str = Field(description="Binary label column (1 = the costly event).")
+    column: str = Field(
+        description="Label column: 0/1, booleans, or two classes with 'positive' naming the costly "
+        "one."
+    )
+    positive: str | int | bool | None = Field(
+        None,
+        description="The label value that means the costly event (e.g. 'Yes'); needed when the "
+        "column holds anything other than 0/1 or booleans.",
+    )
     timestamp: str = Field("event_timestamp", description="When the prediction is made.")
     available_at: str | None = Field(
         None, description="When the label became known; rows not yet known are left out."
@@ -119,6 +127,25 @@ class Decisions(_Strict):
     review_ratio: float = Field(0.5, gt=0, lt=1)
 
 
+class DataChecks(_Strict):
+    """Checks on every point-in-time join, at training and inside every gate."""
+
+    max_missing_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="A feature the join left empty on more rows than this (and than at training) "
+        "stops the run.",
+    )
+    max_unavailable_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of joined rows allowed to use a feature row created after the "
+        "prediction time (a point-in-time leak).",
+    )
+
+
 class Promotion(_Strict):
     """Rules the gate applies to a candidate; used by ``modelops validate`` and ``promote``.
 
@@ -126,8 +153,16 @@ class Promotion(_Strict):
     from the metric (lower is better for log loss and Brier).
     """
 
-    min_improvement: float = Field(
-        0.0, description="Primary-metric gain over the reference the candidate must reach."
+    decision: Literal["non_inferiority", "superiority"] = Field(
+        "non_inferiority",
+        description="How the primary metric decides: 'non_inferiority' passes when the 95% "
+        "interval of the candidate's gain stays above -margin; 'superiority' when it lies above "
+        "+margin.",
+    )
+    margin: float | None = Field(
+        None,
+        ge=0,
+        description="Margin of the primary-metric decision; default: max_drop.",
     )
     max_drop: float = Field(
         0.01, ge=0, description="Largest tolerated drop in any other ranking metric."
@@ -148,8 +183,15 @@ class Promotion(_Strict):
     leakage_auc_ceiling: float = Field(
         0.99, gt=0.5, le=1, description="A holdout ROC-AUC above this is suspected leakage."
     )
-    max_feature_share: float = Field(
-        0.6, gt=0, le=1, description="One feature carrying more of the gain is suspected leakage."
+    max_feature_share: float | None = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="One feature carrying more of the permutation importance is suspected "
+        "leakage; null turns the check off for a project with a legitimate dominant feature.",
+    )
+    verdict_max_age_days: float = Field(
+        7, gt=0, description="A verdict older than this no longer allows a promotion."
     )
     floors: dict[str, float] = Field(
         default_factory=lambda: {"roc_auc": 0.6},
@@ -157,6 +199,10 @@ class Promotion(_Strict):
     )
     auto_promote_staging: bool = True
     approval_required: tuple[str, ...] = ("production",)
+
+    @property
+    def decision_margin(self) -> float:
+        return self.max_drop if self.margin is None else self.margin
 
     @model_validator(mode="after")
     def _known_floor_metrics(self) -> Promotion:
@@ -198,6 +244,7 @@ class ProjectSpec(_Strict):
     threshold_policy: ThresholdPolicy = ThresholdPolicy()
     decisions: Decisions
     segments: tuple[str, ...] = ()
+    data_checks: DataChecks = DataChecks()
     promotion: Promotion = Promotion()
     model: Model = Model()
 

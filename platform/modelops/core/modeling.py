@@ -7,6 +7,7 @@ service) and returns probabilities from ``predict_proba``. Projects build theirs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -110,9 +111,36 @@ def logistic_baseline(x_train: pd.DataFrame, y_train: Any) -> Pipeline:
     return model
 
 
+def with_feature_step(
+    build_features: Callable[[pd.DataFrame, list[str]], pd.DataFrame],
+    feature_names: list[str],
+    model: Any,
+) -> Pipeline:
+    """The artifact a version registers: the feature service's frame in, probabilities out.
+
+    The project's ``build_features`` becomes the pipeline's first step, pickled with the model,
+    so scoring a registered version needs nothing from today's project folder: a later change to
+    the transformation cannot change how an earlier version scores.
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    step = FunctionTransformer(
+        build_features, kw_args={"feature_names": list(feature_names)}, validate=False
+    )
+    return Pipeline([("build_features", step), ("model", model)])
+
+
+def _classifier(model: Any) -> Any:
+    steps = getattr(model, "named_steps", {})
+    if "model" in steps:
+        return _classifier(steps["model"])
+    return steps.get("classifier")
+
+
 def feature_importance(model: Any) -> dict[str, float]:
     """Share of total gain per input column, for LightGBM pipelines; empty for other models."""
-    classifier = getattr(model, "named_steps", {}).get("classifier")
+    classifier = _classifier(model)
     booster = getattr(classifier, "booster_", None)
     if booster is None:
         return {}

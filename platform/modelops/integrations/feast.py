@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureService, FeatureStore
 
+    from modelops.core.datachecks import AvailabilityResult
+
 log = logging.getLogger(__name__)
 
 _ROW_ID = "__modelops_row"
@@ -83,15 +85,34 @@ def open_store(repo: FeatureRepo) -> FeatureStore:
     return FeatureStore(repo_path=str(repo.path), config=config)
 
 
+def _forget_repo_modules(repo_path: Path) -> None:
+    """Drop the repo's definition modules from the import cache. Feast imports them by plain
+    name (``credit_risk_features``), so a cached module would shadow an edited file, or the
+    same-named file of another repository."""
+    root = repo_path.resolve()
+    for name, module in list(sys.modules.items()):
+        location = getattr(module, "__file__", None)
+        if location and Path(location).resolve().is_relative_to(root):
+            del sys.modules[name]
+
+
 @contextlib.contextmanager
 def _importable(repo_path: Path) -> Iterator[None]:
-    """Let Feast import the repo's modules (it resolves them against the working directory)."""
+    """Let Feast import the repo's modules (it resolves them against the working directory),
+    freshly from the files as they are now: no cached module, and no bytecode written (a
+    ``.pyc`` is trusted by source mtime and size, so an edit within the same second that keeps
+    the size, such as a TTL of 62 days changed to 93, would be read from stale bytecode)."""
+    _forget_repo_modules(repo_path)
     sys.path.insert(0, str(repo_path))
+    no_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
     try:
         with contextlib.chdir(repo_path):
             yield
     finally:
+        sys.dont_write_bytecode = no_bytecode
         sys.path.remove(str(repo_path))
+        _forget_repo_modules(repo_path)
 
 
 def apply(repo: FeatureRepo) -> list[str]:
@@ -258,7 +279,9 @@ def join_inputs_digest(
     digest.update("|".join(map(str, entity_frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(entity_frame, index=False).to_numpy().tobytes())
     for projection in service.feature_view_projections:
-        digest.update(projection.to_proto().SerializeToString(deterministic=True))
+        selected = projection.to_proto()
+        _strip_volatile(selected)  # its batch source carries build-time meta too
+        digest.update(selected.SerializeToString(deterministic=True))
         view: Any
         try:
             view = store.get_feature_view(projection.name)
@@ -280,24 +303,296 @@ def join_inputs_digest(
     return digest.hexdigest()
 
 
+def batch_features(store: FeatureStore, service: FeatureService) -> list[str]:
+    """Output names of the service's features read from feature views (not computed on demand),
+    in the service's order: the ones a point-in-time join can leave missing."""
+    return [
+        feature.name
+        for projection, _ in _batch_views_of(store, service)
+        for feature in projection.features
+    ]
+
+
+def _batch_views_of(store: FeatureStore, service: FeatureService) -> list[tuple[Any, Any]]:
+    """(projection, feature view) of every view in the service that is not on demand."""
+    try:
+        on_demand = {v.name for v in store.list_on_demand_feature_views()}
+    except Exception as exc:
+        raise FeatureStoreError(f"feature registry unreadable: {exc}") from exc
+    views = []
+    for projection in service.feature_view_projections:
+        if projection.name in on_demand:
+            continue
+        try:
+            views.append((projection, store.get_feature_view(projection.name)))
+        except Exception as exc:
+            raise FeatureStoreError(
+                f"feature service '{service.name}': feature view '{projection.name}' is not in "
+                "the Feast registry; run 'modelops features apply'"
+            ) from exc
+    return views
+
+
+@dataclass(frozen=True)
+class _BatchView:
+    """What a point-in-time join reads from one feature view's batch source."""
+
+    name: str
+    keys: dict[str, str]  # source column -> entity frame column
+    source: Path | None  # local parquet file; None for remote or non-parquet sources
+    timestamp: str
+    created: str | None
+    ttl_ns: int | None  # None: no TTL (Feast treats 0 the same way)
+
+
+def _batch_views(store: FeatureStore, service: FeatureService) -> list[_BatchView]:
+    repo_path = Path(store.repo_path)
+    views = []
+    for projection, view in _batch_views_of(store, service):
+        source = view.batch_source
+        renamed = {new: old for old, new in (getattr(source, "field_mapping", None) or {}).items()}
+        join_keys = projection.join_key_map or {c.name: c.name for c in view.entity_columns}
+        local = _local_source(repo_path, view)
+        file_format = type(getattr(source, "file_format", None)).__name__
+        parquet = file_format == "ParquetFormat" or (
+            file_format == "NoneType" and local is not None and local.suffix == ".parquet"
+        )
+        ttl = view.ttl
+        views.append(
+            _BatchView(
+                name=view.name,
+                keys={renamed.get(k, k): v for k, v in join_keys.items()},
+                source=local if parquet else None,
+                timestamp=source.timestamp_field,
+                created=source.created_timestamp_column or None,
+                ttl_ns=ttl // timedelta(microseconds=1) * 1_000 if ttl else None,
+            )
+        )
+    return views
+
+
+def _describe_keys(entity_frame: pd.DataFrame, position: int, columns: Any) -> str:
+    """``company_id=7``: the key values of one entity row, as plain Python values."""
+    row = entity_frame.iloc[position]
+    values = {c: row[c].item() if hasattr(row[c], "item") else row[c] for c in columns}
+    return ", ".join(f"{c}={v!r}" for c, v in values.items())
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _duckdb() -> Any:
+    import duckdb
+
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")  # naive timestamps are UTC, as Feast reads them
+    return connection
+
+
+def _event_ns(entity_frame: pd.DataFrame) -> Any:
+    """The entity rows' event times as int64 nanoseconds since the epoch (UTC)."""
+    import pandas as pd
+
+    try:
+        events = pd.to_datetime(entity_frame["event_timestamp"], utc=True)
+    except KeyError as exc:
+        raise FeatureStoreError("entity rows: no 'event_timestamp' column") from exc
+    missing = int(events.isna().sum())
+    if missing:
+        raise FeatureStoreError(f"entity rows: {missing} rows have no event_timestamp")
+    return events.dt.as_unit("ns").astype("int64").to_numpy()
+
+
+def _entities_table(
+    connection: Any, entity_frame: pd.DataFrame, views: list[_BatchView], event_ns: Any
+) -> None:
+    """Register the entity keys, row numbers and event nanoseconds as ``__entities``."""
+    import numpy as np
+    import pandas as pd
+
+    columns: dict[str, Any] = {"__row": np.arange(len(entity_frame)), "__e": event_ns}
+    for view in views:
+        for column in view.keys.values():
+            if column not in entity_frame.columns:
+                raise FeatureStoreError(
+                    f"entity rows: no column '{column}', the join key of feature view '{view.name}'"
+                )
+            columns[column] = entity_frame[column].to_numpy()
+    connection.register("__entities", pd.DataFrame(columns))
+
+
+def _on_keys(view: _BatchView, right: str) -> str:
+    return " AND ".join(
+        f"e.{_ident(ent)} = {right}.{_ident(src)}" for src, ent in view.keys.items()
+    )
+
+
+def _whole_microseconds(connection: Any, view: _BatchView) -> bool:
+    """True when Feast's DuckDB store reads the view's event times without rounding: stored in
+    seconds, milliseconds or microseconds, or in nanoseconds that are all whole microseconds.
+    Remote sources cannot be inspected and are assumed to be whole microseconds."""
+    import pyarrow.parquet as pq
+
+    if view.source is None or not view.source.is_file():
+        return True
+    schema = pq.read_schema(view.source)
+    if schema.get_field_index(view.timestamp) < 0:
+        return False  # the exact path names the file and column
+    if getattr(schema.field(view.timestamp).type, "unit", None) in ("s", "ms", "us"):
+        return True
+    try:
+        sub_us = connection.execute(
+            f"SELECT count(*) FROM read_parquet({_literal(str(view.source))}) "
+            f"WHERE epoch_ns({_ident(view.timestamp)}) % 1000 <> 0"
+        ).fetchall()[0][0]
+    except Exception:
+        return False
+    return int(sub_us) == 0
+
+
+_FAR = 2**62  # microseconds: an unbounded end of an interval
+
+
+def _exact_interval(connection: Any, view: _BatchView, event_ns: Any) -> tuple[Any, Any]:
+    """Per entity row, the microsecond entity times at which Feast's join picks exactly the row
+    a nanosecond comparison picks (the latest event time <= the event, unless older than TTL).
+
+    Feast's DuckDB store compares microseconds: it casts the source's event times to
+    ``TIMESTAMPTZ`` (rounding nanoseconds) and needs entity times in microseconds. With ``r`` that
+    cast, ``f`` the row to pick and ``n`` the next later row of the same entity, the entity time
+    ``t`` must satisfy ``r(f) <= t < r(n)`` and ``t <= r(f) + ttl`` (or, when ``f`` has expired,
+    ``r(f) + ttl < t < r(n)``; with no ``f``, ``t < r(n)``). Returns ``(low, high)`` arrays; an
+    empty interval (``low > high``) means two of the view's rows are closer than Feast can tell
+    apart around that event.
+    """
+    import numpy as np
+
+    ts = _ident(view.timestamp)
+    keys = ", ".join(f"{_ident(src)}" for src in view.keys)
+    times = connection.execute(
+        f"""
+        WITH src AS (
+            SELECT DISTINCT {keys}, epoch_ns({ts}) AS __f,
+                epoch_us(CAST({ts} AS TIMESTAMPTZ)) AS __r
+            FROM read_parquet({_literal(str(view.source))}) WHERE {ts} IS NOT NULL
+        ),
+        times AS (
+            SELECT *, coalesce(__r = lag(__r) OVER (PARTITION BY {keys} ORDER BY __f), false)
+                AS __merged
+            FROM src
+        )
+        SELECT b.__f, b.__r, b.__merged, n.__r AS __next
+        FROM __entities e
+        ASOF LEFT JOIN times b ON {_on_keys(view, "b")} AND e.__e >= b.__f
+        ASOF LEFT JOIN times n ON {_on_keys(view, "n")} AND e.__e < n.__f
+        ORDER BY e.__row
+        """
+    ).df()
+    found = times["__f"].notna().to_numpy()
+    picked_ns = times["__f"].fillna(0).to_numpy(dtype=np.int64)
+    picked_us = times["__r"].fillna(0).to_numpy(dtype=np.int64)
+    next_us = times["__next"].fillna(_FAR + 1).to_numpy(dtype=np.int64)
+    if view.ttl_ns is None:
+        alive = found
+        ttl_us = _FAR
+    else:
+        alive = found & (picked_ns + view.ttl_ns >= event_ns)
+        ttl_us = view.ttl_ns // 1_000
+    low = np.where(alive, picked_us, np.where(found, picked_us + ttl_us + 1, -_FAR))
+    high = np.minimum(np.where(alive, picked_us + ttl_us, _FAR), next_us - 1)
+    # The picked row rounds to the same microsecond as the one before it: Feast sees a tie.
+    merged = alive & times["__merged"].fillna(False).to_numpy(dtype=bool)
+    return np.where(merged, _FAR, low), high
+
+
+def _join_times(
+    store: FeatureStore, service: FeatureService, entity_frame: pd.DataFrame
+) -> pd.Series:
+    """Entity times, in microseconds, that make Feast's join pick what a nanosecond join would.
+
+    Offline stores keep microseconds. Flooring the event time is exact whenever the feature
+    rows are whole microseconds (a row at ``f <= e`` is also ``<= floor(e)``), which is always
+    the case for sources stored in s, ms or us. Sources with sub-microsecond event times are
+    rounded by DuckDB when Feast reads them, so for those each event gets the microsecond at
+    which Feast's comparison agrees with the exact one (see :func:`_exact_interval`); when no
+    microsecond does, the join fails naming the file and column rather than losing or leaking
+    a row.
+    """
+    import numpy as np
+    import pandas as pd
+
+    event_ns = _event_ns(entity_frame)
+    floor_us = event_ns // 1_000
+
+    def as_timestamps(us: Any) -> pd.Series:
+        values = pd.Series(us.astype("datetime64[us]"), index=entity_frame.index)
+        return values.dt.tz_localize("UTC")
+
+    if store.config.offline_store.type != "duckdb" or len(entity_frame) == 0:
+        return as_timestamps(floor_us)
+    views = _batch_views(store, service)
+    connection = _duckdb()
+    try:
+        exact = not (event_ns % 1_000).any()
+        if exact and all(_whole_microseconds(connection, v) for v in views):
+            return as_timestamps(floor_us)
+        _entities_table(connection, entity_frame, views, event_ns)
+        low = np.full(len(entity_frame), -_FAR, dtype=np.int64)
+        high = np.full(len(entity_frame), _FAR, dtype=np.int64)
+        for view in views:
+            if view.source is None or not view.source.is_file():
+                view_low, view_high = floor_us, floor_us  # cannot inspect: as Feast reads it
+            else:
+                try:
+                    view_low, view_high = _exact_interval(connection, view, event_ns)
+                except Exception as exc:
+                    raise FeatureStoreError(
+                        f"{view.source}: column '{view.timestamp}' unreadable for the "
+                        f"point-in-time join: {str(exc).splitlines()[0]}"
+                    ) from exc
+            low, high = np.maximum(low, view_low), np.minimum(high, view_high)
+            clash = np.flatnonzero(low > high)
+            if clash.size:
+                key = _describe_keys(entity_frame, int(clash[0]), view.keys.values())
+                raise FeatureStoreError(
+                    f"{view.source or view.name}: column '{view.timestamp}' holds rows that "
+                    f"Feast's DuckDB offline store (microsecond precision) cannot tell apart "
+                    f"around {clash.size} event(s), e.g. {key} at "
+                    f"{pd.Timestamp(int(event_ns[clash[0]]), tz='UTC').isoformat()}; store "
+                    "event times at microsecond precision (pandas: .dt.floor('us'))"
+                )
+        return as_timestamps(np.clip(floor_us, low, high))
+    finally:
+        connection.close()
+
+
 def historical_features(
     store: FeatureStore, service: FeatureService, entity_frame: pd.DataFrame
 ) -> pd.DataFrame:
     """Point-in-time join: each row gets feature values as of its ``event_timestamp``.
 
+    A feature row is visible to an event when its event time is at or before the event's (to
+    the nanosecond) and within the view's TTL, whatever precision either side is stored in:
+    Feast's offline store compares microseconds, so the entity times handed to it are chosen to
+    give the same answer (see :func:`_join_times`). The rows come back with the caller's own
+    ``event_timestamp`` values.
+
     Every entity row comes back exactly once. Some Feast offline stores (``file``) drop a row
     whose entity has feature rows but none within the view's TTL; such rows are restored here
     with missing features (what Feast returns for an entity it has never seen), so a training set
     never silently loses labelled events, whichever offline store is configured.
+
+    Raises:
+        FeatureStoreError: the join failed, or a source holds event times closer together than
+            the offline store can tell apart around an event (named with file and column).
     """
-    # Offline stores keep microseconds; flooring moves an event earlier, never later, so no
-    # feature value from after the event can be joined.
-    entities = entity_frame.assign(
-        **{
-            _ROW_ID: range(len(entity_frame)),
-            "event_timestamp": entity_frame["event_timestamp"].dt.floor("us"),
-        }
-    )
+    rows = entity_frame.assign(**{_ROW_ID: range(len(entity_frame))})
+    entities = rows.assign(event_timestamp=_join_times(store, service, entity_frame))
     try:
         # The DuckDB offline store (ibis) resolves file sources against the working directory.
         with contextlib.chdir(store.repo_path):
@@ -308,11 +603,98 @@ def historical_features(
     if joined[_ROW_ID].duplicated().any():
         raise FeatureStoreError("point-in-time join returned duplicate rows for one event")
     feature_columns = [c for c in joined.columns if c not in entities.columns]
-    restored = entities.merge(joined[[_ROW_ID, *feature_columns]], on=_ROW_ID, how="left")
+    restored = rows.merge(joined[[_ROW_ID, *feature_columns]], on=_ROW_ID, how="left")
     dropped = len(entities) - len(joined)
     if dropped:
         log.warning("%d rows had only expired feature values; kept with missing features", dropped)
     return restored.drop(columns=_ROW_ID)
+
+
+def availability_violations(
+    store: FeatureStore, service: FeatureService, entity_frame: pd.DataFrame
+) -> list[AvailabilityResult]:
+    """Per feature view of the service: entity rows joined with a feature row that did not exist
+    yet at the event time (its ``created_timestamp`` is later than the event), which Feast does
+    not check.
+
+    The joined row is the one Feast picks: the latest event time at or before the entity's,
+    within the view's TTL, ties broken by the latest created time. Views without a created
+    column are available when their event time says (checked, nothing affected); views whose
+    source is not a local parquet file cannot be checked (``checked=False``, with the reason).
+
+    Args:
+        entity_frame: the entity key columns and a tz-aware ``event_timestamp``.
+    """
+    import pandas as pd
+
+    from modelops.core.datachecks import AvailabilityResult
+
+    views = _batch_views(store, service)
+    rows = len(entity_frame)
+    event_ns = _event_ns(entity_frame)
+    results: list[AvailabilityResult] = []
+    connection = _duckdb()
+    try:
+        _entities_table(connection, entity_frame, views, event_ns)
+        for view in views:
+            if not view.created:
+                results.append(
+                    AvailabilityResult(
+                        view.name,
+                        True,
+                        0,
+                        rows,
+                        "no created_timestamp column: availability equals event time",
+                    )
+                )
+                continue
+            if view.source is None:
+                results.append(
+                    AvailabilityResult(
+                        view.name, False, 0, rows, "source is not a local parquet file"
+                    )
+                )
+                continue
+            if not view.source.is_file():
+                results.append(
+                    AvailabilityResult(
+                        view.name, False, 0, rows, f"source {view.source} does not exist"
+                    )
+                )
+                continue
+            ts, created = _ident(view.timestamp), _ident(view.created)
+            keys = ", ".join(_ident(src) for src in view.keys)
+            expired = "" if view.ttl_ns is None else f"AND s.__f + {view.ttl_ns} >= e.__e"
+            try:
+                affected, example, example_created = connection.execute(
+                    f"""
+                    WITH src AS (
+                        SELECT {keys}, epoch_ns({ts}) AS __f, max(epoch_ns({created})) AS __c
+                        FROM read_parquet({_literal(str(view.source))})
+                        WHERE {ts} IS NOT NULL GROUP BY ALL
+                    )
+                    SELECT count(*), min(e.__row), arg_min(s.__c, e.__row)
+                    FROM __entities e
+                    ASOF JOIN src s ON {_on_keys(view, "s")} AND e.__e >= s.__f
+                    WHERE s.__c > e.__e {expired}
+                    """
+                ).fetchall()[0]
+            except Exception as exc:
+                reason = f"{view.source}: {str(exc).splitlines()[0]}"
+                results.append(AvailabilityResult(view.name, False, 0, rows, reason))
+                continue
+            reason = ""
+            if affected:
+                key = _describe_keys(entity_frame, int(example), view.keys.values())
+                reason = (
+                    f"e.g. {key} at {pd.Timestamp(int(event_ns[example]), tz='UTC').isoformat()} "
+                    "was joined with a row created at "
+                    f"{pd.Timestamp(int(example_created), tz='UTC').isoformat()}"
+                )
+            results.append(AvailabilityResult(view.name, True, int(affected), rows, reason))
+    finally:
+        connection.close()
+    return results
 
 
 def online_features(
@@ -323,3 +705,35 @@ def online_features(
         return store.get_online_features(features=service, entity_rows=rows).to_df()
     except Exception as exc:
         raise FeatureStoreError(f"online feature read failed: {exc}") from exc
+
+
+def definitions_digest(store: FeatureStore, service: FeatureService) -> dict[str, str]:
+    """SHA-256 per view of what defines the service's features: each view's schema, source,
+    TTL and (on-demand) transformation source, without the data and without build-time
+    metadata. Equal digests mean the same rows give the same features."""
+    import hashlib
+
+    digests: dict[str, str] = {}
+    for projection in service.feature_view_projections:
+        view: Any
+        try:
+            view = store.get_feature_view(projection.name)
+        except Exception:
+            try:
+                view = store.get_on_demand_feature_view(projection.name)
+            except Exception as exc:
+                raise FeatureStoreError(
+                    f"feature service '{service.name}': view '{projection.name}' is not "
+                    "registered; run 'modelops features apply'"
+                ) from exc
+        spec = view.to_proto().spec
+        _strip_volatile(spec)
+        for volatile in ("description", "tags", "owner"):
+            if volatile in {f.name for f, _ in spec.ListFields()}:
+                spec.ClearField(volatile)
+        selected = projection.to_proto()
+        _strip_volatile(selected)
+        digest = hashlib.sha256(selected.SerializeToString(deterministic=True))
+        digest.update(spec.SerializeToString(deterministic=True))
+        digests[projection.name] = digest.hexdigest()
+    return digests

@@ -199,11 +199,62 @@ def load_json_artifact(client: MlflowClient, run_id: str, name: str) -> Any:
         return json.load(handle)
 
 
+# Written by MLflow into the download folder of a ``models:/<name>/<version>`` URI (the name and
+# version it was downloaded as); not part of what was logged.
+_DOWNLOAD_META = "registered_model_meta"
+
+
+def _tree_sha256(folder: Any) -> str:
+    """One SHA-256 over every file of a model folder: relative paths and bytes, in path order."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(folder)
+    digest = hashlib.sha256()
+    files = (p for p in root.rglob("*") if p.is_file() and p != root / _DOWNLOAD_META)
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def artifact_sha256(model_uri: str) -> str:
+    """SHA-256 of the model's stored files (weights, MLmodel, environment files)."""
+    import mlflow
+
+    return _tree_sha256(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+
+
 def load_model(model_uri: str) -> Any:
-    """The sklearn-compatible model behind a ``models:/`` or ``runs:/`` URI."""
+    """The sklearn-compatible model behind a ``models:/`` or ``runs:/`` URI, unverified."""
     import mlflow
 
     return mlflow.sklearn.load_model(model_uri)
+
+
+def load_verified_model(model_uri: str, expected_sha256: str | None, label: str) -> Any:
+    """Download the model, check its files against the SHA-256 recorded at registration, and
+    load exactly the files that were checked.
+
+    Raises:
+        RegistryError: no hash was recorded, or the files do not match it; nothing is loaded.
+    """
+    import mlflow
+
+    if not expected_sha256:
+        raise RegistryError(
+            f"{label} has no recorded artifact SHA-256 (tag 'modelops.artifact_sha256'); "
+            "register it again with 'modelops train'"
+        )
+    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    actual = _tree_sha256(local)
+    if actual != expected_sha256:
+        raise RegistryError(
+            f"{label}: artifact does not match its registration: sha256 {actual} found, "
+            f"{expected_sha256} recorded; refusing to score a replaced or corrupted model"
+        )
+    return mlflow.sklearn.load_model(local)
 
 
 def model_size_bytes(model_uri: str) -> int:

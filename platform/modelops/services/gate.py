@@ -1,62 +1,59 @@
 """``modelops validate``: a candidate against what holds an environment, on the same rows.
 
-Both models score the same holdout rows, built point-in-time from the feature store for the
-project's holdout window. The verdict (JSON) and a report (Markdown) are stored as artifacts of
-the candidate's run, summarised in version tags and recorded in the ledger. Any error while
-evaluating is an :class:`EvaluationError` (exit 2): the gate fails closed.
+lookup → join → score → judge → record:
+
+- **lookup**: the candidate and the reference (the environment's holder, or a prevalence-only
+  model when the environment is empty) with the artifact hashes and feature-definition digests
+  recorded at registration. A replaced artifact, or a reference whose features are no longer
+  computed the way it was trained, is refused before anything is scored.
+- **join**: the holdout rows, point-in-time, through the same checks as training.
+- **score**: every model with its own registered code (the artifact holds ``build_features``).
+- **judge**: paired bootstrap intervals decide the primary metric and the segments; latency is
+  the median of interleaved measurements; leakage uses permutation importance.
+- **record**: the whole verdict goes to the ledger first, then to the run's artifacts and tags.
+  The same inputs give the same verdict: a re-run returns the recorded one.
+
+Any error while evaluating is an :class:`EvaluationError` (exit 2), recorded in the ledger as a
+failed validation: the gate fails closed, and an error after a pass withdraws that pass.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
+import math
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelops.config.project import Project, load_project
 from modelops.config.settings import Settings
-from modelops.core.errors import ModelopsError, RegistryError
-from modelops.core.fingerprint import DatasetFingerprint
-from modelops.core.gate_rules import Evaluation, Rule, RuleSettings, gain, in_words, judge
-from modelops.core.metrics import (
-    CostModel,
-    classification_metrics,
-    paired_bootstrap_interval,
-    segment_metrics,
-)
-from modelops.core.modeling import feature_importance
+from modelops.core import tags
+from modelops.core.errors import ModelopsError
+from modelops.core.gate_rules import Evaluation, Findings, RuleSettings, judge
+from modelops.core.latency import interleaved_latency, judge_latency
+from modelops.core.leakage import assess_leakage, permutation_shares
+from modelops.core.metrics import CostModel, classification_metrics
+from modelops.core.metrics import segment_metrics as compute_segment_metrics
+from modelops.core.stats import decide, paired_interval, segment_decisions
+from modelops.core.verdict import Verdict, inputs_key
 from modelops.integrations import feast as feast_io
 from modelops.integrations import mlflow as mlflow_io
-from modelops.integrations.database import Ledger, LedgerEntry
+from modelops.integrations.database import Ledger, LedgerEntry, RecordedEntry
 from modelops.services.context import feature_repo, tracking
+from modelops.services.datasets import build_training_set
 from modelops.services.identity import resolve_actor
-from modelops.services.train import build_training_set, load_train_module
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-TAG = "modelops"
-LATENCY_SAMPLE = 200
-# Above this many holdout rows the bootstrap costs seconds and its interval is narrow anyway.
-BOOTSTRAP_MAX_ROWS = 50_000
-COMPARED_METRICS = (
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "brier",
-    "ece",
-    "precision",
-    "recall",
-    "f1",
-    "false_positive_rate",
-    "alert_rate",
-    "cost_per_1000",
-)
+PREVALENCE = "prevalence"
+LATENCY_SAMPLES = 100  # interleaved pairs; their median ratio is stable well before this
+LEAKAGE_SAMPLE = 5_000
 
 
 class EvaluationError(ModelopsError):
@@ -69,134 +66,42 @@ class GateFailedError(ModelopsError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class Verdict:
-    id: str
-    project: str
-    model_name: str
-    environment: str
-    candidate: Evaluation
-    reference: Evaluation
-    rules: list[Rule]
-    passed: bool
-    decisions_differ: float
-    holdout: DatasetFingerprint
-    as_of: str
-    created_at: str
-    actor: str
-    primary_delta_interval: tuple[float, float] | None = None
+@dataclass
+class _Model:
+    """A version as the gate scores it."""
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["deltas"] = {
-            m: self.candidate.metrics[m] - self.reference.metrics[m]
-            for m in COMPARED_METRICS
-            if m in self.candidate.metrics and m in self.reference.metrics
-        }
-        return data
+    role: str
+    version: str
+    threshold: float
+    features: list[str]
+    artifact_sha256: str
+    model: Any = None
+    size_bytes: int = 0
+    views: dict[str, str] | None = None
+    threshold_free_score: float = math.nan
+    run_id: str | None = None
+    trained_role: str = ""
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=str, allow_nan=True)
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        import numpy as np
 
-
-def _latency(model: Any, rows: pd.DataFrame) -> tuple[float, float]:
-    """Median and p95 milliseconds for one-row predictions, as a prediction service makes them."""
-    import numpy as np
-
-    sample = rows.head(LATENCY_SAMPLE)
-    timings = []
-    for i in range(len(sample)):
-        one = sample.iloc[[i]]
-        start = time.perf_counter()
-        model.predict_proba(one)
-        timings.append((time.perf_counter() - start) * 1000)
-    if not timings:
-        return float("nan"), float("nan")
-    return float(np.median(timings)), float(np.percentile(timings, 95))
-
-
-def evaluate_model(
-    role: str,
-    version: str,
-    model: Any,
-    inputs: pd.DataFrame,
-    frame: pd.DataFrame,
-    project: Project,
-    threshold: float,
-    size_bytes: int,
-) -> tuple[Evaluation, Any]:
-    """Scores, metrics at the model's own threshold, segments, latency, size, importance."""
-    spec = project.spec
-    costs = CostModel(spec.costs.false_negative, spec.costs.false_positive)
-    scores = model.predict_proba(inputs)[:, 1]
-    labels = frame[spec.label.column]
-    scored = frame.assign(_score=scores)
-    p50, p95 = _latency(model, inputs)
-    evaluation = Evaluation(
-        role=role,
-        version=version,
-        threshold=threshold,
-        metrics=classification_metrics(labels, scores, threshold, costs),
-        segments=segment_metrics(
-            scored,
-            spec.segments,
-            spec.label.column,
-            "_score",
-            threshold,
-            costs,
-            min_rows=spec.promotion.min_segment_rows,
-        ),
-        latency_ms_p50=p50,
-        latency_ms_p95=p95,
-        size_bytes=size_bytes,
-        features=list(inputs.columns),
-        feature_share=feature_importance(model),
-    )
-    return evaluation, scores
+        if self.model is None:  # prevalence-only reference: one score for every row
+            return np.full(len(frame), self.threshold_free_score)
+        return np.asarray(self.model.predict_proba(frame[self.features])[:, 1], dtype=np.float64)
 
 
 def rule_settings(project: Project) -> RuleSettings:
     p = project.spec.promotion
     return RuleSettings(
         primary_metric=project.spec.primary_metric,
-        min_improvement=p.min_improvement,
+        decision=p.decision,
+        margin=p.decision_margin,
         max_drop=p.max_drop,
-        max_segment_drop=p.max_segment_drop,
-        min_segment_rows=p.min_segment_rows,
-        min_segment_positives=p.min_segment_positives,
         max_ece_increase=p.max_ece_increase,
-        max_latency_ms=p.max_latency_ms,
-        max_latency_ratio=p.max_latency_ratio,
-        leakage_auc_ceiling=p.leakage_auc_ceiling,
-        max_feature_share=p.max_feature_share,
         floors={str(k): float(v) for k, v in p.floors.items()},
         event_name=project.spec.label.event_name,
         currency=project.spec.costs.currency,
     )
-
-
-def _reference(
-    client: Any, ledger: Ledger, project: Project, environment: str, candidate_tags: dict[str, str]
-) -> tuple[str, str]:
-    """(role, version) of what the candidate must beat: the holder, else its baseline."""
-    name = project.spec.registered_model
-    holder = ledger.holder(project.spec.name, environment)
-    aliases = mlflow_io.aliases(client, name)
-    if holder.version is not None:
-        if aliases.get(environment) != holder.version:
-            raise EvaluationError(
-                f"{name}: the ledger says v{holder.version} holds {environment} but the MLflow "
-                f"alias '{environment}' points to {aliases.get(environment) or 'nothing'}; "
-                "fix the alias before gating"
-            )
-        return environment, holder.version
-    baseline = candidate_tags.get(f"{TAG}.baseline_version")
-    if not baseline:
-        raise EvaluationError(
-            f"nothing holds {environment} and the candidate has no "
-            f"'{TAG}.baseline_version' tag to compare with"
-        )
-    return "baseline", baseline
 
 
 def validate(
@@ -207,11 +112,12 @@ def validate(
     against: str = "production",
     as_of: datetime | None = None,
     actor: str | None = None,
+    allow_feature_change: bool = False,
 ) -> Verdict:
     """Gate ``version`` against the holder of ``against`` and record the verdict.
 
-    Returns the verdict whether it passed or not; raises :class:`EvaluationError` when it
-    could not be reached.
+    Returns the verdict whether it passed or not; raises :class:`EvaluationError` when it could
+    not be reached (recorded in the ledger as a failed validation).
     """
     if against not in settings.environments:
         raise EvaluationError(
@@ -222,17 +128,161 @@ def validate(
     ledger = Ledger(settings.platform_database_url)
     who = resolve_actor(actor, settings.root) or "unknown"
     try:
-        verdict = _validate(settings, project, str(version), against, as_of, who, ledger)
+        return _validate(
+            settings, project, str(version), against, as_of, who, ledger, allow_feature_change
+        )
+    except EvaluationError as exc:
+        _record_error(ledger, project, against, str(version), who, str(exc))
+        raise
     except ModelopsError as exc:
-        if isinstance(exc, RegistryError | EvaluationError):
-            raise
+        _record_error(ledger, project, against, str(version), who, str(exc))
         raise EvaluationError(str(exc)) from exc
     except Exception as exc:
-        raise EvaluationError(
+        message = (
             f"evaluation of {project.spec.registered_model} v{version} failed: "
             f"{type(exc).__name__}: {exc}"
-        ) from exc
-    return verdict
+        )
+        _record_error(ledger, project, against, str(version), who, message)
+        raise EvaluationError(message) from exc
+
+
+def _record_error(
+    ledger: Ledger, project: Project, environment: str, version: str, actor: str, message: str
+) -> None:
+    """An errored validation withdraws any earlier pass of the same version."""
+    try:
+        ledger.append(
+            LedgerEntry(
+                action="validate",
+                project=project.spec.name,
+                environment=environment,
+                actor=actor,
+                reason=f"could not evaluate: {message}"[:2000],
+                to_version=version,
+                details={"passed": False, "error": message[:2000], "failed_rules": ["error"]},
+            )
+        )
+    except Exception:  # the error itself is what the user must see
+        log.exception("could not record the failed validation in the ledger")
+
+
+def _lookup(
+    client: Any, project: Project, ledger: Ledger, environment: str, version: str
+) -> tuple[_Model, _Model, _Model | None, dict[str, str]]:
+    """(candidate, reference, sibling, candidate tags). The sibling is the version trained
+    beside the candidate, compared only while the environment is empty."""
+    name = project.spec.registered_model
+    mv = mlflow_io.get_version(client, name, version)
+    candidate_tags = dict(mv.tags)
+    candidate = _model("candidate", mv)
+    holder = ledger.holder(project.spec.name, environment)
+    sibling = None
+    if holder.version is not None:
+        aliases = mlflow_io.aliases(client, name)
+        if aliases.get(environment) != holder.version:
+            raise EvaluationError(
+                f"{name}: the ledger says v{holder.version} holds {environment} but the MLflow "
+                f"alias '{environment}' points to {aliases.get(environment) or 'nothing'}; "
+                f"run 'modelops models sync {project.spec.name}' before gating"
+            )
+        if holder.version == version:
+            raise EvaluationError(f"{name} v{version} already holds {environment}")
+        reference = _model(environment, mlflow_io.get_version(client, name, holder.version))
+    else:
+        prevalence = candidate_tags.get(tags.PREVALENCE)
+        if prevalence is None:
+            raise EvaluationError(
+                f"{name} v{version} has no '{tags.PREVALENCE}' tag: the prevalence-only "
+                "reference of an empty environment cannot be built; register it again with "
+                "'modelops train'"
+            )
+        reference = _prevalence_model(float(prevalence), project)
+        sibling_version = candidate_tags.get(tags.BASELINE_VERSION) or candidate_tags.get(
+            tags.CANDIDATE_VERSION
+        )
+        if sibling_version:
+            sibling = _model("sibling", mlflow_io.get_version(client, name, sibling_version))
+    return candidate, reference, sibling, candidate_tags
+
+
+def _model(role: str, mv: Any) -> _Model:
+    model_tags = dict(mv.tags)
+    threshold = model_tags.get(tags.THRESHOLD)
+    if threshold is None:
+        raise EvaluationError(f"v{mv.version} has no '{tags.THRESHOLD}' tag")
+    features = [f for f in model_tags.get(tags.FEATURES, "").split(",") if f]
+    if not features:
+        raise EvaluationError(f"v{mv.version} has no '{tags.FEATURES}' tag")
+    views = model_tags.get(tags.FEATURE_DIGEST_VIEWS)
+    return _Model(
+        role=role,
+        version=str(mv.version),
+        threshold=float(threshold),
+        features=features,
+        artifact_sha256=model_tags.get(tags.ARTIFACT_SHA256, ""),
+        views=tags.parse_view_digests(views) if views else None,
+        run_id=mv.run_id,
+        trained_role=model_tags.get(tags.ROLE, ""),
+    )
+
+
+def _prevalence_model(prevalence: float, project: Project) -> _Model:
+    """The "as is" process with no model: every case gets the training prevalence, and the
+    cheaper of flagging everyone or no one (decided by costs, not by the holdout's labels)."""
+    import numpy as np
+
+    costs = project.spec.costs
+    flag_all = prevalence * costs.false_negative > (1 - prevalence) * costs.false_positive
+    threshold = prevalence if flag_all else float(np.nextafter(prevalence, 1.0))
+    return _Model(
+        role=PREVALENCE,
+        version="-",
+        threshold=threshold,
+        features=[],
+        artifact_sha256=f"prevalence={prevalence!r}",
+        threshold_free_score=prevalence,
+    )
+
+
+def _feature_changes(
+    models: list[_Model], current: dict[str, str], allow: bool
+) -> dict[str, list[str]]:
+    """Views whose definitions changed since each model was trained; refused unless allowed."""
+    changes: dict[str, list[str]] = {}
+    for m in models:
+        if m.role == PREVALENCE:
+            continue
+        if m.views is None:
+            changes[f"{m.role} v{m.version}"] = ["(no feature digest recorded)"]
+            continue
+        changed = tags.changed_views(m.views, current)
+        if changed:
+            changes[f"{m.role} v{m.version}"] = changed
+    if changes and not allow:
+        said = "; ".join(f"{who}: {', '.join(views)}" for who, views in changes.items())
+        raise EvaluationError(
+            f"feature definitions changed since training ({said}); the current definitions "
+            "would not score these versions as they were trained. Re-train, or pass "
+            "--allow-feature-change to compare anyway (recorded in the verdict)"
+        )
+    return changes
+
+
+def _recorded(
+    ledger: Ledger, project: Project, environment: str, version: str, key: str
+) -> Verdict | None:
+    """The verdict recorded for exactly these inputs, if it has not expired."""
+    max_age = project.spec.promotion.verdict_max_age_days
+    for entry in reversed(ledger.entries(project.spec.name, environment)):
+        if entry.action != "validate" or entry.to_version != version:
+            continue
+        if entry.details.get("inputs_key") != key or "verdict" not in entry.details:
+            continue
+        verdict = Verdict.from_dict(entry.details["verdict"])
+        if verdict.expires_at(max_age) > datetime.now(UTC):
+            return verdict
+        return None
+    return None
 
 
 def _validate(
@@ -243,118 +293,350 @@ def _validate(
     as_of: datetime | None,
     actor: str,
     ledger: Ledger,
+    allow_feature_change: bool,
 ) -> Verdict:
     spec = project.spec
     name = spec.registered_model
-    module = load_train_module(project)
     as_of = as_of or datetime.now(UTC)
     with mlflow_io.session(tracking(settings)) as client:
-        candidate_version = mlflow_io.get_version(client, name, version)
-        candidate_tags = dict(candidate_version.tags)
-        ref_role, ref_version_number = _reference(client, ledger, project, against, candidate_tags)
-        if ref_version_number == version:
-            raise EvaluationError(f"{name} v{version} already holds {against}")
-        ref_version = mlflow_io.get_version(client, name, ref_version_number)
-
+        candidate, reference, sibling, candidate_tags = _lookup(
+            client, project, ledger, against, version
+        )
+        store = feast_io.open_store(feature_repo(settings))
+        service = feast_io.feature_service(store, spec.feature_service)
+        served = set(feast_io.service_features(service))
+        current_views = feast_io.definitions_digest(store, service)
+        changes = _feature_changes(
+            [candidate, reference, *([sibling] if sibling else [])],
+            current_views,
+            allow_feature_change,
+        )
+        # verified before anything else: a replaced artifact is never scored, nor excused by
+        # a verdict recorded for the original
+        for m in (candidate, reference, *([sibling] if sibling else [])):
+            if m.role == PREVALENCE:
+                continue
+            uri = f"models:/{name}/{m.version}"
+            m.model = mlflow_io.load_verified_model(
+                uri, m.artifact_sha256, f"{name} v{m.version} ({m.role})"
+            )
+            m.size_bytes = mlflow_io.model_size_bytes(uri)
+        trained_missing = json.loads(candidate_tags.get(tags.MISSING_SHARE_TRAIN, "null"))
         data = build_training_set(
             settings,
             project,
             as_of,
             windows=("holdout",),
             join_cache=settings.resolved_state_dir / "holdout-joins",
+            trained_missing=trained_missing,
+            store=store,
         )
         frame = data.frames["holdout"]
-        store = feast_io.open_store(feature_repo(settings))
-        service = feast_io.feature_service(store, spec.feature_service)
-        served = set(feast_io.service_features(service))
-
-        evaluations: dict[str, Evaluation] = {}
-        scores: dict[str, Any] = {}
-        servable = (True, "")
-        for role, mv in (("candidate", candidate_version), (ref_role, ref_version)):
-            uri = f"models:/{name}/{mv.version}"
-            features = mlflow_io.input_names(uri) or mv.tags.get(f"{TAG}.features", "").split(",")
-            missing = [f for f in features if f not in served]
-            if role == "candidate":
-                servable = (
-                    (not missing, f"all {len(features)} inputs come from '{spec.feature_service}'")
-                    if not missing
-                    else (
-                        False,
-                        f"inputs {missing} are not in feature service '{spec.feature_service}'",
-                    )
-                )
-                if missing:
-                    features = [f for f in features if f in frame.columns]
-            elif missing:
-                raise EvaluationError(
-                    f"{role} v{mv.version} needs {missing}, no longer served by "
-                    f"'{spec.feature_service}'"
-                )
-            threshold_tag = mv.tags.get(f"{TAG}.threshold")
-            if threshold_tag is None:
-                raise EvaluationError(f"{name} v{mv.version} has no '{TAG}.threshold' tag")
-            model = mlflow_io.load_model(uri)
-            inputs = module.build_features(frame, features)
-            log.info("scoring %s v%s on %d holdout rows", role, mv.version, len(frame))
-            evaluations[role], scores[role] = evaluate_model(
-                role,
-                str(mv.version),
-                model,
-                inputs,
-                frame,
-                project,
-                float(threshold_tag),
-                mlflow_io.model_size_bytes(uri),
-            )
-
-        candidate, reference = evaluations["candidate"], evaluations[ref_role]
-        if candidate.metrics["rows"] == 0 or reference.metrics["rows"] == 0:
+        if frame.empty:
             raise EvaluationError("the holdout window holds no rows")
-        differ = float(
-            (
-                (scores["candidate"] >= candidate.threshold)
-                != (scores[ref_role] >= reference.threshold)
-            ).mean()
+        inputs = {
+            "environment": against,
+            "candidate": [candidate.version, candidate.artifact_sha256],
+            "reference": [reference.role, reference.version, reference.artifact_sha256],
+            "sibling": [sibling.version, sibling.artifact_sha256] if sibling else None,
+            "holdout_sha256": data.fingerprints["holdout"].sha256,
+            "project_yaml_sha256": project.spec_hash,
+            "feature_digest": tags.feature_digest(current_views),
+            "allow_feature_change": allow_feature_change,
+        }
+        key = inputs_key(inputs)
+        previous = _recorded(ledger, project, against, version, key)
+        if previous is not None:
+            log.info("same inputs as verdict %s: returning it", previous.id)
+            _record(client, ledger, previous, None, project, reused=True)
+            return previous
+
+        verdict = _judge(
+            project, frame, candidate, reference, sibling, served, data, as_of, actor, inputs
         )
-        rules = judge(candidate, reference, rule_settings(project), servable)
-        interval = (
-            paired_bootstrap_interval(
-                spec.primary_metric, frame[spec.label.column], scores["candidate"], scores[ref_role]
-            )
-            if len(frame) <= BOOTSTRAP_MAX_ROWS
-            else None
-        )
-        verdict = Verdict(
-            id=uuid.uuid4().hex[:16],
-            project=spec.name,
-            model_name=name,
-            environment=against,
-            candidate=candidate,
-            reference=reference,
-            rules=rules,
-            passed=all(r.passed for r in rules),
-            decisions_differ=differ,
-            holdout=data.fingerprints["holdout"],
-            as_of=as_of.isoformat(),
-            created_at=datetime.now(UTC).isoformat(),
-            actor=actor,
-            primary_delta_interval=interval,
-        )
-        if not candidate_version.run_id:
+        verdict.evidence["feature_changes"] = changes
+        if not candidate.run_id:
             raise EvaluationError(f"{name} v{version} has no training run to attach the verdict to")
-        _record(client, ledger, verdict, candidate_version.run_id, project)
+        _record(client, ledger, verdict, candidate.run_id, project, reused=False)
     return verdict
 
 
-def _record(client: Any, ledger: Ledger, verdict: Verdict, run_id: str, project: Project) -> None:
-    mlflow_io.log_run_artifacts(
-        client,
-        run_id,
-        f"gate/{verdict.id}",
-        {"verdict.json": verdict.to_json(), "report.md": to_markdown(verdict, project)},
+def _evaluation(m: _Model, scores: np.ndarray, frame: pd.DataFrame, project: Project) -> Evaluation:
+    spec = project.spec
+    costs = CostModel(spec.costs.false_negative, spec.costs.false_positive)
+    scored = frame.assign(_score=scores)
+    return Evaluation(
+        role=m.role,
+        version=m.version,
+        threshold=m.threshold,
+        metrics=classification_metrics(frame[spec.label.column], scores, m.threshold, costs),
+        segments=compute_segment_metrics(
+            scored,
+            spec.segments,
+            spec.label.column,
+            "_score",
+            m.threshold,
+            costs,
+            min_rows=spec.promotion.min_segment_rows,
+        ),
+        latency_ms_p50=math.nan,
+        latency_ms_p95=math.nan,
+        size_bytes=m.size_bytes,
+        features=m.features,
     )
-    prefix = f"{TAG}.gate.{verdict.environment}"
+
+
+def _judge(
+    project: Project,
+    frame: pd.DataFrame,
+    candidate: _Model,
+    reference: _Model,
+    sibling: _Model | None,
+    served: set[str],
+    data: Any,
+    as_of: datetime,
+    actor: str,
+    inputs: dict[str, Any],
+) -> Verdict:
+    import dataclasses
+
+    spec = project.spec
+    p = spec.promotion
+    label = frame[spec.label.column].to_numpy()
+    missing = [f for f in candidate.features if f not in served]
+    servable = (
+        (False, f"inputs {missing} are not in feature service '{spec.feature_service}'")
+        if missing
+        else (True, f"all {len(candidate.features)} inputs come from '{spec.feature_service}'")
+    )
+    if missing:
+        raise EvaluationError(
+            f"candidate v{candidate.version} needs {missing}, not served by "
+            f"'{spec.feature_service}'"
+        )
+    log.info("scoring %d holdout rows", len(frame))
+    scores = {m.role: m.scores(frame) for m in (candidate, reference)}
+    c_eval = _evaluation(candidate, scores["candidate"], frame, project)
+    r_eval = _evaluation(reference, scores[reference.role], frame, project)
+
+    primary = spec.primary_metric
+    costs = CostModel(spec.costs.false_negative, spec.costs.false_positive)
+    interval = paired_interval(
+        primary,
+        label,
+        scores["candidate"],
+        scores[reference.role],
+        threshold_c=candidate.threshold,
+        threshold_r=reference.threshold,
+        costs=costs,
+    )
+    decision = decide(interval, p.decision, p.decision_margin)
+
+    segments_finding = None
+    segment_report: Any = None
+    if spec.segments:
+        groups = {}
+        for column in spec.segments:
+            keys = frame[column].astype("string").fillna("(missing)")
+            for value in keys.unique():
+                rows = (keys == value).to_numpy()
+                groups[f"{column}={value}"] = (
+                    label[rows],
+                    scores["candidate"][rows],
+                    scores[reference.role][rows],
+                )
+        segment_report = segment_decisions(
+            groups,
+            primary,
+            "non_inferiority",  # a segment may not lose more than max_segment_drop
+            p.max_segment_drop,
+            min_positives=p.min_segment_positives,
+            min_rows=p.min_segment_rows,
+            threshold_c=candidate.threshold,
+            threshold_r=reference.threshold,
+            costs=costs,
+        )
+        segments_finding = (segment_report.passed, segment_report.detail)
+
+    sibling_finding = None
+    sibling_interval = None
+    if sibling is not None:
+        # Of two versions trained together, the simpler baseline is preferred unless the
+        # candidate is shown better: exactly one of them can pass, and noise favours neither.
+        sibling_scores = sibling.scores(frame)
+        is_candidate = candidate.trained_role != "baseline"
+        complex_, simple = (candidate, sibling) if is_candidate else (sibling, candidate)
+        by_role = {candidate.version: scores["candidate"], sibling.version: sibling_scores}
+        sibling_interval = paired_interval(
+            primary,
+            label,
+            by_role[complex_.version],
+            by_role[simple.version],
+            threshold_c=complex_.threshold,
+            threshold_r=simple.threshold,
+            costs=costs,
+        )
+        shown = decide(sibling_interval, "superiority", 0.0)
+        said = f"candidate v{complex_.version} vs baseline v{simple.version}: {shown.detail}"
+        if not sibling_interval.finite:
+            sibling_finding = (False, said)
+        elif is_candidate:
+            sibling_finding = (shown.passed, f"{said}; a candidate must be shown better")
+        else:
+            sibling_finding = (
+                not shown.passed,
+                f"{said}; the baseline is preferred unless its candidate is shown better",
+            )
+
+    x = frame[candidate.features]
+    rows = [x.iloc[[i]] for i in range(min(LATENCY_SAMPLES, len(x)))]
+    if reference.model is not None:
+        reference_x = frame[reference.features]
+        ref_rows = {id(r): reference_x.iloc[[i]] for i, r in enumerate(rows)}
+
+        def score_reference(row: Any) -> Any:
+            return reference.model.predict_proba(ref_rows[id(row)])
+
+    else:
+
+        def score_reference(row: Any) -> Any:
+            return reference.threshold_free_score
+
+    latency = interleaved_latency(
+        candidate.model.predict_proba, score_reference, rows, warmup=10, samples=LATENCY_SAMPLES
+    )
+    if reference.model is not None:
+        latency_finding = judge_latency(
+            latency, max_ms=p.max_latency_ms, max_ratio=p.max_latency_ratio
+        )
+    else:  # a constant costs nothing: only the absolute ceiling applies
+        latency_finding = (
+            latency.samples > 0 and latency.candidate_p50 <= p.max_latency_ms,
+            f"median {latency.candidate_p50:.2f} ms per row (p95 {latency.candidate_p95:.2f}) "
+            f"over {latency.samples} calls; limit {p.max_latency_ms:g} ms (no ratio: the "
+            "reference is a constant)",
+        )
+    c_eval = dataclasses.replace(
+        c_eval, latency_ms_p50=latency.candidate_p50, latency_ms_p95=latency.candidate_p95
+    )
+    r_eval = dataclasses.replace(
+        r_eval, latency_ms_p50=latency.reference_p50, latency_ms_p95=latency.reference_p95
+    )
+
+    importance = permutation_shares(candidate.model, x, label, sample=LEAKAGE_SAMPLE)
+    leakage = assess_leakage(
+        c_eval.metrics.get("roc_auc", math.nan),
+        importance,
+        auc_ceiling=p.leakage_auc_ceiling,
+        max_feature_share=p.max_feature_share,
+    )
+    leakage_ok = not leakage.suspected and not leakage.checks_not_run
+    c_eval = dataclasses.replace(c_eval, feature_share=importance.shares)
+
+    findings = Findings(
+        primary=(decision.passed, decision.detail),
+        latency=latency_finding,
+        leakage=(leakage_ok, leakage.detail),
+        servable=servable,
+        segments=segments_finding,
+        sibling=sibling_finding,
+    )
+    rules = judge(c_eval, r_eval, rule_settings(project), findings)
+    differ = float(
+        (
+            (scores["candidate"] >= candidate.threshold)
+            != (scores[reference.role] >= reference.threshold)
+        ).mean()
+    )
+    return Verdict(
+        id=uuid.uuid4().hex[:16],
+        project=spec.name,
+        model_name=spec.registered_model,
+        environment=str(inputs["environment"]),
+        candidate=c_eval,
+        reference=r_eval,
+        rules=rules,
+        passed=all(r.passed for r in rules),
+        decisions_differ=differ,
+        holdout=data.fingerprints["holdout"],
+        as_of=as_of.isoformat(),
+        created_at=datetime.now(UTC).isoformat(),
+        actor=actor,
+        inputs_key=inputs_key(inputs),
+        inputs=inputs,
+        evidence={
+            "primary_interval": interval.to_dict(),
+            "sibling_interval": sibling_interval.to_dict() if sibling_interval else None,
+            "segments": segment_report.to_dict() if segment_report is not None else None,
+            "latency": latency.to_dict(),
+            "leakage": {
+                "checks_run": leakage.checks_run,
+                "checks_not_run": leakage.checks_not_run,
+                "importance": dataclasses.asdict(importance),
+            },
+            "data_checks": {
+                "holdout_missing_share": data.joins["holdout"].missing_share,
+                "rows_without_features": data.joins["holdout"].rows_without_features,
+                "availability": [dataclasses.asdict(a) for a in data.availability],
+            },
+            "decision": {"rule": p.decision, "margin": p.decision_margin},
+            "max_age_days": p.verdict_max_age_days,
+        },
+    )
+
+
+def _record(
+    client: Any,
+    ledger: Ledger,
+    verdict: Verdict,
+    run_id: str | None,
+    project: Project,
+    *,
+    reused: bool,
+) -> RecordedEntry:
+    """Ledger first (the truth promotion reads), then the run's artifacts and version tags."""
+    from modelops.services.report import to_markdown
+
+    entry = ledger.append(
+        LedgerEntry(
+            action="validate",
+            project=verdict.project,
+            environment=verdict.environment,
+            actor=verdict.actor,
+            reason=("same inputs as before: " if reused else "")
+            + (
+                "passed every rule"
+                if verdict.passed
+                else "failed: " + "; ".join(verdict.failed_rules)
+            ),
+            from_version=verdict.reference.version
+            if verdict.reference.role not in (PREVALENCE, "baseline")
+            else None,
+            to_version=verdict.candidate.version,
+            verdict_id=verdict.id,
+            details={
+                "passed": verdict.passed,
+                "reused": reused,
+                "inputs_key": verdict.inputs_key,
+                "reference_role": verdict.reference.role,
+                "reference_version": verdict.reference.version,
+                "candidate_artifact_sha256": verdict.inputs["candidate"][1],
+                "holdout_sha256": verdict.holdout.sha256,
+                "holdout_rows": verdict.holdout.rows,
+                "failed_rules": verdict.failed_rules,
+                "created_at": verdict.created_at,
+                "verdict": verdict.to_dict(),
+            },
+        )
+    )
+    if run_id is not None:
+        mlflow_io.log_run_artifacts(
+            client,
+            run_id,
+            f"gate/{verdict.id}",
+            {"verdict.json": verdict.to_json(), "report.md": to_markdown(verdict, project)},
+        )
+    prefix = f"{tags.PREFIX}.gate.{verdict.environment}"
     mlflow_io.set_version_tags(
         client,
         verdict.model_name,
@@ -364,121 +646,7 @@ def _record(client: Any, ledger: Ledger, verdict: Verdict, run_id: str, project:
             f"{prefix}.verdict_id": verdict.id,
             f"{prefix}.against": f"{verdict.reference.role}:{verdict.reference.version}",
             f"{prefix}.at": verdict.created_at,
+            f"{prefix}.ledger_seq": str(entry.seq),
         },
     )
-    ledger.append(
-        LedgerEntry(
-            action="validate",
-            project=verdict.project,
-            environment=verdict.environment,
-            actor=verdict.actor,
-            reason="passed every rule"
-            if verdict.passed
-            else "failed: " + "; ".join(r.name for r in verdict.rules if not r.passed),
-            from_version=verdict.reference.version
-            if verdict.reference.role != "baseline"
-            else None,
-            to_version=verdict.candidate.version,
-            verdict_id=verdict.id,
-            details={
-                "passed": verdict.passed,
-                "reference_role": verdict.reference.role,
-                "reference_version": verdict.reference.version,
-                "holdout_sha256": verdict.holdout.sha256,
-                "holdout_rows": verdict.holdout.rows,
-                "failed_rules": [r.name for r in verdict.rules if not r.passed],
-            },
-        )
-    )
-
-
-def _fmt(metric: str, value: float) -> str:
-    if metric == "cost_per_1000":
-        return f"{value:,.0f}"
-    if metric in ("precision", "recall", "false_positive_rate", "alert_rate"):
-        return f"{value:.1%}"
-    return f"{value:.4f}"
-
-
-def _noise_sentence(verdict: Verdict, metric: str, ref_name: str) -> str:
-    """How the primary-metric difference compares with the holdout's sampling noise."""
-    delta = verdict.candidate.metrics[metric] - verdict.reference.metrics[metric]
-    interval = verdict.primary_delta_interval
-    if interval is None:
-        why = (
-            f"the holdout has more than {BOOTSTRAP_MAX_ROWS:,} rows"
-            if verdict.holdout.rows > BOOTSTRAP_MAX_ROWS
-            else "the metric needs a threshold or the resamples lacked a class"
-        )
-        return f"{metric} {delta:+.4f} vs {ref_name}; no bootstrap interval ({why})."
-    low, high = interval
-    noise = "within sampling noise" if low <= 0 <= high else "larger than sampling noise"
-    return (
-        f"{metric} {delta:+.4f} vs {ref_name} (95% interval {low:+.4f} to {high:+.4f}, paired "
-        f"bootstrap over the holdout rows): the difference is {noise}."
-    )
-
-
-def to_markdown(verdict: Verdict, project: Project) -> str:
-    """The report a reviewer reads: headline, side-by-side table, every rule with its reason."""
-    c, r = verdict.candidate, verdict.reference
-    event = project.spec.label.event_name
-    ref_name = f"{r.role} v{r.version}"
-    status = "PASSED" if verdict.passed else "FAILED"
-    lines = [
-        f"## {verdict.model_name} v{c.version} vs {ref_name} ({verdict.environment}): {status}",
-        "",
-        f"Candidate {in_words(c, event)}, vs {r.metrics['recall']:.0%} at "
-        f"{r.metrics['false_positive_rate']:.1%} for {ref_name}. Business cost "
-        f"{c.metrics['cost_per_1000']:,.0f} vs {r.metrics['cost_per_1000']:,.0f} "
-        f"{project.spec.costs.currency} per 1,000 decisions. The two models decide differently "
-        f"on {verdict.decisions_differ:.1%} of the rows.",
-        "",
-        _noise_sentence(verdict, project.spec.primary_metric, ref_name),
-        "",
-        f"Holdout: {verdict.holdout.rows:,} rows, {verdict.holdout.start} .. {verdict.holdout.end}"
-        f", sha256 `{verdict.holdout.sha256[:16]}`. Verdict `{verdict.id}`.",
-        "",
-        f"| metric | candidate v{c.version} | {ref_name} | delta |",
-        "|---|---|---|---|",
-    ]
-    for metric in COMPARED_METRICS:
-        if metric in c.metrics and metric in r.metrics:
-            delta = c.metrics[metric] - r.metrics[metric]
-            better = gain(metric, c.metrics[metric], r.metrics[metric]) >= 0
-            lines.append(
-                f"| {metric} | {_fmt(metric, c.metrics[metric])} | "
-                f"{_fmt(metric, r.metrics[metric])} | {delta:+.4g} {'✓' if better else '✗'} |"
-            )
-    lines += [
-        f"| threshold | {c.threshold:.4f} | {r.threshold:.4f} | |",
-        f"| latency p50 / p95 (ms) | {c.latency_ms_p50:.2f} / {c.latency_ms_p95:.2f} | "
-        f"{r.latency_ms_p50:.2f} / {r.latency_ms_p95:.2f} | |",
-        f"| model size (KiB) | {c.size_bytes / 1024:,.0f} | {r.size_bytes / 1024:,.0f} | |",
-        "",
-        "| rule | result | why |",
-        "|---|---|---|",
-    ]
-    lines += [
-        f"| {rule.name} | {'pass' if rule.passed else '**FAIL**'} | {rule.detail} |"
-        for rule in verdict.rules
-    ]
-    segments = [
-        (column, value, seg, r.segments.get(column, {}).get(value))
-        for column, values in c.segments.items()
-        for value, seg in values.items()
-    ]
-    primary = project.spec.primary_metric
-    if segments:
-        lines += [
-            "",
-            f"| segment | rows | {primary} candidate | {primary} {ref_name} | recall |",
-            "|---|---|---|---|---|",
-        ]
-        for column, value, seg, ref in segments:
-            ref_value = _fmt(primary, ref[primary]) if ref else "-"
-            lines.append(
-                f"| {column}={value} | {int(seg['rows']):,} | "
-                f"{_fmt(primary, seg[primary])} | {ref_value} | {seg['recall']:.0%} |"
-            )
-    return "\n".join(lines) + "\n"
+    return entry

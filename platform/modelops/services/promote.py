@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from modelops.config.project import Project, load_project
 from modelops.config.settings import Settings
@@ -80,6 +80,11 @@ def latest_verdict(
     return entries[-1] if entries else None
 
 
+def _verdict_time(entry: RecordedEntry) -> datetime:
+    created = entry.details.get("created_at")
+    return datetime.fromisoformat(created) if isinstance(created, str) else entry.at
+
+
 def _mirror_to_mlflow(settings: Settings, model_name: str, entry: RecordedEntry) -> None:
     """Aliases and version tags follow the ledger, so the MLflow UI shows who serves where.
 
@@ -143,6 +148,11 @@ def promote(
 
     verdict = latest_verdict(ledger, spec.name, environment, version)
     if verdict is not None and not verdict.details.get("passed"):
+        if verdict.details.get("error"):
+            raise refuse(
+                f"the latest validation of v{version} could not evaluate "
+                f"({verdict.details['error']}); validate again"
+            )
         raise refuse(
             f"verdict {verdict.verdict_id} failed: "
             + "; ".join(verdict.details.get("failed_rules", [])),
@@ -158,6 +168,21 @@ def promote(
         raise refuse(
             f"no verdict for v{version} against {environment}; run 'modelops validate "
             f"{spec.name} {version} --against {environment}'",
+        )
+    max_age = spec.promotion.verdict_max_age_days
+    made = _verdict_time(verdict)
+    if datetime.now(UTC) - made > timedelta(days=max_age):
+        raise refuse(
+            f"verdict {verdict.verdict_id} of {made:%Y-%m-%d %H:%M} UTC expired after "
+            f"{max_age:g} days (promotion.verdict_max_age_days); validate again"
+        )
+    validated_sha = verdict.details.get("candidate_artifact_sha256")
+    with mlflow_io.session(tracking(settings)) as client:
+        current_sha = mlflow_io.artifact_sha256(f"models:/{spec.registered_model}/{version}")
+    if not validated_sha or current_sha != validated_sha:
+        raise refuse(
+            f"v{version}'s artifact is not the one verdict {verdict.verdict_id} judged: sha256 "
+            f"{current_sha} now, {validated_sha or 'none'} when validated"
         )
     validated_against = verdict.from_version
     if validated_against != holder.version:

@@ -10,10 +10,14 @@ How the data comes about:
   costs are stickier, so off-season months burn cash.
 * Cash is a stock: each month adds the net cash flow and drifts back towards a reserve. The monthly
   row summarises the daily balance: mean, minimum, volatility and days below zero.
-* Applications arrive uniformly in time from companies that already have a monthly row. Whether a
-  company defaults within 12 months is a logistic function of what the bank could see before the
-  application (the latest monthly row and the request itself), of the latent health now and six
-  months later, and of noise. Monthly rows after the application never enter the label.
+* A month's row is computed the day after the month ends and is stamped with that time (its
+  ``event_timestamp`` and ``created_timestamp``): the time it became available, so a
+  point-in-time join as of an application never sees a row that did not exist yet.
+* Applications arrive uniformly in time from companies that already have an available monthly
+  row. Whether a company defaults within 12 months is a logistic function of what the bank could
+  see at the application (the latest monthly row available then and the request itself), of the
+  latent health now and six months later, and of noise. Rows available only after the
+  application never enter the label.
 
 Drift (from ``drift_start`` on; earlier events are identical to the healthy scenario):
 
@@ -62,6 +66,7 @@ HEALTH_PERSISTENCE = 0.96
 SHOCKS_PER_MONTH = 0.01
 LABEL_HORIZON_MONTHS = 12
 FIRST_COMPANY_ID = 100_001
+AVAILABLE_AFTER_S = DAY_S  # a month's aggregates are computed the day after it ends
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,11 @@ def schemas() -> dict[str, pa.Schema]:
 @dataclass(frozen=True)
 class MonthGrid:
     """Calendar months simulated, as ``year * 12 + month - 1``, with a burn-in before the window
-    (for trends and cash) and a horizon after it (for the latent future of late applications)."""
+    (for trends and cash) and a horizon after it (for the latent future of late applications).
+
+    Rows are written for the months that end in the window; each is stamped when it becomes
+    available (:attr:`available_s`), the last one possibly just after the window.
+    """
 
     months: np.ndarray
     month_end_s: np.ndarray
@@ -204,12 +213,18 @@ class MonthGrid:
         month_end_s = (next_start - origin).astype(np.int64) * DAY_S - 1
         in_window = (month_end_s >= 0) & (month_end_s <= window.last_second)
         rows = np.flatnonzero(in_window)
-        if rows.size == 0 or month_end_s[rows[0]] >= window.last_second:
+        if rows.size == 0 or month_end_s[rows[0]] + AVAILABLE_AFTER_S >= window.last_second:
             raise ValueError(
-                f"--end {window.end}: credit_risk needs a month end before the last day "
-                f"(window {window.start}..{window.end} is too short)"
+                f"--end {window.end}: credit_risk needs a month ending at least two days before "
+                f"--end, so that a monthly row is available before the last day (window "
+                f"{window.start}..{window.end} is too short)"
             )
         return cls(months, month_end_s, days_in_month, int(rows[0]), int(rows[-1]))
+
+    @property
+    def available_s(self) -> np.ndarray:
+        """When each month's row becomes available (and is stamped), in window seconds."""
+        return self.month_end_s + AVAILABLE_AFTER_S
 
     @property
     def calendar_month(self) -> np.ndarray:
@@ -258,11 +273,12 @@ class Applications:
 def _applications(
     n: int, companies: Companies, grid: MonthGrid, window: Window, scenario: str, seed: int
 ) -> Applications:
-    """Application times uniform over the window, each from a company that already has a row."""
+    """Application times uniform over the window, each from a company whose first monthly row
+    is already available."""
     import numpy as np
 
     gen = rng(seed, 2, 0)
-    first_row_s = grid.month_end_s[companies.first_row]
+    first_row_s = grid.available_s[companies.first_row]
     second = np.sort(gen.integers(first_row_s.min() + 1, window.last_second + 1, n))
     u = gen.random((n, 3))
     company = _existing_company(first_row_s, second, u[:, 0])
@@ -284,8 +300,8 @@ def _applications(
 
 
 def _existing_company(first_row_s: np.ndarray, second: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """For each time, a company drawn uniformly among those with a monthly row before it
-    (an index into ``first_row_s``), or -1 when there is none."""
+    """For each time, a company drawn uniformly among those with a monthly row available before
+    it (an index into ``first_row_s``), or -1 when there is none."""
     import numpy as np
 
     order = np.argsort(first_row_s, kind="stable")
@@ -423,7 +439,8 @@ def _default_probability(
     requested_amount: np.ndarray,
     noise: np.ndarray,
 ) -> np.ndarray:
-    """P(default within 12 months), from the latest monthly row at or before each application."""
+    """P(default within 12 months), from monthly row ``month`` (the latest one available at each
+    application) and the latent health then and six months later."""
     import numpy as np
 
     def at(values: np.ndarray, offset: int = 0) -> np.ndarray:
@@ -468,11 +485,11 @@ def _monthly_rows(
     month_index = np.arange(len(grid.months))
     in_window = (month_index >= grid.first_row) & (month_index <= grid.last_row)
     local, month = np.nonzero((panel.age >= 0) & in_window)
-    event_us = window.origin_us + grid.month_end_s[month] * SECOND_US
+    available_us = window.origin_us + grid.available_s[month] * SECOND_US
     return {
         "company_id": FIRST_COMPANY_ID + lo + local,
-        "event_timestamp": event_us,
-        "created_timestamp": event_us + DAY_S * SECOND_US,
+        "event_timestamp": available_us,
+        "created_timestamp": available_us,
         "inflow_total": np.round(panel.inflow[local, month], 2),
         "outflow_total": np.round(panel.outflow[local, month], 2),
         "balance_mean": np.round(panel.balance_mean[local, month], 2),
@@ -496,14 +513,14 @@ def _application_rows(
     concept_drift_from: int | None,
 ) -> dict[str, Any]:
     """Columns of ``credit_applications`` for applications ``index``, all from the chunk at
-    ``lo``, labelled from the latest monthly row at or before each application."""
+    ``lo``, labelled from the latest monthly row available at each application."""
     import numpy as np
 
     company, second = apps.company[index], apps.second[index]
     inputs = (
         panel,
         company - lo,
-        np.searchsorted(grid.month_end_s, second, side="right") - 1,
+        np.searchsorted(grid.available_s, second, side="right") - 1,
         companies.sector[company],
         apps.requested_amount[index],
         apps.noise[index],

@@ -1,0 +1,252 @@
+"""Permutation-importance leakage check: finds a copied label in any model, spares honest ones."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from gate_models import NoisyScores
+
+from modelops.core.leakage import (
+    ImportanceResult,
+    assess_leakage,
+    permutation_shares,
+    stratified_sample,
+)
+from modelops.core.modeling import lightgbm_pipeline, logistic_baseline
+
+ROWS = 3000
+INFORMATIVE = ("income", "tenure", "utilisation")
+
+
+def _frame(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(
+        {
+            "income": rng.normal(size=ROWS),
+            "tenure": rng.normal(size=ROWS),
+            "utilisation": rng.normal(size=ROWS),
+            "noise_a": rng.normal(size=ROWS),
+            "noise_b": rng.normal(size=ROWS),
+            "region": rng.choice(["north", "south", "east"], ROWS),
+        }
+    )
+    logit = 1.4 * x["income"] + 1.2 * x["tenure"] - 1.3 * x["utilisation"] - 0.5
+    y = (rng.random(ROWS) < 1 / (1 + np.exp(-logit))).astype(int)
+    return x, y
+
+
+def _with_leak(x: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+    """The label copied into a feature, like a table backfilled after the event."""
+    leaky = x.copy()
+    noise = np.random.default_rng(1).integers(0, 3, len(y))
+    leaky["overdraft_days"] = np.where(y == 1, 25 + noise, noise)
+    return leaky
+
+
+Fit = Callable[[pd.DataFrame, np.ndarray], Any]
+
+
+def _fit_logistic(x: pd.DataFrame, y: np.ndarray) -> Any:
+    return logistic_baseline(x.iloc[:2000], y[:2000])
+
+
+def _fit_lightgbm(x: pd.DataFrame, y: np.ndarray) -> Any:
+    return lightgbm_pipeline(
+        x.iloc[:1600], y[:1600], x.iloc[1600:2000], y[1600:2000], {"n_estimators": 80}
+    )
+
+
+MODELS = pytest.mark.parametrize("fit", [_fit_logistic, _fit_lightgbm], ids=["logistic", "lgbm"])
+
+
+def _holdout(x: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    return x.iloc[2000:], y[2000:]
+
+
+@MODELS
+def test_a_label_copied_into_a_feature_takes_almost_all_the_share(fit: Fit) -> None:
+    x, y = _frame()
+    leaky = _with_leak(x, y)
+    model = fit(leaky, y)
+    hx, hy = _holdout(leaky, y)
+
+    result = permutation_shares(model, hx, hy, repeats=3)
+
+    assert result.ran, result.reason
+    assert result.rows_used == len(hy)
+    assert result.top() == ("overdraft_days", result.shares["overdraft_days"])
+    assert result.shares["overdraft_days"] > 0.9
+    assert math.isclose(sum(result.shares.values()), 1.0)
+    finding = assess_leakage(0.93, result, auc_ceiling=0.99, max_feature_share=0.6)
+    assert finding.suspected and not finding.passed
+    assert "'overdraft_days'" in finding.detail and "%" in finding.detail
+    assert "computed after the event" in finding.detail
+
+
+@MODELS
+def test_several_informative_features_share_the_importance(fit: Fit) -> None:
+    x, y = _frame()
+    model = fit(x, y)
+    hx, hy = _holdout(x, y)
+
+    result = permutation_shares(model, hx, hy, repeats=3)
+
+    assert result.ran, result.reason
+    for name in INFORMATIVE:
+        assert 0.15 < result.shares[name] < 0.6, result.shares
+    assert result.shares["noise_a"] < 0.05 and result.shares["noise_b"] < 0.05
+    assert all(share >= 0 for share in result.shares.values())
+    assert result.raw_mean["income"] > 0.02  # ROC-AUC falls when income is shuffled
+    finding = assess_leakage(0.85, result, auc_ceiling=0.99, max_feature_share=0.6)
+    assert finding.passed, finding.detail
+    assert finding.checks_not_run == [] and len(finding.checks_run) == 2
+
+
+def test_any_object_with_predict_proba_is_scored() -> None:
+    x, y = _frame()
+    wrapped = NoisyScores(_fit_logistic(x, y), noise=0.2)  # not an sklearn estimator
+    hx, hy = _holdout(x, y)
+    result = permutation_shares(wrapped, hx, hy, repeats=2)
+    assert result.ran, result.reason
+    assert max(result.shares, key=result.shares.__getitem__) in INFORMATIVE
+
+
+def test_same_seed_gives_the_same_shares_and_another_seed_other_shuffles() -> None:
+    x, y = _frame()
+    model = _fit_logistic(x, y)
+    hx, hy = _holdout(x, y)
+    first = permutation_shares(model, hx, hy, sample=600, repeats=2, seed=3)
+    again = permutation_shares(model, hx, hy, sample=600, repeats=2, seed=3)
+    other = permutation_shares(model, hx, hy, sample=600, repeats=2, seed=4)
+    assert first == again
+    assert first.raw_mean != other.raw_mean
+
+
+def test_the_sample_is_stratified_bounded_and_keeps_a_rare_class() -> None:
+    y = np.r_[np.zeros(9_990, dtype=int), np.ones(10, dtype=int)]
+    positions = stratified_sample(y, 500, seed=0)
+    assert len(positions) == 500
+    assert len(set(positions.tolist())) == 500
+    assert y[positions].sum() == 1  # 10 / 10,000 of 500 rounds to 0, but the class is kept
+    assert np.array_equal(positions, stratified_sample(y, 500, seed=0))
+    assert not np.array_equal(positions, stratified_sample(y, 500, seed=1))
+
+    balanced = np.r_[np.zeros(3000, dtype=int), np.ones(1000, dtype=int)]
+    assert balanced[stratified_sample(balanced, 400, seed=0)].sum() == 100
+    assert len(stratified_sample(balanced, 10_000, seed=0)) == 4000
+
+
+def test_rows_used_is_capped_by_sample() -> None:
+    x, y = _frame()
+    model = _fit_logistic(x, y)
+    result = permutation_shares(model, x, y, sample=700, repeats=1)
+    assert result.ran and result.rows_used == 700
+    assert "roc_auc" in result.method
+
+
+def test_a_single_class_sample_does_not_run() -> None:
+    x, y = _frame()
+    model = _fit_logistic(x, y)
+    result = permutation_shares(model, x.iloc[:200], np.zeros(200, dtype=int))
+    assert not result.ran
+    assert "single class" in result.reason
+    assert result.shares == {}
+    finding = assess_leakage(0.8, result, auc_ceiling=0.99, max_feature_share=0.6)
+    assert not finding.suspected and not finding.passed
+    assert len(finding.checks_not_run) == 1 and "single class" in finding.checks_not_run[0]
+    assert "could not run" in finding.detail
+
+
+class _Crashes:
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        raise RuntimeError("native scoring library crashed")
+
+
+class _Constant:
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.tile([0.7, 0.3], (len(frame), 1))
+
+
+class _NotANumber:
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.full((len(frame), 2), np.nan)
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        (_Crashes(), "native scoring library crashed"),
+        (_NotANumber(), "non-finite"),
+        (_Constant(), "shuffling no column"),
+    ],
+)
+def test_a_model_that_cannot_be_measured_does_not_run(model: Any, reason: str) -> None:
+    x, y = _frame()
+    result = permutation_shares(model, x, y, sample=300, repeats=1)
+    assert not result.ran
+    assert reason in result.reason
+    assert result.shares == {}
+
+
+def test_unknown_scoring_is_a_programming_error() -> None:
+    x, y = _frame()
+    with pytest.raises(ValueError, match="unknown scoring"):
+        permutation_shares(_Constant(), x, y, scoring="accuracy")
+
+
+def _shares(shares: dict[str, float]) -> ImportanceResult:
+    return ImportanceResult(
+        shares=shares,
+        raw_mean=shares,
+        raw_std=dict.fromkeys(shares, 0.0),
+        rows_used=1000,
+        method="permutation importance (roc_auc)",
+        ran=True,
+    )
+
+
+def test_an_implausible_auc_is_suspected_and_named() -> None:
+    finding = assess_leakage(
+        0.997, _shares({"a": 0.4, "b": 0.6}), auc_ceiling=0.99, max_feature_share=0.7
+    )
+    assert finding.suspected
+    assert "ROC-AUC 0.9970" in finding.detail and "0.99" in finding.detail
+    assert "'b'" not in finding.detail  # the share check ran and found nothing
+
+
+def test_a_share_just_under_the_limit_passes_and_just_over_fails() -> None:
+    under = assess_leakage(
+        0.8, _shares({"a": 0.59, "b": 0.41}), auc_ceiling=0.99, max_feature_share=0.6
+    )
+    over = assess_leakage(
+        0.8, _shares({"a": 0.61, "b": 0.39}), auc_ceiling=0.99, max_feature_share=0.6
+    )
+    assert under.passed and "'a'" in under.detail
+    assert over.suspected and "'a' carries 61%" in over.detail
+
+
+def test_a_nan_auc_is_a_check_not_run_and_fails_closed() -> None:
+    finding = assess_leakage(
+        math.nan, _shares({"a": 0.5, "b": 0.5}), auc_ceiling=0.99, max_feature_share=0.6
+    )
+    assert not finding.suspected
+    assert not finding.passed
+    assert any("ROC-AUC" in check for check in finding.checks_not_run)
+    assert len(finding.checks_run) == 1
+
+
+def test_a_legitimate_dominant_feature_passes_when_the_project_disables_the_share_check() -> None:
+    dominant = _shares({"bureau_score": 0.92, "a": 0.08})
+    refused = assess_leakage(0.86, dominant, auc_ceiling=0.99, max_feature_share=0.6)
+    allowed = assess_leakage(0.86, dominant, auc_ceiling=0.99, max_feature_share=None)
+    assert refused.suspected
+    assert allowed.passed
+    assert "disabled by project.yaml" in allowed.detail
+    assert allowed.checks_not_run == [] and len(allowed.checks_disabled) == 1
+    # the AUC ceiling still applies with the share check off
+    assert assess_leakage(0.999, dominant, auc_ceiling=0.99, max_feature_share=None).suspected
