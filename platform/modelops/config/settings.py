@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from modelops.config.yaml_file import read_mapping
@@ -78,6 +78,40 @@ class Settings(BaseSettings):
     environments: tuple[str, ...] = Field(
         ("dev", "staging", "production"), description="Promotion order, lowest first."
     )
+    approval_required: tuple[str, ...] = Field(
+        ("production",),
+        description="Environments that always need an approval; a project can add to this list, "
+        "never remove from it.",
+    )
+    allow_self_approval: bool = Field(
+        False,
+        description="Let the person who trained or validated a version approve its promotion.",
+    )
+    ledger_key: SecretStr | None = Field(
+        None,
+        description="HMAC key of the ledger's hash chain (from a secret, never stored in the "
+        "database). Required in the production profile.",
+    )
+    lock_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for a ledger lock or statement, in seconds."
+    )
+    trusted_branch: str = Field(
+        "main",
+        description="Verdicts are trusted for promotion only when made from a commit on this "
+        "branch.",
+    )
+
+    @model_validator(mode="after")
+    def _known_environments(self) -> Settings:
+        if len(set(self.environments)) != len(self.environments) or not self.environments:
+            raise ValueError(f"environments must be distinct names, got {list(self.environments)}")
+        unknown = [e for e in self.approval_required if e not in self.environments]
+        if unknown:
+            raise ValueError(
+                f"approval_required names {unknown}, not configured environments "
+                f"({', '.join(self.environments)})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

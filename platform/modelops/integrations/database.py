@@ -233,8 +233,10 @@ class Ledger:
         ConfigError: ``url`` is not a usable database URL.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, key: bytes | None = None, lock_timeout_s: float = 30.0) -> None:
         self.url = url
+        self._key = key
+        self._lock_timeout_s = lock_timeout_s
         self._engine_: Engine | None = None
 
     # ----------------------------------------------------------------------------- public API

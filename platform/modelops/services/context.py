@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelops.config.settings import Settings
+from modelops.integrations.database import Ledger
 from modelops.integrations.feast import FeatureRepo
 from modelops.integrations.mlflow import Tracking
 
@@ -27,3 +28,11 @@ def prepare_state(settings: Settings) -> None:
     """Create the embedded state directory; called by commands, never at import."""
     if settings.profile == "embedded":
         settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
+
+
+def ledger(settings: Settings) -> Ledger:
+    """The platform ledger, keyed and time-limited as configured."""
+    key = settings.ledger_key.get_secret_value().encode() if settings.ledger_key else None
+    return Ledger(
+        settings.platform_database_url, key=key, lock_timeout_s=settings.lock_timeout_seconds
+    )

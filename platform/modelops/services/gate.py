@@ -42,6 +42,7 @@ from modelops.integrations import feast as feast_io
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Ledger, LedgerEntry, RecordedEntry
 from modelops.services.context import feature_repo, tracking
+from modelops.services.context import ledger as ledger_for
 from modelops.services.datasets import build_training_set
 from modelops.services.identity import resolve_actor
 
@@ -125,7 +126,7 @@ def validate(
             f"{', '.join(settings.environments)})"
         )
     project = load_project(settings.resolved_projects_dir, project_name)
-    ledger = Ledger(settings.platform_database_url)
+    ledger = ledger_for(settings)
     who = resolve_actor(actor, settings.root) or "unknown"
     try:
         return _validate(

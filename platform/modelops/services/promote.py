@@ -17,6 +17,7 @@ from modelops.config.settings import Settings
 from modelops.core.errors import ModelopsError
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Holder, Ledger, LedgerEntry, RecordedEntry, Verification
+from modelops.services.context import ledger as ledger_for
 from modelops.services.context import tracking
 from modelops.services.identity import resolve_actor
 
@@ -133,7 +134,7 @@ def promote(
     project = load_project(settings.resolved_projects_dir, project_name)
     spec = project.spec
     version = str(version)
-    ledger = Ledger(settings.platform_database_url)
+    ledger = ledger_for(settings)
     actor = resolve_actor(approver, settings.root)
     holder = ledger.holder(spec.name, environment)
     who = actor or "unknown"
@@ -250,7 +251,7 @@ def rollback(
     _check_environment(settings, environment)
     project = load_project(settings.resolved_projects_dir, project_name)
     spec = project.spec
-    ledger = Ledger(settings.platform_database_url)
+    ledger = ledger_for(settings)
     who = resolve_actor(actor, settings.root) or "unknown"
     if not reason.strip():
         raise ModelopsError("rollback needs a reason: --reason TEXT")
@@ -294,24 +295,24 @@ def rollback(
 def history(settings: Settings, project_name: str | None) -> list[RecordedEntry]:
     if project_name is not None:
         load_project(settings.resolved_projects_dir, project_name)
-    return Ledger(settings.platform_database_url).entries(project_name)
+    return ledger_for(settings).entries(project_name)
 
 
 def verify(settings: Settings) -> Verification:
-    return Ledger(settings.platform_database_url).verify()
+    return ledger_for(settings).verify()
 
 
 def holder_at(settings: Settings, project_name: str, environment: str, at: datetime) -> str | None:
     _check_environment(settings, environment)
     project = load_project(settings.resolved_projects_dir, project_name)
-    return Ledger(settings.platform_database_url).holder_at(project.spec.name, environment, at)
+    return ledger_for(settings).holder_at(project.spec.name, environment, at)
 
 
 def past_holders(settings: Settings, project_name: str, environment: str) -> list[str]:
     """Versions that served ``environment``, the current holder first: rollback targets."""
     _check_environment(settings, environment)
     project = load_project(settings.resolved_projects_dir, project_name)
-    return Ledger(settings.platform_database_url).past_holders(project.spec.name, environment)
+    return ledger_for(settings).past_holders(project.spec.name, environment)
 
 
 def sync_aliases(settings: Settings, project_name: str) -> dict[str, tuple[str | None, str | None]]:
@@ -326,7 +327,7 @@ def sync_aliases(settings: Settings, project_name: str) -> dict[str, tuple[str |
     """
     project = load_project(settings.resolved_projects_dir, project_name)
     name = project.spec.registered_model
-    ledger = Ledger(settings.platform_database_url)
+    ledger = ledger_for(settings)
     with mlflow_io.session(tracking(settings)) as client:
         current = mlflow_io.aliases(client, name)
     changed: dict[str, tuple[str | None, str | None]] = {}
@@ -351,5 +352,5 @@ def sync_aliases(settings: Settings, project_name: str) -> dict[str, tuple[str |
 def holders(settings: Settings, project_name: str) -> dict[str, str | None]:
     """``{environment: version}`` currently serving, for every configured environment."""
     project = load_project(settings.resolved_projects_dir, project_name)
-    ledger = Ledger(settings.platform_database_url)
+    ledger = ledger_for(settings)
     return {env: ledger.holder(project.spec.name, env).version for env in settings.environments}
