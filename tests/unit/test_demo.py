@@ -26,7 +26,8 @@ def test_demo_runs_the_lifecycle_and_leaves_a_verified_ledger(
     out = capsys.readouterr().out
     assert finished.value.code in (0, None), out[-3000:]
 
-    for heading in ("1. generating", "3. training v1", "4. first model", "5. training v2", "history"):
+    headings = ("1. generating", "3. training v1", "4. first model", "5. training v2", "history")
+    for heading in headings:
         assert heading in out
     for project in ("credit_risk", "fraud"):
         assert f"\n{project}  " in out  # a row of the registered-versions table

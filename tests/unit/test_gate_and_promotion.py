@@ -159,6 +159,8 @@ def test_better_candidate_passes_and_promotes_through_every_environment(
             "--to",
             "production",
             "--approve",
+            "--approver",
+            "reviewer",
             "--reason",
             "better on cost and PR-AUC",
         )
@@ -172,7 +174,7 @@ def test_better_candidate_passes_and_promotes_through_every_environment(
     assert tags["modelops.gate.production.verdict"] == "pass"
     assert tags["modelops.env.production.action"] == "promote"
     assert tags["modelops.env.production.reason"] == "better on cost and PR-AUC"
-    assert tags["modelops.env.production.by"] == "tester"
+    assert tags["modelops.env.production.by"] == "reviewer"
     actions = [e.action for e in promote.history(platform_, PROJECT) if e.actor != "setup"]
     assert actions[-2:] == ["approve", "promote"]
 
@@ -266,9 +268,14 @@ def test_promotion_refusals_are_explained_and_recorded(
     assert "needs an explicit approval" in capsys.readouterr().err
     assert _cli("promote", PROJECT, candidate, "--to", "production", "--approve") == 2
     assert "needs a reason" in capsys.readouterr().err
+    # MODELOPS_ACTOR=tester ran the gate: tester may not approve the promotion it judged
+    assert (
+        _cli("promote", PROJECT, candidate, "--to", "production", "--approve", "--reason", "x") == 2
+    )
+    assert "tester validated v" in capsys.readouterr().err
 
     refusals = [e for e in promote.history(platform_, PROJECT) if e.action == "refuse"]
-    assert len(refusals) == 4 and all(e.to_version == candidate for e in refusals)
+    assert len(refusals) == 5 and all(e.to_version == candidate for e in refusals)
     assert promote.holders(platform_, PROJECT)["production"] == noisy
 
 
@@ -559,3 +566,27 @@ def test_an_identical_retrain_decides_identically_and_is_non_inferior(
     interval = verdict.evidence["primary_interval"]
     assert interval["estimate"] == 0.0 and interval["low"] <= 0.0 <= interval["high"]
     assert verdict.passed, verdict.failed_rules
+
+
+def test_only_verdicts_from_the_trusted_branch_allow_a_promotion(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A verdict computed by code that is not a clean commit on main (a pull request's, or a
+    workspace outside git) is refused in the production profile's default."""
+    _seed(platform_, trained["noisy"], ("dev",))
+    assert gate.validate(platform_, PROJECT, trained["candidate"], against="dev").passed
+    monkeypatch.setenv("MODELOPS_TRUSTED_BRANCH", "main")
+    with pytest.raises(promote.PromotionRefusedError, match="not a clean commit on 'main'"):
+        promote.promote(load_settings(), PROJECT, trained["candidate"], "dev")
+
+
+def test_no_record_computes_a_verdict_and_writes_nothing(
+    platform_: Settings, trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seed(platform_, trained["noisy"], ("dev",))
+    before = promote.history(platform_, PROJECT)
+    code = _cli("validate", PROJECT, trained["candidate"], "--against", "dev", "--no-record")
+    assert code == 0 and "allows no promotion" in capsys.readouterr().out
+    assert promote.history(platform_, PROJECT) == before
+    with pytest.raises(promote.PromotionRefusedError, match="no verdict"):
+        promote.promote(platform_, PROJECT, trained["candidate"], "dev")

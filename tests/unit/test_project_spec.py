@@ -64,6 +64,7 @@ def test_unknown_project_lists_the_known_ones(projects: Path) -> None:
         ({"threshold_policy": {"type": "fixed"}}, r"field 'threshold_policy'.*needs a value"),
         ({"colour": "blue"}, r"field 'colour': Extra inputs are not permitted"),
         ({"name": "fraud"}, r"field 'name': 'fraud' does not match its folder"),
+        ({"label.table": "../../x"}, r"field 'label\.table'.*pattern.*'\.\./\.\./x'"),
         ({"promotion.decision": "superior"}, r"field 'promotion\.decision'.*'superior'"),
         ({"promotion.margin": -0.1}, r"field 'promotion\.margin'.*greater than or equal to 0"),
         ({"data_checks.max_missing_share": 2}, r"field 'data_checks\.max_missing_share'"),
@@ -87,3 +88,24 @@ def test_hash_changes_with_the_file(projects: Path) -> None:
     before = load_project(projects, "credit_risk").spec_hash
     _edit(projects, {"costs.false_positive": 251})
     assert load_project(projects, "credit_risk").spec_hash != before
+
+
+def test_a_typo_in_the_project_approval_list_is_refused(
+    projects: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelops.config.settings import load_settings
+    from modelops.services.context import approval_required, project
+
+    for name in [n for n in __import__("os").environ if n.startswith("MODELOPS_")]:
+        monkeypatch.delenv(name)
+    settings = load_settings(projects.parent)
+    assert approval_required(settings, project(settings, "credit_risk")) == ("production",)
+    _edit(projects, {"promotion.approval_required": ["prod"]})
+    with pytest.raises(ConfigError, match=r"'promotion\.approval_required': \['prod'\] are not"):
+        project(settings, "credit_risk")
+    _edit(projects, {"promotion.approval_required": ["staging"]})
+    # a project adds to the platform's list; it can never remove production from it
+    assert approval_required(settings, project(settings, "credit_risk")) == (
+        "production",
+        "staging",
+    )

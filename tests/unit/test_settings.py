@@ -93,3 +93,64 @@ def test_importing_the_package_does_not_touch_mlflow_or_logging() -> None:
         "assert not logging.getLogger().handlers"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_misspelled_variable_is_an_error_with_a_suggestion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELOPS_DATABSE_URL", "sqlite:///x.db")
+    with pytest.raises(ConfigError, match="MODELOPS_DATABSE_URL: not a modelops setting; did you"):
+        load_settings(tmp_path)
+
+
+def test_a_variable_that_does_not_parse_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELOPS_ENVIRONMENTS", "notjson")
+    with pytest.raises(ConfigError, match=r"environment MODELOPS_ENVIRONMENTS: cannot be parsed"):
+        load_settings(tmp_path)
+
+
+def test_a_typo_in_approval_required_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "modelops.yaml").write_text("approval_required: [prod]\n")
+    with pytest.raises(ConfigError, match=r"approval_required names \['prod'\], not configured"):
+        load_settings(tmp_path)
+
+
+def test_secrets_never_appear_in_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "modelops.yaml").write_text(
+        "mlflow_tracking_uri: postgresql://admin:hunter2@db:5432/mlflow\n"
+        "database_urll: postgresql://admin:hunter2@db/modelops\n"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(tmp_path)
+    assert "database_urll" in str(error.value)
+    assert "hunter2" not in str(error.value) and "admin:***@db" in str(error.value)
+
+
+def test_yaml_aliases_and_oversized_files_are_refused_unread(tmp_path: Path) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    (tmp_path / "modelops.yaml").write_text(bomb)
+    with pytest.raises(ConfigError, match="line 1: YAML anchors and aliases"):
+        load_settings(tmp_path)
+    (tmp_path / "modelops.yaml").write_text("# " + "x" * (1024 * 1024) + "\nprofile: embedded\n")
+    with pytest.raises(ConfigError, match="configuration files are limited to 1,048,576"):
+        load_settings(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql+psycopg://u:s3cret@h:5432/db", "postgresql+psycopg://u:***@h:5432/db"),
+        (
+            "connect https://token:abc@example/x failed",
+            "connect https://token:***@example/x failed",
+        ),
+        ("password=s3cret host=h", "password=*** host=h"),
+        ("no secret here://host/path", "no secret here://host/path"),
+    ],
+)
+def test_redact_masks_credentials(text: str, shown: str) -> None:
+    from modelops.core.redact import redact
+
+    assert redact(text) == shown

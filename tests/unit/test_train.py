@@ -443,3 +443,44 @@ def test_a_score_depends_on_its_own_row_only(
     assert shuffled == pytest.approx(reordered)
     one_by_one = [_scores(model, rows.iloc[[i]]).iloc[0] for i in range(20)]
     assert one_by_one == pytest.approx(batch.head(20).tolist())
+
+
+def test_the_next_train_cleans_up_after_a_killed_one(
+    credit_workspace: Settings, trained: train_service.TrainResult
+) -> None:
+    """``kill -9`` between the two registrations leaves a baseline without its candidate and a
+    run RUNNING forever; the next train deletes the first and ends the second FAILED."""
+    import socket
+    import subprocess
+    import sys
+
+    from modelops.integrations import mlflow as mlflow_io
+    from modelops.services.context import tracking
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    killed = {"modelops.host": socket.gethostname(), "modelops.pid": gone.stdout.strip()}
+    with mlflow_io.session(tracking(credit_workspace)) as client:
+        experiment = client.get_experiment_by_name("modelops/credit_risk")
+        run = client.create_run(experiment.experiment_id, tags=killed)
+        source = client.get_model_version("credit_risk", trained.baseline.version)
+        orphan = client.create_model_version(
+            "credit_risk",
+            source=source.source,
+            run_id=run.info.run_id,
+            tags={"modelops.role": "baseline", **killed},
+            model_id=getattr(source, "model_id", None),
+        )
+        alive = client.create_run(experiment.experiment_id, tags=mlflow_io.process_tags())
+        done = mlflow_io.clean_up_interrupted(client, "modelops/credit_risk", "credit_risk")
+        assert client.get_run(run.info.run_id).info.status == "FAILED"
+        assert client.get_run(alive.info.run_id).info.status == "RUNNING"  # still ours
+        versions = {v.version for v in client.search_model_versions("name = 'credit_risk'")}
+        client.set_terminated(alive.info.run_id, "FINISHED")
+    assert str(orphan.version) not in {str(v) for v in versions}
+    assert {trained.baseline.version, trained.candidate.version} <= {str(v) for v in versions}
+    assert len(done) == 2, done

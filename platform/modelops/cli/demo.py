@@ -11,7 +11,8 @@ from modelops.cli.state import STATE, echo_table
 from modelops.core.errors import ModelopsError
 
 PROJECTS = ["credit_risk", "fraud"]
-DEMO_ACTOR = "demo"
+DEMO_ACTOR = "demo-ci"  # runs the gates, as a CI job would
+DEMO_APPROVER = "demo-platform-team"  # approves production: never who trained or validated
 # v2 retrains on a later window; train and validation labels stay known before the holdout.
 LATER_WINDOWS: dict[str, dict[str, tuple[date, date]]] = {
     "credit_risk": {
@@ -53,7 +54,7 @@ def _walk_to_production(project: str, version: str, reason: str) -> bool:
             version,
             environment,
             approve=True,
-            approver=DEMO_ACTOR,
+            approver=DEMO_APPROVER,
             reason=reason,
         )
         typer.echo(f"  {environment} now serves v{move.to_version}")
@@ -171,7 +172,7 @@ def demo(
                     version,
                     "production",
                     approve=True,
-                    approver=DEMO_ACTOR,
+                    approver=DEMO_APPROVER,
                     reason="demo: try anyway",
                 )
             except ModelopsError as exc:

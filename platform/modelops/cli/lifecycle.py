@@ -30,6 +30,14 @@ def validate(
             "(recorded in the verdict)."
         ),
     ] = False,
+    no_record: Annotated[
+        bool,
+        typer.Option(
+            "--no-record",
+            help="Compute and print the verdict, write nothing to the ledger or MLflow "
+            "(pull-request jobs: their code is not trusted to record verdicts).",
+        ),
+    ] = False,
 ) -> None:
     """Gate a candidate against an environment's holder on the same holdout rows.
 
@@ -47,6 +55,7 @@ def validate(
         against=against,
         actor=actor,
         allow_feature_change=allow_feature_change,
+        record=not no_record,
     )
     spec = load_project(settings.resolved_projects_dir, project)
     report = to_markdown(verdict, spec)
@@ -62,6 +71,9 @@ def validate(
             + "; ".join(failed)
         )
     typer.secho(f"verdict {verdict.id}: passed", fg=typer.colors.GREEN)
+    if no_record:
+        typer.echo("not recorded (--no-record): this verdict allows no promotion")
+        return
     if against == "staging" and spec.spec.promotion.auto_promote_staging:
         move = promote.promote(
             settings, project, version, "staging", reason=f"automatic after verdict {verdict.id}"
@@ -141,7 +153,7 @@ def history(
             + (f"v{holder}" if holder else "no version")
         )
         return
-    entries = [e for e in service.history(settings, project) if env is None or e.environment == env]
+    entries = service.history(settings, project, env)
     echo_table(
         ["#", "time (UTC)", "action", "project", "env", "from", "to", "actor", "verdict", "reason"],
         [
@@ -161,7 +173,7 @@ def history(
         ],
     )
     if verify:
-        result = service.verify(settings)
+        result = service.verify(settings, project)
         if result.ok:
             typer.secho(
                 f"ledger verified: {result.checked} entries, hash chain intact",

@@ -11,6 +11,7 @@ from modelops import __version__
 from modelops.cli import data, demo, features, lifecycle, models, train
 from modelops.cli.state import STATE, configure_logging
 from modelops.core.errors import ModelopsError
+from modelops.core.redact import redact
 
 app = typer.Typer(
     name="modelops",
@@ -50,24 +51,48 @@ def root(
     configure_logging(verbose)
 
 
+# Errors raised inside these libraries are about the systems they talk to (a read-only database,
+# a server that refused): one line without --verbose, like every user-facing error.
+SYSTEM_LIBRARIES = frozenset(
+    {"mlflow", "sqlalchemy", "feast", "psycopg", "psycopg2", "redis", "duckdb", "alembic"}
+)
+
+
+def _one_line(text: str) -> str:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return redact(first[:500])
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; user errors exit with their code and one line, bugs with a traceback."""
+    """Run the CLI; user errors exit with their code and one line, bugs with a traceback.
+
+    Every line shown goes through :func:`~modelops.core.redact.redact`, so a password in a URI
+    or a configuration value never reaches the terminal or a CI log.
+    """
+    import traceback
+
     STATE.reset()
     try:
         app(args=argv, prog_name="modelops")
     except ModelopsError as error:
         if STATE.verbose:
-            import traceback
-
             traceback.print_exc()
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {redact(str(error))}", fg=typer.colors.RED, err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         typer.secho("interrupted", fg=typer.colors.RED, err=True)
         sys.exit(130)
-    except Exception:  # a bug, not a user error: keep the traceback, fail closed with code 2
-        import traceback
-
+    except Exception as error:
+        library = type(error).__module__.split(".")[0]
+        if library in SYSTEM_LIBRARIES and not STATE.verbose:
+            typer.secho(
+                f"error: {library}: {_one_line(str(error)) or type(error).__name__} "
+                "(--verbose shows the traceback)",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            sys.exit(2)
+        # a bug, not a user error: keep the traceback, fail closed with code 2
         traceback.print_exc()
         typer.secho(
             "error: internal error (traceback above); please report it",

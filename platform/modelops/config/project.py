@@ -69,7 +69,11 @@ class Windows(_Strict):
 class LabelSource(_Strict):
     """The table of labelled events, one row per prediction the model would have made."""
 
-    table: str = Field(description="Parquet table under feature_repo/data/, without extension.")
+    table: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$",
+        description="Parquet table under feature_repo/data/, without extension: a plain name, "
+        "no path separators.",
+    )
     column: str = Field(
         description="Label column: 0/1, booleans, or two classes with 'positive' naming the costly "
         "one."

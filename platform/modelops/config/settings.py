@@ -17,15 +17,18 @@ Profiles:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from modelops.config.yaml_file import read_mapping
 from modelops.core.errors import ConfigError
+from modelops.core.redact import redact
 
 CONFIG_FILE = "modelops.yaml"
 ENV_PREFIX = "MODELOPS_"
@@ -95,10 +98,10 @@ class Settings(BaseSettings):
     lock_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest wait for a ledger lock or statement, in seconds."
     )
-    trusted_branch: str = Field(
-        "main",
-        description="Verdicts are trusted for promotion only when made from a commit on this "
-        "branch.",
+    trusted_branch: str | None = Field(
+        None,
+        description="Verdicts allow a promotion only when made from a clean commit on this "
+        "branch. Default: main in the production profile, no check in the embedded one.",
     )
 
     @model_validator(mode="after")
@@ -157,6 +160,12 @@ class Settings(BaseSettings):
         return self.resolved_feature_repo / "data"
 
     @property
+    def resolved_trusted_branch(self) -> str | None:
+        if self.trusted_branch:
+            return self.trusted_branch
+        return "main" if self.profile == "production" else None
+
+    @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
@@ -200,11 +209,28 @@ class Settings(BaseSettings):
         }
 
 
+NOT_SETTINGS = frozenset({f"{ENV_PREFIX}ROOT", f"{ENV_PREFIX}ACTOR"})
+"""``MODELOPS_*`` variables that are read but are not settings fields."""
+
+
 def _describe(error: Mapping[str, Any], origin: str) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "(top level)"
     value = error.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"{origin}: field '{field}': {error['msg']}{shown}"
+    secret = "key" in field or "password" in field
+    shown = "" if isinstance(value, dict) else f" (got {'***' if secret else repr(value)})"
+    return redact(f"{origin}: field '{field}': {error['msg']}{shown}")
+
+
+def _check_variables(environ: Mapping[str, str]) -> None:
+    """A misspelled ``MODELOPS_*`` variable is an error, never silently ignored."""
+    import difflib
+
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"environment {name}: not a modelops setting{hint}")
 
 
 def load_settings(root: Path | None = None) -> Settings:
@@ -214,6 +240,7 @@ def load_settings(root: Path | None = None) -> Settings:
         ConfigError: naming the file or variable, the field and the offending value.
     """
     environ = os.environ
+    _check_variables(environ)
     root = Path(environ.get(f"{ENV_PREFIX}ROOT") or root or Path.cwd()).resolve()
     config_file = root / CONFIG_FILE
     file_values: dict[str, Any] = {}
@@ -222,6 +249,14 @@ def load_settings(root: Path | None = None) -> Settings:
     file_values["root"] = root
     try:
         return Settings(**file_values)
+    except SettingsError as exc:  # a MODELOPS_* value that does not parse (e.g. not JSON)
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"{ENV_PREFIX}{match.group(1).upper()}" if match else f"{ENV_PREFIX}*"
+        value = "***" if "KEY" in name else repr(environ.get(name))
+        raise ConfigError(
+            f"environment {name}: cannot be parsed ({value}); "
+            'lists are JSON, e.g. \'["dev", "production"]\''
+        ) from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""

@@ -54,8 +54,9 @@ busy): 0.4 / 0.4 s on 5,000 rows, 1.2 / 1.4 s on 10,000, 2.4 / 2.2 s on 15,000, 
 20,000 (log loss, Brier and decision metrics are faster, ECE about 1.5x slower). 10,000 rows
 keep an interval at about a second or two; a subsample's interval is re-centred on the gain
 over every row and its width rescaled by sqrt(rows used / rows in the holdout) (the m-out-of-n
-bootstrap), so a large holdout keeps the power its size gives. Computing ``estimate`` on every row adds two
-sorts of the scores for ranking metrics (about 2 s on 5,000,000 rows, none with ``orders``).
+bootstrap), so a large holdout keeps the power its size gives. Computing ``estimate`` on every
+row adds two sorts of the scores for ranking metrics (about 2 s on 5,000,000 rows, none with
+``orders``).
 """
 SEGMENT_RESAMPLES = 1_000
 """Resamples per segment (2,000 for the overall interval): each segment runs its own BCa, about
@@ -612,9 +613,10 @@ def paired_interval(
     default), so there is always an interval; ``subsampled`` records it. The subsample's
     interval is then re-centred on ``estimate`` and its distance from the subsample's own gain
     scaled by ``sqrt(rows used / rows total)`` (m-out-of-n bootstrap), which approximates the
-    full holdout's interval for metrics whose spread shrinks as 1/sqrt(rows). ``orders``: the :func:`~modelops.core.metrics.score_order` of
-    the candidate's and the reference's scores, if the caller has them, saves the two sorts of
-    every row that ranking metrics need for ``estimate``.
+    full holdout's interval for metrics whose spread shrinks as 1/sqrt(rows). ``orders``: the
+    :func:`~modelops.core.metrics.score_order` of the candidate's and the reference's scores, if
+    the caller has them, saves the two sorts of every row that ranking metrics need for
+    ``estimate``.
 
     When BCa is undefined (a degenerate distribution, e.g. identical models; or resamples that
     drew a single class, where ranking metrics are undefined) the percentile interval of the

@@ -39,3 +39,23 @@ def configured_user(path: Path) -> str | None:
     if not name:
         return None
     return f"{name} <{email}>" if email else name
+
+
+def on_branch(path: Path, commit: str, branch: str) -> bool:
+    """Whether ``commit`` (clean, not ``-dirty`` or ``unknown``) is on ``branch`` (local or
+    ``origin/<branch>``)."""
+    if not commit or commit == "unknown" or commit.endswith("-dirty"):
+        return False
+    for ref in (branch, f"origin/{branch}"):
+        try:
+            done = subprocess.run(
+                ["git", "merge-base", "--is-ancestor", commit, ref],
+                cwd=path,
+                capture_output=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            return False
+        if done.returncode == 0:
+            return True
+    return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import urllib.error
 import urllib.request
@@ -183,8 +184,20 @@ def get_version(client: MlflowClient, model_name: str, version: str) -> ModelVer
 
 
 def aliases(client: MlflowClient, model_name: str) -> dict[str, str]:
-    """``{alias: version}`` of a registered model."""
-    return {str(k): str(v) for k, v in client.get_registered_model(model_name).aliases.items()}
+    """``{alias: version}`` of a registered model.
+
+    Raises:
+        RegistryError: no registered model of that name.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise RegistryError(f"no registered model '{model_name}'; train it first") from exc
+    return {str(k): str(v) for k, v in model.aliases.items()}
 
 
 def run_metrics(client: MlflowClient, run_id: str) -> dict[str, float]:
@@ -299,3 +312,75 @@ def delete_alias(client: MlflowClient, model_name: str, alias: str) -> None:
 
     with contextlib.suppress(MlflowException):
         client.delete_registered_model_alias(model_name, alias)
+
+
+_HOST_TAG, _PID_TAG = "modelops.host", "modelops.pid"
+
+
+def process_tags() -> dict[str, str]:
+    """Which process logs a run: lets a later run tell whether it is still alive."""
+    import os
+    import socket
+
+    return {_HOST_TAG: socket.gethostname(), _PID_TAG: str(os.getpid())}
+
+
+def _dead_here(tags: Mapping[str, str]) -> bool:
+    """True when the tagged process ran on this host and no longer exists."""
+    import os
+    import socket
+
+    if tags.get(_HOST_TAG) != socket.gethostname() or not str(tags.get(_PID_TAG, "")).isdigit():
+        return False
+    pid = int(tags[_PID_TAG])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def clean_up_interrupted(client: MlflowClient, experiment: str, model_name: str) -> list[str]:
+    """What an interrupted ``train`` (``kill -9``) left: runs still RUNNING whose process is gone
+    end FAILED, and a baseline version registered without its candidate is deleted (or, when
+    the candidate exists, the pair's cross tag is completed). Returns what was done, in words.
+    """
+    from mlflow.exceptions import MlflowException
+
+    done: list[str] = []
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        running = client.search_runs(
+            [found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000
+        )
+        for run in running:
+            if _dead_here(run.data.tags):
+                client.set_terminated(run.info.run_id, "FAILED")
+                done.append(f"run {run.info.run_id} of a killed process marked FAILED")
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'", max_results=10_000)
+    except MlflowException:
+        return done
+    baselines_of = {
+        v.tags.get("modelops.baseline_version"): v for v in versions if v.tags.get("modelops.role")
+    }
+    for version in versions:
+        tags = version.tags
+        if tags.get("modelops.role") != "baseline" or tags.get("modelops.candidate_version"):
+            continue
+        partner = baselines_of.get(str(version.version))
+        if partner is not None:
+            client.set_model_version_tag(
+                model_name, version.version, "modelops.candidate_version", str(partner.version)
+            )
+            done.append(f"v{version.version}: paired with its candidate v{partner.version}")
+        elif _dead_here(tags):
+            client.delete_model_version(model_name, version.version)
+            done.append(f"v{version.version}: baseline without its candidate deleted")
+    for line in done:
+        logging.getLogger(__name__).warning("cleaned up an interrupted train: %s", line)
+    return done

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from modelops.config.project import Project, load_project
 from modelops.config.settings import Settings
+from modelops.core.errors import ConfigError, ModelopsError
 from modelops.integrations.database import Ledger
 from modelops.integrations.feast import FeatureRepo
 from modelops.integrations.mlflow import Tracking
@@ -36,3 +38,36 @@ def ledger(settings: Settings) -> Ledger:
     return Ledger(
         settings.platform_database_url, key=key, lock_timeout_s=settings.lock_timeout_seconds
     )
+
+
+def project(settings: Settings, name: str) -> Project:
+    """``projects/<name>/project.yaml``, checked against the platform's environments.
+
+    Raises:
+        ConfigError: ``promotion.approval_required`` names an environment that is not
+            configured (a typo must never switch approval off).
+    """
+    loaded = load_project(settings.resolved_projects_dir, name)
+    unknown = [e for e in loaded.spec.promotion.approval_required if e not in settings.environments]
+    if unknown:
+        raise ConfigError(
+            f"{loaded.spec_file}: field 'promotion.approval_required': {unknown} are not "
+            f"configured environments ({', '.join(settings.environments)})"
+        )
+    return loaded
+
+
+def approval_required(settings: Settings, loaded: Project) -> tuple[str, ...]:
+    """Environments that need an approval: the platform's list plus the project's additions."""
+    required = settings.approval_required
+    extra = [e for e in loaded.spec.promotion.approval_required if e not in required]
+    return (*required, *extra)
+
+
+def check_environment(settings: Settings, environment: str, option: str = "--env") -> None:
+    """An environment named on the command line must be configured."""
+    if environment not in settings.environments:
+        raise ModelopsError(
+            f"{option} {environment}: unknown environment (configured: "
+            f"{', '.join(settings.environments)})"
+        )

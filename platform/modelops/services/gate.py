@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelops.config.project import Project, load_project
+from modelops.config.project import Project
 from modelops.config.settings import Settings
 from modelops.core import tags
 from modelops.core.errors import ModelopsError
@@ -39,10 +39,12 @@ from modelops.core.metrics import segment_metrics as compute_segment_metrics
 from modelops.core.stats import decide, paired_interval, segment_decisions
 from modelops.core.verdict import Verdict, inputs_key
 from modelops.integrations import feast as feast_io
+from modelops.integrations import git as git_io
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Ledger, LedgerEntry, RecordedEntry
 from modelops.services.context import feature_repo, tracking
 from modelops.services.context import ledger as ledger_for
+from modelops.services.context import project as project_for
 from modelops.services.datasets import build_training_set
 from modelops.services.identity import resolve_actor
 
@@ -114,41 +116,67 @@ def validate(
     as_of: datetime | None = None,
     actor: str | None = None,
     allow_feature_change: bool = False,
+    record: bool = True,
 ) -> Verdict:
     """Gate ``version`` against the holder of ``against`` and record the verdict.
 
     Returns the verdict whether it passed or not; raises :class:`EvaluationError` when it could
     not be reached (recorded in the ledger as a failed validation).
+
+    Args:
+        record: False computes the verdict and writes nothing (ledger, MLflow): what a
+            pull-request job runs, whose code is not trusted to record verdicts.
     """
     if against not in settings.environments:
         raise EvaluationError(
             f"--against {against}: unknown environment (configured: "
             f"{', '.join(settings.environments)})"
         )
-    project = load_project(settings.resolved_projects_dir, project_name)
+    project = project_for(settings, project_name)
     ledger = ledger_for(settings)
     who = resolve_actor(actor, settings.root) or "unknown"
+    commit = git_io.head_commit(settings.root)
+
+    def failed(message: str) -> None:
+        if record:
+            _record_error(ledger, project, against, str(version), who, message, commit)
+
     try:
         return _validate(
-            settings, project, str(version), against, as_of, who, ledger, allow_feature_change
+            settings,
+            project,
+            str(version),
+            against,
+            as_of,
+            who,
+            ledger,
+            allow_feature_change,
+            record,
+            commit,
         )
     except EvaluationError as exc:
-        _record_error(ledger, project, against, str(version), who, str(exc))
+        failed(str(exc))
         raise
     except ModelopsError as exc:
-        _record_error(ledger, project, against, str(version), who, str(exc))
+        failed(str(exc))
         raise EvaluationError(str(exc)) from exc
     except Exception as exc:
         message = (
             f"evaluation of {project.spec.registered_model} v{version} failed: "
             f"{type(exc).__name__}: {exc}"
         )
-        _record_error(ledger, project, against, str(version), who, message)
+        failed(message)
         raise EvaluationError(message) from exc
 
 
 def _record_error(
-    ledger: Ledger, project: Project, environment: str, version: str, actor: str, message: str
+    ledger: Ledger,
+    project: Project,
+    environment: str,
+    version: str,
+    actor: str,
+    message: str,
+    commit: str,
 ) -> None:
     """An errored validation withdraws any earlier pass of the same version."""
     try:
@@ -160,7 +188,12 @@ def _record_error(
                 actor=actor,
                 reason=f"could not evaluate: {message}"[:2000],
                 to_version=version,
-                details={"passed": False, "error": message[:2000], "failed_rules": ["error"]},
+                details={
+                    "passed": False,
+                    "error": message[:2000],
+                    "failed_rules": ["error"],
+                    "git_commit": commit,
+                },
             )
         )
     except Exception:  # the error itself is what the user must see
@@ -295,6 +328,8 @@ def _validate(
     actor: str,
     ledger: Ledger,
     allow_feature_change: bool,
+    record: bool,
+    commit: str,
 ) -> Verdict:
     spec = project.spec
     name = spec.registered_model
@@ -349,16 +384,24 @@ def _validate(
         previous = _recorded(ledger, project, against, version, key)
         if previous is not None:
             log.info("same inputs as verdict %s: returning it", previous.id)
-            _record(client, ledger, previous, None, project, reused=True)
+            if record:
+                _record(client, ledger, previous, None, project, reused=True, commit=commit)
             return previous
 
         verdict = _judge(
             project, frame, candidate, reference, sibling, served, data, as_of, actor, inputs
         )
         verdict.evidence["feature_changes"] = changes
+        verdict.evidence["git_commit"] = commit
+        verdict.evidence["rules"] = {
+            "promotion": spec.promotion.model_dump(mode="json"),
+            "data_checks": spec.data_checks.model_dump(mode="json"),
+            "primary_metric": spec.primary_metric,
+        }
         if not candidate.run_id:
             raise EvaluationError(f"{name} v{version} has no training run to attach the verdict to")
-        _record(client, ledger, verdict, candidate.run_id, project, reused=False)
+        if record:
+            _record(client, ledger, verdict, candidate.run_id, project, reused=False, commit=commit)
     return verdict
 
 
@@ -594,6 +637,7 @@ def _record(
     project: Project,
     *,
     reused: bool,
+    commit: str,
 ) -> RecordedEntry:
     """Ledger first (the truth promotion reads), then the run's artifacts and version tags."""
     from modelops.services.report import to_markdown
@@ -626,6 +670,8 @@ def _record(
                 "holdout_rows": verdict.holdout.rows,
                 "failed_rules": verdict.failed_rules,
                 "created_at": verdict.created_at,
+                "git_commit": commit,
+                "project_yaml_sha256": project.spec_hash,
                 "verdict": verdict.to_dict(),
             },
         )

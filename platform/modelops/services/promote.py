@@ -12,13 +12,15 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from modelops.config.project import Project, load_project
+from modelops.config.project import Project
 from modelops.config.settings import Settings
-from modelops.core.errors import ModelopsError
+from modelops.core.errors import ModelopsError, RegistryError
+from modelops.integrations import git as git_io
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Holder, Ledger, LedgerEntry, RecordedEntry, Verification
+from modelops.services.context import approval_required, tracking
 from modelops.services.context import ledger as ledger_for
-from modelops.services.context import tracking
+from modelops.services.context import project as project_for
 from modelops.services.identity import resolve_actor
 
 log = logging.getLogger(__name__)
@@ -131,7 +133,7 @@ def promote(
 ) -> Move:
     """Move ``environment`` to ``version`` if a fresh passing verdict and approvals allow it."""
     _check_environment(settings, environment)
-    project = load_project(settings.resolved_projects_dir, project_name)
+    project = project_for(settings, project_name)
     spec = project.spec
     version = str(version)
     ledger = ledger_for(settings)
@@ -185,6 +187,15 @@ def promote(
             f"v{version}'s artifact is not the one verdict {verdict.verdict_id} judged: sha256 "
             f"{current_sha} now, {validated_sha or 'none'} when validated"
         )
+    branch = settings.resolved_trusted_branch
+    if branch:
+        commit = str(verdict.details.get("git_commit") or "unknown")
+        if not git_io.on_branch(settings.root, commit, branch):
+            raise refuse(
+                f"verdict {verdict.verdict_id} was made from commit {commit[:12]}, which is not "
+                f"a clean commit on '{branch}'; only verdicts recorded by {branch}'s code allow "
+                "a promotion"
+            )
     validated_against = verdict.from_version
     if validated_against != holder.version:
         held = f"v{holder.version}" if holder.version else "nothing"
@@ -194,7 +205,7 @@ def promote(
             f"{environment} is now held by {held}; validate again",
         )
 
-    if environment in spec.promotion.approval_required:
+    if environment in approval_required(settings, project):
         if not approve:
             raise refuse(f"{environment} needs an explicit approval: --approve --reason TEXT")
         if not actor:
@@ -205,6 +216,18 @@ def promote(
             raise refuse(
                 "approval needs a reason: --reason TEXT",
             )
+        if not settings.allow_self_approval:
+            with mlflow_io.session(tracking(settings)) as client:
+                trained_by = mlflow_io.get_version(client, spec.registered_model, version).tags.get(
+                    f"{TAG}.trained_by"
+                )
+            people = (("trained", trained_by), ("validated", verdict.actor))
+            involved = [role for role, who in people if who == actor]
+            if involved:
+                raise refuse(
+                    f"{actor} {' and '.join(involved)} v{version} and cannot also approve it; "
+                    "a different person must approve (allow_self_approval in modelops.yaml)"
+                )
         ledger.append(
             LedgerEntry(
                 action="approve",
@@ -231,7 +254,7 @@ def promote(
         ),
         expected=holder,
     )
-    _mirror_to_mlflow(settings, spec.registered_model, entry)
+    _sync_environment(settings, project, ledger, environment)
     return Move(spec.name, spec.registered_model, environment, holder.version, version, entry)
 
 
@@ -249,7 +272,7 @@ def rollback(
     Skips the gate: returning to a version that already served is the safe path.
     """
     _check_environment(settings, environment)
-    project = load_project(settings.resolved_projects_dir, project_name)
+    project = project_for(settings, project_name)
     spec = project.spec
     ledger = ledger_for(settings)
     who = resolve_actor(actor, settings.root) or "unknown"
@@ -288,31 +311,117 @@ def rollback(
         ),
         expected=holder,
     )
-    _mirror_to_mlflow(settings, spec.registered_model, entry)
+    _sync_environment(settings, project, ledger, environment)
     return Move(spec.name, spec.registered_model, environment, holder.version, target, entry)
 
 
-def history(settings: Settings, project_name: str | None) -> list[RecordedEntry]:
+def history(
+    settings: Settings, project_name: str | None, environment: str | None = None
+) -> list[RecordedEntry]:
+    """Ledger entries, oldest first, of one project (or all) and one environment (or all)."""
+    if environment is not None:
+        _check_environment(settings, environment)
     if project_name is not None:
-        load_project(settings.resolved_projects_dir, project_name)
-    return ledger_for(settings).entries(project_name)
+        project_for(settings, project_name)
+    entries = ledger_for(settings).entries(project_name)
+    return [e for e in entries if environment is None or e.environment == environment]
 
 
-def verify(settings: Settings) -> Verification:
-    return ledger_for(settings).verify()
+def verify(settings: Settings, project_name: str | None = None) -> Verification:
+    """The ledger's own checks, then every environment alias in MLflow against the ledger."""
+    from modelops.config.project import available_projects
+
+    result = ledger_for(settings).verify()
+    names = [project_name] if project_name else available_projects(settings.resolved_projects_dir)
+    drift: list[str] = []
+    for name in names:
+        try:
+            drift += alias_drift(settings, name)
+        except RegistryError:  # no registered model yet: nothing can have drifted
+            continue
+    if not drift:
+        return result
+    return Verification(False, result.checked, [*result.problems, *drift])
 
 
 def holder_at(settings: Settings, project_name: str, environment: str, at: datetime) -> str | None:
     _check_environment(settings, environment)
-    project = load_project(settings.resolved_projects_dir, project_name)
+    project = project_for(settings, project_name)
     return ledger_for(settings).holder_at(project.spec.name, environment, at)
 
 
 def past_holders(settings: Settings, project_name: str, environment: str) -> list[str]:
     """Versions that served ``environment``, the current holder first: rollback targets."""
     _check_environment(settings, environment)
-    project = load_project(settings.resolved_projects_dir, project_name)
+    project = project_for(settings, project_name)
     return ledger_for(settings).past_holders(project.spec.name, environment)
+
+
+class AliasLagError(ModelopsError):
+    """The ledger moved but MLflow could not be updated: the move stands, the alias lags."""
+
+    exit_code = 3
+
+
+def _ledger_holder(ledger: Ledger, project: str, environment: str) -> RecordedEntry | None:
+    """The last promote or rollback of ``environment``: what the chain says serves there."""
+    moves = [e for e in ledger.entries(project, environment) if e.action in ("promote", "rollback")]
+    return moves[-1] if moves else None
+
+
+def _sync_environment(
+    settings: Settings, project: Project, ledger: Ledger, environment: str
+) -> tuple[str | None, str | None] | None:
+    """Point ``environment``'s alias (and tags) at the holder the ledger's chain records, from
+    the ledger's state now (never from one remembered event), retrying MLflow failures.
+
+    Returns ``(alias before, holder)`` when the alias moved, None when it was right.
+
+    Raises:
+        ModelopsError: the holder table disagrees with the chain (an out-of-band edit).
+        AliasLagError: MLflow stayed unreachable; the ledger has moved, the alias has not.
+    """
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+    name, project_name = project.spec.registered_model, project.spec.name
+    last = _ledger_holder(ledger, project_name, environment)
+    holder = last.to_version if last else None
+    table = ledger.holder(project_name, environment).version
+    if table != holder:
+        raise ModelopsError(
+            f"{project_name} {environment}: the holder table says "
+            f"{'v' + table if table else 'nothing'} but the ledger's chain says "
+            f"{'v' + holder if holder else 'nothing'}; run 'modelops history --verify' "
+            "(an out-of-band edit?)"
+        )
+
+    @retry(
+        retry=retry_if_exception_type(Exception),
+        stop=stop_after_attempt(4),
+        wait=wait_exponential(multiplier=0.5, max=4),
+        reraise=True,
+    )
+    def apply() -> str | None:
+        with mlflow_io.session(tracking(settings)) as client:
+            before = mlflow_io.aliases(client, name).get(environment)
+        if before == holder:
+            return before
+        if last is None:
+            with mlflow_io.session(tracking(settings)) as client:
+                mlflow_io.delete_alias(client, name, environment)
+        else:
+            _mirror_to_mlflow(settings, name, last)
+        return before
+
+    try:
+        before = apply()
+    except Exception as exc:
+        raise AliasLagError(
+            f"moved in the ledger ({project_name} {environment} = "
+            f"{'v' + holder if holder else 'nothing'}), but the MLflow alias lags "
+            f"({type(exc).__name__}); run 'modelops models sync {project_name}'"
+        ) from exc
+    return None if before == holder else (before, holder)
 
 
 def sync_aliases(settings: Settings, project_name: str) -> dict[str, tuple[str | None, str | None]]:
@@ -325,32 +434,37 @@ def sync_aliases(settings: Settings, project_name: str) -> dict[str, tuple[str |
     Returns:
         ``{environment: (alias before, holder)}`` for every environment that was changed.
     """
-    project = load_project(settings.resolved_projects_dir, project_name)
-    name = project.spec.registered_model
+    project = project_for(settings, project_name)
     ledger = ledger_for(settings)
-    with mlflow_io.session(tracking(settings)) as client:
-        current = mlflow_io.aliases(client, name)
     changed: dict[str, tuple[str | None, str | None]] = {}
     for environment in settings.environments:
-        holder = ledger.holder(project.spec.name, environment).version
-        if current.get(environment) == holder:
-            continue
-        changed[environment] = (current.get(environment), holder)
-        last = [
-            e
-            for e in ledger.entries(project.spec.name, environment)
-            if e.action in ("promote", "rollback")
-        ]
-        if holder is not None and last:
-            _mirror_to_mlflow(settings, name, last[-1])
-        else:
-            with mlflow_io.session(tracking(settings)) as client:
-                mlflow_io.delete_alias(client, name, environment)
+        moved = _sync_environment(settings, project, ledger, environment)
+        if moved is not None:
+            changed[environment] = moved
     return changed
+
+
+def alias_drift(settings: Settings, project_name: str) -> list[str]:
+    """One line per environment whose MLflow alias is not the ledger's holder."""
+    project = project_for(settings, project_name)
+    ledger = ledger_for(settings)
+    with mlflow_io.session(tracking(settings)) as client:
+        current = mlflow_io.aliases(client, project.spec.registered_model)
+    problems = []
+    for environment in settings.environments:
+        last = _ledger_holder(ledger, project.spec.name, environment)
+        holder = last.to_version if last else None
+        if current.get(environment) != holder:
+            problems.append(
+                f"{project.spec.name} {environment}: MLflow alias "
+                f"{'v' + current[environment] if environment in current else 'unset'}, "
+                f"ledger {'v' + holder if holder else 'nothing'}"
+            )
+    return problems
 
 
 def holders(settings: Settings, project_name: str) -> dict[str, str | None]:
     """``{environment: version}`` currently serving, for every configured environment."""
-    project = load_project(settings.resolved_projects_dir, project_name)
+    project = project_for(settings, project_name)
     ledger = ledger_for(settings)
     return {env: ledger.holder(project.spec.name, env).version for env in settings.environments}

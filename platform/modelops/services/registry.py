@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelops.config.project import load_project
 from modelops.config.settings import Settings
 from modelops.integrations import mlflow as mlflow_io
+from modelops.services.context import project as project_for
 from modelops.services.context import tracking
 
 HEADLINE = (
@@ -57,7 +57,7 @@ def _info(
 
 
 def list_versions(settings: Settings, project_name: str) -> list[VersionInfo]:
-    project = load_project(settings.resolved_projects_dir, project_name)
+    project = project_for(settings, project_name)
     name = project.spec.registered_model
     with mlflow_io.session(tracking(settings)) as client:
         versions = mlflow_io.list_versions(client, name)
@@ -66,7 +66,7 @@ def list_versions(settings: Settings, project_name: str) -> list[VersionInfo]:
 
 
 def show_version(settings: Settings, project_name: str, version: str) -> VersionInfo:
-    project = load_project(settings.resolved_projects_dir, project_name)
+    project = project_for(settings, project_name)
     name = project.spec.registered_model
     with mlflow_io.session(tracking(settings)) as client:
         found = mlflow_io.get_version(client, name, version)

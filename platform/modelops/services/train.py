@@ -7,10 +7,12 @@ passed and both models trained.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from types import ModuleType
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from modelops.config.project import Project, ProjectSpec, load_project
+from modelops.config.project import Project, ProjectSpec
 from modelops.config.settings import Settings
 from modelops.core.errors import ConfigError
 from modelops.core.metrics import (
@@ -35,7 +37,9 @@ from modelops.integrations import feast as feast_io
 from modelops.integrations import git as git_io
 from modelops.integrations import mlflow as mlflow_io
 from modelops.services.context import feature_repo, prepare_state, tracking
+from modelops.services.context import project as project_for
 from modelops.services.datasets import TrainingSet, build_training_set
+from modelops.services.identity import resolve_actor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REQUIRED_FUNCTIONS = ("build_features", "fit", "fit_baseline")
+ROLES = ("baseline", "candidate")
 TAG = "modelops"
 
 
@@ -65,6 +70,27 @@ class TrainResult:
     training_rows: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, a pod evicted) unwinds like Ctrl-C, so MLflow runs end
+    FAILED and nothing half-registered is left behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def load_train_module(project: Project) -> ModuleType:
@@ -166,9 +192,7 @@ def train(
         windows: per-window ``(start, end)`` overrides of project.yaml, recorded in lineage.
     """
     started = time.perf_counter()
-    project = with_windows(
-        load_project(settings.resolved_projects_dir, project_name), windows or {}
-    )
+    project = with_windows(project_for(settings, project_name), windows or {})
     module = load_train_module(project)
     spec = project.spec
     as_of = as_of or datetime.now(UTC)
@@ -197,6 +221,7 @@ def train(
     )
     commit = git_io.head_commit(settings.root)
     lineage = {
+        f"{TAG}.trained_by": resolve_actor(None, settings.root) or "unknown",
         f"{TAG}.project": spec.name,
         f"{TAG}.feature_service": spec.feature_service,
         f"{TAG}.features": ",".join(data.features),
@@ -217,19 +242,24 @@ def train(
     }
     for name, print_ in data.fingerprints.items():
         lineage.update(print_.as_tags(f"{TAG}.dataset.{name}"))
+    evaluated = {role: _evaluate(models[role], data, project) for role in ROLES}
     trained: dict[str, TrainedVersion] = {}
     track = tracking(settings)
-    with mlflow_io.session(track) as client:
-        for role in ("baseline", "candidate"):
-            model = models[role]
-            threshold, metrics, report = _evaluate(model, data, project)
-            tags = {**lineage, f"{TAG}.role": role, f"{TAG}.threshold": repr(threshold)}
-            if role == "candidate":
-                tags[f"{TAG}.baseline_version"] = trained["baseline"].version
-            else:
-                tags[f"{TAG}.sibling_role"] = "candidate"
+    experiment = f"modelops/{spec.name}"
+    with mlflow_io.session(track) as client, _terminate_as_interrupt():
+        mlflow_io.clean_up_interrupted(client, experiment, spec.registered_model)
+        logged: dict[str, mlflow_io.LoggedModel] = {}
+        role_tags: dict[str, dict[str, str]] = {}
+        for role in ROLES:
+            threshold, metrics, report = evaluated[role]
+            role_tags[role] = {
+                **lineage,
+                f"{TAG}.role": role,
+                f"{TAG}.threshold": repr(threshold),
+                **mlflow_io.process_tags(),
+            }
             record = mlflow_io.RunRecord(
-                experiment=f"modelops/{spec.name}",
+                experiment=experiment,
                 run_name=f"{spec.name}-{role}",
                 params={
                     **{f"model.{k}": v for k, v in spec.model.params.items()},
@@ -239,24 +269,32 @@ def train(
                     **{f"window.{w}": str(getattr(spec.windows, w)) for w in WINDOWS},
                 },
                 metrics=metrics,
-                tags=tags,
+                tags=role_tags[role],
                 json_artifacts={"evaluation.json": report},
                 datasets=[
                     (data.frames[w], w, str(settings.data_dir / f"{spec.label.table}.parquet"))
                     for w in WINDOWS
                 ],
             )
-            logged = mlflow_io.log_run(
-                client, track, record, model, train_frame[data.features].head(5)
+            logged[role] = mlflow_io.log_run(
+                client, track, record, models[role], train_frame[data.features].head(5)
             )
+        # Both models are fitted, evaluated and logged: only now is anything registered, the
+        # baseline first and the pair closed by the candidate's and the baseline's cross tags.
+        # A version left without its pair by a crash in between is removed by the next train.
+        for role in ROLES:
+            threshold, metrics, _ = evaluated[role]
+            tags_ = dict(role_tags[role])
+            if role == "candidate":
+                tags_[f"{TAG}.baseline_version"] = trained["baseline"].version
             summary = _holdout_summary(metrics, project)
             version = mlflow_io.register_version(
                 client,
                 spec.registered_model,
-                logged,
+                logged[role],
                 tags={
-                    **tags,
-                    f"{TAG}.artifact_sha256": mlflow_io.artifact_sha256(logged.model_uri),
+                    **tags_,
+                    f"{TAG}.artifact_sha256": mlflow_io.artifact_sha256(logged[role].model_uri),
                     **{
                         f"{TAG}.holdout.{k}": repr(metrics[f"holdout_{k}"])
                         for k in ("roc_auc", "pr_auc", "cost_per_1000")
@@ -265,7 +303,7 @@ def train(
                 description=f"{role} of {spec.name}: {summary}",
             )
             trained[role] = TrainedVersion(
-                role, str(version.version), logged.run_id, threshold, metrics, summary
+                role, str(version.version), logged[role].run_id, threshold, metrics, summary
             )
             log.info("registered %s version %s (%s)", spec.registered_model, version.version, role)
         mlflow_io.set_version_tags(
