@@ -29,6 +29,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check platform tests projects feature_repo
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/zizmor --min-severity medium .github/workflows
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:cacheprovider
