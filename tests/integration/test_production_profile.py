@@ -10,7 +10,7 @@ import pytest
 
 from modelops.config.settings import Settings, load_settings
 from modelops.integrations import feast as feast_io
-from modelops.services import data, features, gate, registry, train
+from modelops.services import data, features, gate, promote, registry, train
 from modelops.services.context import feature_repo
 from support import copy_workspace
 
@@ -40,6 +40,7 @@ def production(
         for name in list(os.environ):
             if name.startswith("MODELOPS_"):
                 patch.delenv(name)
+        patch.setenv("MODELOPS_LEDGER_KEY", "integration-test-key")  # a secret in real use
         return load_settings(root)
 
 
@@ -64,6 +65,8 @@ def test_production_profile_trains_registers_and_serves_online_from_redis(
     # The gate downloads both versions through the MLflow server and checks their hashes.
     verdict = gate.validate(production, "credit_risk", result.candidate.version, against="dev")
     assert verdict.reference.role == "prevalence"
+    checked = promote.verify(production, "credit_risk")
+    assert checked.ok and checked.keyed_from == 1, checked.problems  # HMAC from the first entry
     assert verdict.inputs["candidate"] == [
         result.candidate.version,
         versions[-1].tags["modelops.artifact_sha256"],

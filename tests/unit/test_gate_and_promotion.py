@@ -376,7 +376,8 @@ def test_edited_ledger_row_is_detected_by_history_verify(
     assert _cli("history", PROJECT, "--verify") == 0
     assert "hash chain intact" in capsys.readouterr().out
     db = platform_.platform_database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(db) as conn:  # someone with the file gets past the guard trigger
+        conn.execute("DROP TRIGGER modelops_ledger_no_update")
         conn.execute("UPDATE modelops_ledger SET to_version = '1' WHERE seq = 1")
     assert _cli("history", PROJECT, "--verify") == 1
     assert "entry 1: content does not match its hash" in capsys.readouterr().err

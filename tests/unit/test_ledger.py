@@ -1,130 +1,23 @@
-"""The ledger on SQLite: hash chain, tamper detection, compare-and-swap, multi-process writers."""
+"""The ledger on SQLite (the shared suite in tests/ledger_suite.py) and its pure chain logic."""
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-import multiprocessing
-import sqlite3
+import hashlib
+import json
+import pickle
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from modelops.core.errors import ConcurrentChangeError, ServiceUnavailableError
+from ledger_suite import *  # noqa: F403  # the suite, run here on SQLite
+from ledger_suite import ENV, PROJECT, legacy_hash
+from modelops.core import ledger as chain
+from modelops.core.errors import ConfigError, ServiceUnavailableError
 from modelops.integrations import database
 from modelops.integrations.database import Holder, Ledger, LedgerEntry
-
-PROJECT, ENV = "churn", "production"
-
-
-# ------------------------------------------------------------------ workers (spawned processes)
-
-
-def cas_worker(url: str, version: str, expected: Holder, barrier: Any, results: Any) -> None:
-    """Waits for all its siblings, then tries to take the environment from ``expected``."""
-    try:
-        ledger = Ledger(url)
-        ledger.holder(PROJECT, ENV)  # connect and set up before the race starts
-        barrier.wait(timeout=60)
-        ledger.transition(
-            LedgerEntry(
-                "promote",
-                PROJECT,
-                ENV,
-                actor=f"worker-{version}",
-                from_version=expected.version,
-                to_version=version,
-            ),
-            expected=expected,
-        )
-        results.put(("won", version))
-    except ConcurrentChangeError as error:
-        results.put(("conflict", str(error)))
-    except BaseException as error:  # reported to the parent, which fails the test
-        results.put(("error", repr(error)))
-
-
-def append_worker(url: str, name: str, count: int, barrier: Any, results: Any) -> None:
-    """Waits for all its siblings, then appends ``count`` entries as fast as it can."""
-    try:
-        ledger = Ledger(url)
-        ledger.holder(PROJECT, ENV)
-        barrier.wait(timeout=60)
-        for i in range(count):
-            ledger.append(LedgerEntry("validate", PROJECT, ENV, actor=name, details={"i": i}))
-        results.put(("done", name))
-    except BaseException as error:
-        results.put(("error", repr(error)))
-
-
-def run_processes(target: Any, argument_lists: list[tuple[Any, ...]]) -> list[tuple[str, str]]:
-    """Runs ``target`` in one spawned process per argument tuple, released together."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(len(argument_lists))
-    results = context.Queue()
-    processes = [
-        context.Process(target=target, args=(*arguments, barrier, results))
-        for arguments in argument_lists
-    ]
-    for process in processes:
-        process.start()
-    try:
-        collected = [results.get(timeout=90) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-    errors = [detail for kind, detail in collected if kind == "error"]
-    assert not errors, errors
-    return collected
-
-
-def race_for_environment(url: str, start: Holder, contenders: int) -> None:
-    """Exactly one of ``contenders`` processes racing from ``start`` may win."""
-    ledger = Ledger(url)
-    before = len(ledger.entries())
-    versions = [str(10 + i) for i in range(contenders)]
-    results = run_processes(cas_worker, [(url, version, start) for version in versions])
-
-    winners = [detail for kind, detail in results if kind == "won"]
-    conflicts = [detail for kind, detail in results if kind == "conflict"]
-    assert len(winners) == 1, results
-    assert len(conflicts) == contenders - 1
-    (winner,) = winners
-    assert all(f"now held by v{winner} (revision {start.revision + 1})" in c for c in conflicts)
-    assert ledger.holder(PROJECT, ENV) == Holder(winner, start.revision + 1)
-    recorded = ledger.entries()
-    assert len(recorded) == before + 1
-    assert (recorded[-1].action, recorded[-1].to_version) == ("promote", winner)
-    assert ledger.verify().ok, ledger.verify().problems
-
-
-def concurrent_appends(url: str, writers: int, each: int) -> None:
-    """``writers`` processes append ``each`` entries at once; the chain must not fork."""
-    ledger = Ledger(url)
-    before = len(ledger.entries())
-    run_processes(append_worker, [(url, f"writer-{i}", each) for i in range(writers)])
-
-    recorded = ledger.entries()
-    assert len(recorded) == before + writers * each
-    assert [e.seq for e in recorded] == list(range(1, len(recorded) + 1))
-    assert [e.prev_hash for e in recorded[1:]] == [e.hash for e in recorded[:-1]]
-    assert all(a.at < b.at for a, b in itertools.pairwise(recorded))
-    for i in range(writers):
-        mine = [e.details["i"] for e in recorded if e.actor == f"writer-{i}"]
-        assert mine == list(range(each))
-    verification = ledger.verify()
-    assert verification.ok, verification.problems
-    assert verification.checked == len(recorded)
-
-
-# ------------------------------------------------------------------ fixtures and helpers
 
 
 @pytest.fixture
@@ -133,44 +26,19 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ledger(db_path: Path) -> Ledger:
-    return Ledger(f"sqlite:///{db_path}")
+def url(db_path: Path) -> str:
+    return f"sqlite:///{db_path}"
 
 
-def promote(ledger: Ledger, version: str, action: str = "promote") -> database.RecordedEntry:
-    current = ledger.holder(PROJECT, ENV)
-    return ledger.transition(
-        LedgerEntry(
-            action,
-            PROJECT,
-            ENV,
-            actor="alice",
-            from_version=current.version,
-            to_version=version,
-            reason=f"{action} to v{version}",
-        ),
-        expected=current,
-    )
+# ------------------------------------------------------------------ SQLite only
 
 
-def fill(ledger: Ledger, count: int) -> None:
-    for i in range(count):
-        ledger.append(LedgerEntry("validate", PROJECT, ENV, actor="ci", reason=f"run {i}"))
-
-
-def raw(db_path: Path, sql: str, *params: Any) -> None:
-    with sqlite3.connect(db_path) as conn:
-        conn.execute(sql, params)
-
-
-# ------------------------------------------------------------------ tests
-
-
-def test_importing_the_module_does_not_import_sqlalchemy() -> None:
+def test_importing_the_module_does_not_import_sqlalchemy_or_alembic() -> None:
     code = (
         "import sys, modelops.integrations.database as d; "
         "d.Ledger('sqlite:////nonexistent/dir/x.db'); "
-        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'"
+        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported'; "
+        "assert 'alembic' not in sys.modules, 'alembic imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -182,35 +50,6 @@ def test_nothing_is_created_until_first_use(db_path: Path) -> None:
     assert db_path.is_file()
 
 
-def test_append_and_read_back(ledger: Ledger) -> None:
-    details = {"metrics": {"auc": 0.91, "n": 1200}, "gates": ["auc>=0.8", "latency"], "ok": True}
-    first = ledger.append(
-        LedgerEntry(
-            "validate",
-            PROJECT,
-            ENV,
-            actor="ci",
-            reason="nightly",
-            to_version="3",
-            verdict_id="verdict-42",
-            details=details,
-        )
-    )
-    second = ledger.append(LedgerEntry("refuse", PROJECT, "staging", actor="bob", reason="no"))
-
-    assert (first.seq, second.seq) == (1, 2)
-    assert first.prev_hash == "0" * 64
-    assert second.prev_hash == first.hash
-    assert first.at.tzinfo is not None and first.at.utcoffset() == timedelta(0)
-    assert ledger.entries() == [first, second]  # microseconds and details survive the round trip
-    assert ledger.entries()[0].details == details
-    assert ledger.entries(environment="staging") == [second]
-    assert ledger.entries(project=PROJECT, environment=ENV) == [first]
-    assert ledger.entries(project="other") == []
-    verification = ledger.verify()
-    assert verification == database.Verification(ok=True, checked=2, problems=[])
-
-
 def test_entries_are_validated() -> None:
     with pytest.raises(ValueError, match="unknown ledger action"):
         LedgerEntry("deploy", PROJECT, ENV, actor="a")
@@ -218,7 +57,8 @@ def test_entries_are_validated() -> None:
         LedgerEntry("validate", PROJECT, ENV, actor="a", details={"when": datetime.now(UTC)})
 
 
-def test_promotions_must_go_through_transition(ledger: Ledger) -> None:
+def test_promotions_must_go_through_transition(url: str) -> None:
+    ledger = Ledger(url)
     with pytest.raises(ValueError, match="transition"):
         ledger.append(LedgerEntry("promote", PROJECT, ENV, actor="a", to_version="1"))
     with pytest.raises(ValueError, match="from_version"):
@@ -227,149 +67,6 @@ def test_promotions_must_go_through_transition(ledger: Ledger) -> None:
             expected=Holder(None, 0),
         )
     assert ledger.entries() == []
-
-
-def test_editing_a_row_is_detected_naming_the_seq(ledger: Ledger, db_path: Path) -> None:
-    fill(ledger, 4)
-    raw(db_path, "UPDATE modelops_ledger SET reason = 'nothing to see' WHERE seq = 3")
-
-    verification = ledger.verify()
-    assert not verification.ok
-    assert verification.checked == 4
-    assert verification.problems == ["entry 3: content does not match its hash (edited?)"]
-
-
-def test_rewriting_a_row_with_a_matching_hash_still_breaks_the_chain(
-    ledger: Ledger, db_path: Path
-) -> None:
-    fill(ledger, 4)
-    forged = dataclasses.replace(ledger.entries()[1], reason="forged")
-    raw(
-        db_path,
-        "UPDATE modelops_ledger SET reason = ?, hash = ? WHERE seq = 2",
-        forged.reason,
-        database._content_hash(forged),
-    )
-
-    problems = ledger.verify().problems
-    assert len(problems) == 1
-    assert problems[0].startswith("entry 3: prev_hash does not match the hash of entry 2")
-
-
-def test_deleting_a_middle_row_is_detected(ledger: Ledger, db_path: Path) -> None:
-    fill(ledger, 5)
-    raw(db_path, "DELETE FROM modelops_ledger WHERE seq = 3")
-
-    verification = ledger.verify()
-    assert not verification.ok
-    assert verification.problems == ["entry 3 missing before entry 4 (deleted?)"]
-
-
-def test_deleting_the_last_rows_is_detected(ledger: Ledger, db_path: Path) -> None:
-    fill(ledger, 5)
-    raw(db_path, "DELETE FROM modelops_ledger WHERE seq = 5")
-    assert ledger.verify().problems == [
-        "entry 5 missing at the end: the head records entry 5 (deleted?)"
-    ]
-    raw(db_path, "DELETE FROM modelops_ledger WHERE seq = 4")
-    assert ledger.verify().problems == [
-        "entries 4-5 missing at the end: the head records entry 5 (deleted?)"
-    ]
-
-
-def test_first_promotion_then_a_stale_one_conflicts(ledger: Ledger) -> None:
-    empty = ledger.holder(PROJECT, ENV)
-    assert empty == Holder(None, 0)
-    first = ledger.transition(
-        LedgerEntry("promote", PROJECT, ENV, actor="alice", to_version="1"), expected=empty
-    )
-    assert ledger.holder(PROJECT, ENV) == Holder("1", 1)
-    assert first.seq == 1
-
-    # Someone validated against the empty environment before alice's promotion landed.
-    with pytest.raises(ConcurrentChangeError) as stale_empty:
-        ledger.transition(
-            LedgerEntry("promote", PROJECT, ENV, actor="bob", to_version="2"), expected=empty
-        )
-    assert "now held by v1 (revision 1)" in str(stale_empty.value)
-
-    held = ledger.holder(PROJECT, ENV)
-    promote(ledger, "2")
-    with pytest.raises(ConcurrentChangeError) as stale:
-        ledger.transition(
-            LedgerEntry("promote", PROJECT, ENV, actor="carol", from_version="1", to_version="3"),
-            expected=held,
-        )
-    assert str(stale.value) == (
-        f"{PROJECT}/{ENV} changed: v1 is now held by v2 (revision 2); "
-        "validate against the new holder and retry"
-    )
-    assert ledger.holder(PROJECT, ENV) == Holder("2", 2)
-    assert [e.to_version for e in ledger.entries()] == ["1", "2"]  # nothing written on conflict
-    assert ledger.verify().ok
-
-
-def test_environments_are_independent(ledger: Ledger) -> None:
-    promote(ledger, "1")
-    ledger.transition(
-        LedgerEntry("promote", PROJECT, "staging", actor="a", to_version="5"),
-        expected=Holder(None, 0),
-    )
-    assert ledger.holder(PROJECT, ENV) == Holder("1", 1)
-    assert ledger.holder(PROJECT, "staging") == Holder("5", 1)
-    assert ledger.holder("other", ENV) == Holder(None, 0)
-
-
-@pytest.mark.parametrize("held", [False, True], ids=["empty", "held"])
-def test_parallel_promotions_have_exactly_one_winner(db_path: Path, held: bool) -> None:
-    url = f"sqlite:///{db_path}"
-    ledger = Ledger(url)
-    fill(ledger, 2)
-    if held:
-        promote(ledger, "1")
-    race_for_environment(url, ledger.holder(PROJECT, ENV), contenders=6)
-
-
-def test_parallel_appends_chain_without_forking(db_path: Path) -> None:
-    url = f"sqlite:///{db_path}"
-    Ledger(url).holder(PROJECT, ENV)
-    concurrent_appends(url, writers=4, each=25)
-
-
-def test_holder_at_follows_promotions_and_rollbacks(ledger: Ledger) -> None:
-    fill(ledger, 1)
-    one = promote(ledger, "1")
-    ledger.append(LedgerEntry("approve", PROJECT, ENV, actor="bob", to_version="2"))
-    two = promote(ledger, "2")
-    back = promote(ledger, "1", action="rollback")
-    ledger.transition(  # another environment does not leak in
-        LedgerEntry("promote", PROJECT, "staging", actor="a", to_version="9"),
-        expected=Holder(None, 0),
-    )
-    tick = timedelta(microseconds=1)
-    assert one.at < two.at < back.at
-
-    assert ledger.holder_at(PROJECT, ENV, one.at - tick) is None
-    assert ledger.holder_at(PROJECT, ENV, one.at) == "1"
-    assert ledger.holder_at(PROJECT, ENV, two.at - tick) == "1"
-    assert ledger.holder_at(PROJECT, ENV, two.at) == "2"
-    assert ledger.holder_at(PROJECT, ENV, back.at - tick) == "2"
-    assert ledger.holder_at(PROJECT, ENV, back.at) == "1"
-    assert ledger.holder_at(PROJECT, ENV, back.at + timedelta(days=365)) == "1"
-    # Any timezone works; the instant is what counts.
-    assert ledger.holder_at(PROJECT, ENV, two.at.astimezone(ZoneInfo("Asia/Tokyo"))) == "2"
-    assert ledger.holder_at("other", ENV, back.at) is None
-    with pytest.raises(ValueError, match="timezone-aware"):
-        ledger.holder_at(PROJECT, ENV, datetime(2030, 1, 1))
-
-
-def test_past_holders_most_recent_first(ledger: Ledger) -> None:
-    assert ledger.past_holders(PROJECT, ENV) == []
-    for version in ("1", "2", "3"):
-        promote(ledger, version)
-    promote(ledger, "2", action="rollback")
-    assert ledger.holder(PROJECT, ENV) == Holder("2", 4)
-    assert ledger.past_holders(PROJECT, ENV) == ["2", "3", "1"]
 
 
 def test_unreachable_database_is_a_service_error_without_password() -> None:
@@ -387,3 +84,184 @@ def test_unusable_sqlite_location_is_a_service_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ServiceUnavailableError, match="cannot create"):
         Ledger(f"sqlite:///{blocker}/platform.db").entries()
+
+
+def test_a_pickled_ledger_keeps_its_key_and_timeout(url: str) -> None:
+    copy = pickle.loads(pickle.dumps(Ledger(url, key=b"secret", lock_timeout_s=2.5)))
+    assert (copy.url, copy.keyed, copy._lock_timeout_s) == (url, True, 2.5)
+    assert "secret" not in repr(copy)
+
+
+def test_a_schema_newer_than_the_code_is_one_clear_line(url: str, db_path: Path) -> None:
+    import sqlite3
+
+    Ledger(url).head()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"UPDATE {database.VERSION_TABLE} SET version_num = '0999'")
+    with pytest.raises(ConfigError, match="schema revision 0999, which this modelops does not"):
+        Ledger(url).head()
+
+
+def test_the_known_revisions_are_the_migrations_shipped() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(database.MIGRATIONS))
+    script = ScriptDirectory.from_config(config)
+    chain_of_revisions = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert tuple(chain_of_revisions) == database.REVISIONS
+    assert script.get_current_head() == database.HEAD_REVISION
+
+
+# ------------------------------------------------------------------ core/ledger.py (pure)
+
+
+def _recorded(**overrides: object) -> chain.RecordedEntry:
+    fields: dict[str, object] = {
+        "action": "validate",
+        "project": "p",
+        "environment": "e",
+        "actor": "ci",
+        "seq": 1,
+        "at": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        "prev_hash": chain.GENESIS_HASH,
+        "hash": "",
+    }
+    fields.update(overrides)
+    return chain.RecordedEntry(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", 'quotes " and \\ backslash', "é ü 中文 🙂", "\u2028\u2029 \x00\x1f\x7f", ""],
+)
+def test_the_hand_written_canonical_json_equals_json_dumps(text: str) -> None:
+    entry = _recorded(
+        reason=text,
+        actor=text or "x",
+        to_version=text,
+        details={"nested": {"b": [1, 2.5, None, True], "a": text}, "n": 10**20},
+    )
+    row = {
+        "seq": entry.seq,
+        "at": entry.at,
+        "action": entry.action,
+        "project": entry.project,
+        "environment": entry.environment,
+        "actor": entry.actor,
+        "reason": entry.reason,
+        "from_version": entry.from_version,
+        "to_version": entry.to_version,
+        "verdict_id": entry.verdict_id,
+        "details": entry.details,
+        "prev_hash": entry.prev_hash,
+    }
+    assert chain.entry_hash(entry) == legacy_hash(row)  # unkeyed: the pre-HMAC hash, unchanged
+    assert json.loads(chain.entry_content(entry))["reason"] == text
+
+
+def test_the_keyed_hash_is_hmac_of_prev_hash_and_content() -> None:
+    import hmac
+
+    entry = _recorded()
+    content = chain.entry_content(entry).encode()
+    expected = hmac.new(b"key", entry.prev_hash.encode() + content, hashlib.sha256).hexdigest()
+    assert chain.entry_hash(entry, b"key") == expected
+    assert chain.entry_hash(entry, b"key") != chain.entry_hash(entry)
+    signed = _recorded(hash=expected)
+    assert chain.is_signed(signed, b"key")
+    assert not chain.is_signed(signed, b"other")
+    assert not chain.is_signed(signed, None)
+
+
+def _rows(count: int, key: bytes | None = None, **changes: object) -> list[chain.ChainRow]:
+    rows, prev = [], chain.GENESIS_HASH
+    for seq in range(1, count + 1):
+        entry = _recorded(seq=seq, prev_hash=prev, **changes.get(seq, {}))  # type: ignore[arg-type]
+        entry = chain.RecordedEntry(
+            **{**entry.__dict__, "hash": chain.entry_hash(entry, key)}  # type: ignore[arg-type]
+        )
+        rows.append(
+            chain.ChainRow(
+                entry.seq,
+                chain.format_time(entry.at),
+                entry.action,
+                entry.project,
+                entry.environment,
+                entry.actor,
+                entry.reason,
+                entry.from_version,
+                entry.to_version,
+                entry.verdict_id,
+                chain.canonical(entry.details),
+                entry.prev_hash,
+                entry.hash,
+            )
+        )
+        prev = entry.hash
+    return rows
+
+
+def test_verify_chain_streams_any_iterator_and_reports_its_anchor() -> None:
+    rows = _rows(50, key=b"k")
+    result = chain.verify_chain(
+        iter(rows), head=(50, rows[-1].hash), holders={}, key=b"k", hmac_from=1
+    )
+    assert result.ok and result.checked == 50
+    assert result.anchor == f"50:{rows[-1].hash}"
+    without_key = chain.verify_chain(iter(rows), head=(50, rows[-1].hash), holders={})
+    assert len(without_key.problems) == 50  # keyed hashes are not plain SHA-256
+
+
+def test_verify_chain_caps_the_listed_problems() -> None:
+    rows = [row._replace(reason="edited") for row in _rows(30)]
+    result = chain.verify_chain(rows, head=(30, rows[-1].hash), holders={}, max_problems=10)
+    assert not result.ok
+    assert len(result.problems) == 11
+    assert result.problems[-1] == "... and 20 more problem(s) not listed"
+
+
+def test_holder_replay_counts_revisions_and_flags_broken_handovers() -> None:
+    moves = [
+        chain.ChainRow(1, "", "promote", "p", "prod", "a", "", None, "1", None, "{}", "", ""),
+        chain.ChainRow(2, "", "validate", "p", "prod", "a", "", "1", "2", None, "{}", "", ""),
+        chain.ChainRow(3, "", "promote", "p", "prod", "a", "", "1", "2", None, "{}", "", ""),
+        chain.ChainRow(4, "", "rollback", "p", "prod", "a", "", "7", "1", None, "{}", "", ""),
+        chain.ChainRow(5, "", "promote", "p", "dev", "a", "", None, "3", None, "{}", "", ""),
+    ]
+    replay = chain.HolderReplay()
+    for move in moves:
+        replay.feed(move)
+    assert replay.holders == {("p", "prod"): Holder("1", 3), ("p", "dev"): Holder("3", 1)}
+    assert replay.problems == [
+        "entry 4: rollback of p/prod from v7, but the ledger's holder was v2"
+    ]
+    assert chain.compare_holders(replay.holders, replay.holders) == []
+    assert chain.compare_holders({("p", "dev"): Holder("4", 1)}, {}) == [
+        "holder of p/dev: modelops_environment says v4 (revision 1), the ledger says (nobody) "
+        "(revision 0) (edited?)"
+    ]
+
+
+@pytest.mark.parametrize("anchor", ["", "5", "x:" + "0" * 64, "5:" + "0" * 63, "5:" + "G" * 64])
+def test_malformed_anchors_are_config_errors(anchor: str) -> None:
+    with pytest.raises(ConfigError, match="ledger anchor"):
+        chain.parse_anchor(anchor)
+    assert chain.parse_anchor("7:" + "a" * 64) == (7, "a" * 64)
+
+
+def test_keys_are_checked_against_the_marker() -> None:
+    marker = chain.hmac_marker(b"k", 4)
+    chain.check_key(b"k", 4, marker)
+    chain.check_key(None, None, None)
+    with pytest.raises(chain.LedgerKeyError, match="set MODELOPS_LEDGER_KEY"):
+        chain.check_key(None, 4, marker)
+    with pytest.raises(chain.LedgerKeyError, match="not the key"):
+        chain.check_key(b"other", 4, marker)
+    with pytest.raises(chain.LedgerKeyError, match="not the key"):
+        chain.check_key(b"k", 5, marker)  # hmac_from moved: the marker no longer fits
+    assert chain.writing_key(b"k", None, None, 0) == (b"k", 1)
+    assert chain.writing_key(None, None, None, 9) == (None, None)
+    with pytest.raises(chain.LedgerKeyError, match="switch it to HMAC explicitly"):
+        chain.writing_key(b"k", None, None, 9)

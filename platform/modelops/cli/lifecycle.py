@@ -131,8 +131,27 @@ def rollback(
 def history(
     project: Annotated[str | None, typer.Argument(help="Project (default: all).")] = None,
     verify: Annotated[
-        bool, typer.Option("--verify", help="Check the hash chain; exit 1 when broken.")
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check the hash chain, the holder table and the MLflow aliases; exit 1 when "
+            "anything disagrees.",
+        ),
     ] = False,
+    anchor: Annotated[
+        bool,
+        typer.Option(
+            "--anchor",
+            help="Print the ledger's head (<seq>:<hash>) to keep outside its database.",
+        ),
+    ] = False,
+    expect_anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-anchor",
+            help="With --verify: a head printed earlier; truncation or a rewrite before it fails.",
+        ),
+    ] = None,
     env: Annotated[str | None, typer.Option(help="Only this environment.")] = None,
     at: Annotated[
         datetime | None,
@@ -172,11 +191,15 @@ def history(
             for e in entries
         ],
     )
+    if anchor:
+        typer.echo(service.anchor(settings))
+        return
     if verify:
-        result = service.verify(settings, project)
+        result = service.verify(settings, project, expect_anchor)
         if result.ok:
             typer.secho(
-                f"ledger verified: {result.checked} entries, hash chain intact",
+                f"ledger verified: {result.checked} entries, hash chain intact; anchor "
+                f"{result.anchor or '-'} (keep it elsewhere: --expect-anchor next time)",
                 fg=typer.colors.GREEN,
             )
         else:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from modelops import __version__
-from modelops.cli import data, demo, features, lifecycle, models, train
+from modelops.cli import data, demo, features, ledger, lifecycle, models, train
 from modelops.cli.state import STATE, configure_logging
 from modelops.core.errors import ModelopsError
 from modelops.core.redact import redact
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
+app.add_typer(ledger.app, name="ledger")
 app.command("train")(train.train)
 app.command("validate")(lifecycle.validate)
 app.command("promote")(lifecycle.promote)

@@ -35,6 +35,11 @@ def prepare_state(settings: Settings) -> None:
 def ledger(settings: Settings) -> Ledger:
     """The platform ledger, keyed and time-limited as configured."""
     key = settings.ledger_key.get_secret_value().encode() if settings.ledger_key else None
+    if key is None and settings.profile == "production":
+        raise ConfigError(
+            "the production profile keys the ledger's hash chain: set MODELOPS_LEDGER_KEY from "
+            "a secret (never stored in the database)"
+        )
     return Ledger(
         settings.platform_database_url, key=key, lock_timeout_s=settings.lock_timeout_seconds
     )

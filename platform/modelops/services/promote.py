@@ -8,6 +8,7 @@ addressable), so the MLflow UI and ``models:/<name>@production`` show the same t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -205,6 +206,12 @@ def promote(
             f"{environment} is now held by {held}; validate again",
         )
 
+    if ledger.keyed and not ledger.signed(verdict):
+        raise refuse(
+            f"verdict {verdict.verdict_id} carries no valid signature under the ledger key: it "
+            "was not written by the platform; validate again"
+        )
+    approval: list[LedgerEntry] = []
     if environment in approval_required(settings, project):
         if not approve:
             raise refuse(f"{environment} needs an explicit approval: --approve --reason TEXT")
@@ -228,7 +235,7 @@ def promote(
                     f"{actor} {' and '.join(involved)} v{version} and cannot also approve it; "
                     "a different person must approve (allow_self_approval in modelops.yaml)"
                 )
-        ledger.append(
+        approval.append(
             LedgerEntry(
                 action="approve",
                 project=spec.name,
@@ -241,6 +248,8 @@ def promote(
             )
         )
 
+    # The approval and the move are one transaction; a lost race writes neither and is
+    # recorded as a refusal.
     entry = ledger.transition(
         LedgerEntry(
             action="promote",
@@ -253,6 +262,8 @@ def promote(
             verdict_id=verdict.verdict_id,
         ),
         expected=holder,
+        preceding=approval,
+        refuse_on_conflict=True,
     )
     _sync_environment(settings, project, ledger, environment)
     return Move(spec.name, spec.registered_model, environment, holder.version, version, entry)
@@ -310,6 +321,7 @@ def rollback(
             to_version=target,
         ),
         expected=holder,
+        refuse_on_conflict=True,
     )
     _sync_environment(settings, project, ledger, environment)
     return Move(spec.name, spec.registered_model, environment, holder.version, target, entry)
@@ -327,11 +339,24 @@ def history(
     return [e for e in entries if environment is None or e.environment == environment]
 
 
-def verify(settings: Settings, project_name: str | None = None) -> Verification:
-    """The ledger's own checks, then every environment alias in MLflow against the ledger."""
+def enable_hmac(settings: Settings) -> int:
+    """Key the ledger's chain from the next entry on; returns that entry's seq."""
+    return ledger_for(settings).enable_hmac()
+
+
+def anchor(settings: Settings) -> str:
+    """The ledger's head, ``<seq>:<hash>``, to store where the database's writers cannot."""
+    return ledger_for(settings).anchor()
+
+
+def verify(
+    settings: Settings, project_name: str | None = None, expect_anchor: str | None = None
+) -> Verification:
+    """The ledger's own checks (chain, head, holder table, ``expect_anchor``), then every
+    environment alias in MLflow against the ledger."""
     from modelops.config.project import available_projects
 
-    result = ledger_for(settings).verify()
+    result = ledger_for(settings).verify(expect_anchor)
     names = [project_name] if project_name else available_projects(settings.resolved_projects_dir)
     drift: list[str] = []
     for name in names:
@@ -341,7 +366,7 @@ def verify(settings: Settings, project_name: str | None = None) -> Verification:
             continue
     if not drift:
         return result
-    return Verification(False, result.checked, [*result.problems, *drift])
+    return dataclasses.replace(result, ok=False, problems=[*result.problems, *drift])
 
 
 def holder_at(settings: Settings, project_name: str, environment: str, at: datetime) -> str | None:

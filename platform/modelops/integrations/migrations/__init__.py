@@ -1,0 +1,6 @@
+"""Alembic migrations of the ledger schema; run by :class:`modelops.integrations.database.Ledger`.
+
+Applied on a ledger's first use (``upgrade head``), never imported as modules by the platform.
+To add one: ``alembic -x ... revision`` is not wired; copy the newest file in ``versions/``, bump
+``revision``/``down_revision`` and append the revision to ``database.REVISIONS``.
+"""
