@@ -591,3 +591,28 @@ def test_no_record_computes_a_verdict_and_writes_nothing(
     assert promote.history(platform_, PROJECT) == before
     with pytest.raises(promote.PromotionRefusedError, match="no verdict"):
         promote.promote(platform_, PROJECT, trained["candidate"], "dev")
+
+
+def test_when_mlflow_fails_after_the_move_the_move_stands_and_says_the_alias_lags(
+    platform_: Settings,
+    trained: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _seed(platform_, trained["noisy"], ("dev",))
+    assert gate.validate(platform_, PROJECT, trained["candidate"], against="dev").passed
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise mlflow_io.ServiceUnavailableError("MLflow tracking server unreachable")
+
+    original = mlflow_io.set_alias
+    monkeypatch.setattr(mlflow_io, "set_alias", unreachable)
+    assert _cli("promote", PROJECT, trained["candidate"], "--to", "dev") == 3
+    err = capsys.readouterr().err
+    assert "promoted (credit_risk dev = v" in err and "MLflow alias lags" in err
+    assert "modelops models sync credit_risk" in err
+    assert promote.holders(platform_, PROJECT)["dev"] == trained["candidate"]  # the move stands
+    monkeypatch.setattr(mlflow_io, "set_alias", original)
+    assert promote.sync_aliases(platform_, PROJECT) == {
+        "dev": (trained["noisy"], trained["candidate"])
+    }

@@ -265,7 +265,7 @@ def promote(
         preceding=approval,
         refuse_on_conflict=True,
     )
-    _sync_environment(settings, project, ledger, environment)
+    _sync_environment(settings, project, ledger, environment, "promoted")
     return Move(spec.name, spec.registered_model, environment, holder.version, version, entry)
 
 
@@ -323,7 +323,7 @@ def rollback(
         expected=holder,
         refuse_on_conflict=True,
     )
-    _sync_environment(settings, project, ledger, environment)
+    _sync_environment(settings, project, ledger, environment, "rolled back")
     return Move(spec.name, spec.registered_model, environment, holder.version, target, entry)
 
 
@@ -395,7 +395,11 @@ def _ledger_holder(ledger: Ledger, project: str, environment: str) -> RecordedEn
 
 
 def _sync_environment(
-    settings: Settings, project: Project, ledger: Ledger, environment: str
+    settings: Settings,
+    project: Project,
+    ledger: Ledger,
+    environment: str,
+    done: str = "moved in the ledger",
 ) -> tuple[str | None, str | None] | None:
     """Point ``environment``'s alias (and tags) at the holder the ledger's chain records, from
     the ledger's state now (never from one remembered event), retrying MLflow failures.
@@ -442,9 +446,8 @@ def _sync_environment(
         before = apply()
     except Exception as exc:
         raise AliasLagError(
-            f"moved in the ledger ({project_name} {environment} = "
-            f"{'v' + holder if holder else 'nothing'}), but the MLflow alias lags "
-            f"({type(exc).__name__}); run 'modelops models sync {project_name}'"
+            f"{done} ({project_name} {environment} = {'v' + holder if holder else 'nothing'}); "
+            f"MLflow alias lags ({type(exc).__name__}), run 'modelops models sync {project_name}'"
         ) from exc
     return None if before == holder else (before, holder)
 
