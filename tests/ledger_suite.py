@@ -693,7 +693,7 @@ def test_a_downgrade_to_plain_sha256_is_detected_with_the_key(url: str) -> None:
     problems = keyed.verify().problems  # ...but the key holder expects a keyed one
     assert problems == [
         "the ledger is not HMAC-keyed: entries 1-3 are plain SHA-256, which anyone able to write "
-        "the database can recompute (switch explicitly: Ledger.enable_hmac)"
+        "the database can recompute (switch explicitly: modelops ledger enable-hmac)"
     ]
 
 
