@@ -250,3 +250,45 @@ def test_a_legitimate_dominant_feature_passes_when_the_project_disables_the_shar
     assert allowed.checks_not_run == [] and len(allowed.checks_disabled) == 1
     # the AUC ceiling still applies with the share check off
     assert assess_leakage(0.999, dominant, auc_ceiling=0.99, max_feature_share=None).suspected
+
+
+@MODELS
+@pytest.mark.parametrize("scoring", ["roc_auc", "neg_log_loss"])
+def test_stacked_scoring_gives_scikit_learns_permutation_importance(fit: Fit, scoring: str) -> None:
+    # The shuffles come from sklearn's permutation_importance, the probabilities from one call
+    # of the model on all shuffled copies: the importances are the direct call's.
+    from sklearn.inspection import permutation_importance
+
+    from modelops.core import leakage
+
+    x, y = _frame(seed=3)
+    model = fit(x, y)
+    hx, hy = _holdout(x, y)
+    calls = 0
+    scorer = leakage._scorer(scoring)
+
+    class Counting(leakage._Scorable):
+        def predict_proba(self, rows: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            return super().predict_proba(rows)
+
+    want = permutation_importance(
+        leakage._Scorable(model), hx, hy, scoring=scorer, n_repeats=4, random_state=5
+    )
+    got = leakage._stacked_permutation_importance(Counting(model), hx, hy, scorer, 4, 5)
+    assert calls == 1
+    assert np.array_equal(got.importances, want.importances)
+    assert np.array_equal(got.importances_mean, want.importances_mean)
+    assert np.array_equal(got.importances_std, want.importances_std)
+
+
+def test_a_model_failing_on_the_stacked_rows_is_reported_as_not_run() -> None:
+    x, y = _frame()
+
+    class Broken:
+        def predict_proba(self, rows: Any) -> Any:
+            raise RuntimeError("no scoring today")
+
+    result = permutation_shares(Broken(), x, y, sample=500)
+    assert not result.ran and "RuntimeError: no scoring today" in result.reason

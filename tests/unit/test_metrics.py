@@ -23,6 +23,8 @@ from modelops.core.metrics import (
     paired_bootstrap_interval,
     score_order,
     segment_metrics,
+    segment_metrics_of_rows,
+    segment_rows,
 )
 
 COSTS = CostModel(false_negative=10.0, false_positive=1.0)
@@ -191,6 +193,41 @@ def test_segment_metrics_skip_small_segments() -> None:
     report = segment_metrics(frame, ["sector"], "y", "s", 0.5, COSTS)
     assert list(report["sector"]) == ["a"]
     assert report["sector"]["a"]["rows"] == 100
+
+
+def test_segment_rows_give_the_groupby_segments_for_every_model() -> None:
+    # Found once per holdout and shared by the models: the same groups, in groupby's order
+    # (missing values last), with the same metrics as grouping each scored frame.
+    rng = np.random.default_rng(4)
+    n = 3000
+    sector = rng.choice(np.array(["retail", "food", "travel", None], dtype=object), n)
+    frame = pd.DataFrame(
+        {
+            "sector": sector,
+            "tier": pd.Categorical(rng.choice(["gold", "basic"], n), ["silver", "gold", "basic"]),
+            "size": rng.integers(0, 4, n),
+            "y": rng.binomial(1, 0.3, n),
+        }
+    )
+    columns = ["sector", "tier", "size"]
+    by_segment = segment_rows(frame, columns)
+    for seed in range(2):
+        scores = np.round(np.random.default_rng(seed).uniform(0, 1, n), 2)
+        want = {
+            column: {
+                str(value): classification_metrics(group["y"], group["s"], 0.5, COSTS)
+                for value, group in frame.assign(s=scores).groupby(
+                    column, observed=True, dropna=False
+                )
+                if len(group) >= 50
+            }
+            for column in columns
+        }
+        got = segment_metrics_of_rows(by_segment, frame["y"], scores, 0.5, COSTS)
+        assert list(got["sector"]) == ["food", "retail", "travel", "nan"]
+        assert {c: list(v) for c, v in got.items()} == {c: list(v) for c, v in want.items()}
+        assert got == want
+        assert segment_metrics(frame.assign(s=scores), columns, "y", "s", 0.5, COSTS) == want
 
 
 def test_paired_bootstrap_interval_brackets_noise_and_separates_real_gains() -> None:

@@ -398,3 +398,53 @@ def test_batch_features_leave_out_on_demand_outputs(store_with_history: object) 
     assert stored[0] == "inflow_total" and "sector" in stored
     assert "requested_to_inflow" not in stored
     assert set(stored) < set(feast_io.service_features(service))
+
+
+# --- joining in chunks ------------------------------------------------------------------------
+
+
+def test_joining_in_chunks_gives_the_single_join_row_for_row(
+    workspace: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    base = _ts("2024-01-01")
+    monthly = [
+        _row_at(c, base + pd.Timedelta(int(rng.integers(0, 90 * 86_400 * 10**9)), "ns"), c + k)
+        for c in range(1, 31)
+        for k in range(4)
+    ]
+    monthly.append(_row_at(40, _ts("2023-01-01"), 40.0))  # expired for every event below
+    store = _store(workspace, monthly, "ns")
+    service = feast_io.feature_service(store, "credit_risk_v1")
+    companies = [int(c) for c in rng.integers(1, 45, 300)]  # 31 to 39 and 41 to 44: unknown
+    times = [
+        base + pd.Timedelta(int(rng.integers(0, 120 * 86_400 * 10**9)), "ns") for _ in companies
+    ]
+    companies += [5, 5, 40]  # a repeated event (it may land in two chunks), an expired one
+    times += [times[0], times[0], _ts("2024-02-01")]
+    entities = pd.DataFrame(
+        {
+            "company_id": companies,
+            "event_timestamp": pd.Series(times, dtype="datetime64[ns, UTC]"),
+            "requested_amount": rng.uniform(1_000, 50_000, len(companies)),
+        }
+    )
+    monkeypatch.setattr(feast_io, "JOIN_CHUNK_ROWS", 10**9)
+    whole = feast_io.historical_features(store, service, entities)
+    monkeypatch.setattr(feast_io, "JOIN_CHUNK_ROWS", 7)
+    calls = 0
+    original = store.get_historical_features
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "get_historical_features", counted)
+    chunked = feast_io.historical_features(store, service, entities)
+    assert calls == -(-len(entities) // 7)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert whole["inflow_total"].notna().sum() > 100 and whole["inflow_total"].isna().sum() > 10
+    assert pd.isna(whole["inflow_total"].iloc[-1])  # the expired one kept, without features

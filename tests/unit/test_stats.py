@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,6 +84,91 @@ def test_jackknife_resamples_are_recognised_and_others_are_not() -> None:
     duplicated[1, 5] = duplicated[1, 4]  # n - 1 rows, but one drawn twice
     assert stats._jackknifed(duplicated, n) is None
     assert stats._jackknifed(np.random.default_rng(0).integers(0, n, (3, n)), n) is None
+
+
+def _scipy_bca(metric: str, y: np.ndarray, cand: np.ndarray, ref: np.ndarray) -> Any:
+    """scipy's own BCa interval of the gain, with the gain computed by classification_metrics
+    on the drawn rows (the library's jackknife and all: the reference to check against)."""
+    from scipy.stats import bootstrap
+
+    def gain(rows: np.ndarray, axis: int = -1) -> np.ndarray:
+        batch = np.atleast_2d(rows)
+        values = np.array([_gain(metric, y[r], cand[r], ref[r]) for r in batch])
+        return values if rows.ndim == 2 else values[0]
+
+    return bootstrap(
+        (np.arange(len(y)),),
+        gain,
+        n_resamples=300,
+        method="BCa",
+        vectorized=True,
+        paired=True,
+        random_state=np.random.default_rng(0),
+    )
+
+
+@pytest.mark.parametrize("metric", ALL_METRICS)
+def test_bca_interval_equals_scipys_bca_on_the_same_resamples(metric: str) -> None:
+    # scipy draws the resamples; the BCa bounds are computed here from the linear-time
+    # jackknife instead of scipy's (n - 1)-row jackknife resamples: same bounds to 1e-9.
+    y, good, weak = _models(120, seed=21)
+    ours = paired_bootstrap(
+        metric, y, good, weak, threshold_c=0.3, threshold_r=0.4, costs=COSTS, resamples=300
+    )
+    want = _scipy_bca(metric, y, good, weak)
+    assert ours.interval.method == "BCa" and ours.interval.reason == ""
+    assert ours.interval.low == pytest.approx(want.confidence_interval.low, abs=1e-9)
+    assert ours.interval.high == pytest.approx(want.confidence_interval.high, abs=1e-9)
+    assert np.allclose(ours.gains, want.bootstrap_distribution, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "pr_auc", "ece", "log_loss", "recall"])
+@pytest.mark.parametrize("rounding", [None, 1])
+def test_bca_bounds_are_scipys_bit_for_bit_with_the_same_statistic(
+    metric: str, rounding: int | None
+) -> None:
+    # scipy's BCa run on the very statistic the bootstrap uses (its jackknife recognised and
+    # answered in linear time) gives exactly the bounds computed from the distribution.
+    from scipy.stats import bootstrap
+
+    y, good, weak = _models(400, seed=22)
+    cand = good if rounding is None else np.round(good, rounding)
+    sign = stats.DIRECTION[metric]
+    statistic = stats._Gain(
+        stats._Kernel(metric, y, cand, 0.3, COSTS), stats._Kernel(metric, y, weak, 0.4, COSTS), sign
+    )
+    scipy_bca = bootstrap(
+        (np.arange(len(y)),),
+        statistic,
+        n_resamples=500,
+        method="BCa",
+        vectorized=True,
+        paired=True,
+        random_state=np.random.default_rng(0),
+    )
+    distribution = np.asarray(scipy_bca.bootstrap_distribution)
+    low, high = stats._bca_bounds(
+        distribution, float(statistic(np.arange(len(y)))), statistic.jackknife(), 0.95
+    )
+    assert (low, high) == (scipy_bca.confidence_interval.low, scipy_bca.confidence_interval.high)
+    ours = paired_bootstrap(
+        metric, y, cand, weak, threshold_c=0.3, threshold_r=0.4, costs=COSTS, resamples=500
+    )
+    assert (ours.interval.low, ours.interval.high) == (low, high)
+    assert np.array_equal(ours.gains, distribution)
+
+
+def test_degenerate_bca_gives_nan_bounds_where_scipy_does() -> None:
+    from scipy.stats import bootstrap
+    from scipy.stats._warnings_errors import DegenerateDataWarning
+
+    assert all(math.isnan(v) for v in stats._bca_bounds(np.zeros(100), 0.0, np.zeros(30), 0.95))
+    with pytest.warns(DegenerateDataWarning, match="BCa confidence interval cannot be"):
+        scipy_bca = bootstrap((np.zeros(30),), np.mean, n_resamples=100, method="BCa")
+    assert math.isnan(scipy_bca.confidence_interval.low)
+    same = paired_interval("roc_auc", *_models(300, seed=2)[:2], _models(300, seed=2)[1])
+    assert same.method == "percentile"
+    assert same.reason.startswith(f"BCa undefined ({stats._BCA_UNDEFINED})")
 
 
 @pytest.mark.parametrize("metric", ALL_METRICS)

@@ -250,6 +250,39 @@ def classification_metrics(
     }
 
 
+def segment_rows(
+    frame: pd.DataFrame, segment_columns: tuple[str, ...] | list[str]
+) -> dict[str, list[tuple[Any, np.ndarray]]]:
+    """``{segment column: [(value, row positions), ...]}``: the groups of
+    ``frame.groupby(column, observed=True, dropna=False)``, in its order, found once so that
+    several models' :func:`segment_metrics_of_rows` share them."""
+    return {
+        column: list(frame.groupby(column, observed=True, dropna=False).indices.items())
+        for column in segment_columns
+    }
+
+
+def segment_metrics_of_rows(
+    rows: dict[str, list[tuple[Any, np.ndarray]]],
+    y_true: Any,
+    scores: Any,
+    threshold: float,
+    costs: CostModel,
+    min_rows: int = 50,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`segment_metrics` from the groups of :func:`segment_rows` and arrays of labels
+    and scores in the frame's row order."""
+    y, s = _as_arrays(y_true, scores)
+    return {
+        column: {
+            str(value): classification_metrics(y[positions], s[positions], threshold, costs)
+            for value, positions in groups
+            if len(positions) >= min_rows
+        }
+        for column, groups in rows.items()
+    }
+
+
 def segment_metrics(
     frame: pd.DataFrame,
     segment_columns: tuple[str, ...] | list[str],
@@ -260,14 +293,14 @@ def segment_metrics(
     min_rows: int = 50,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """``{segment column: {value: metrics}}`` for values with at least ``min_rows`` rows."""
-    report: dict[str, dict[str, dict[str, float]]] = {}
-    for column in segment_columns:
-        report[column] = {
-            str(value): classification_metrics(group[label], group[score], threshold, costs)
-            for value, group in frame.groupby(column, observed=True, dropna=False)
-            if len(group) >= min_rows
-        }
-    return report
+    return segment_metrics_of_rows(
+        segment_rows(frame, segment_columns),
+        frame[label],
+        frame[score],
+        threshold,
+        costs,
+        min_rows,
+    )
 
 
 DIRECTION: dict[str, int] = {

@@ -21,8 +21,7 @@ the scores sorted once, never from re-sorting. Pure functions, no I/O.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,22 +45,24 @@ THRESHOLD_METRICS = ("precision", "recall", "f1", "false_positive_rate", "cost_p
 DEFAULT_MAX_ROWS = 10_000
 """Rows a bootstrap works on at most; larger holdouts are subsampled (stratified by label).
 
-A resample's metric costs time linear in the rows (no sorting), and BCa's jackknife costs
-linear time in all (see :class:`_Kernel`), but scipy still builds its ``rows x (rows - 1)``
-jackknife index arrays, so the time grows faster than the rows. Measured for 2,000 BCa
-resamples of the roc_auc / pr_auc gain on 2 cores (numpy 2.4, scipy 1.17, a second process
-busy): 0.4 / 0.4 s on 5,000 rows, 1.2 / 1.4 s on 10,000, 2.4 / 2.2 s on 15,000, 3.2 / 3.1 s on
-20,000 (log loss, Brier and decision metrics are faster, ECE about 1.5x slower). 10,000 rows
-keep an interval at about a second or two; a subsample's interval is re-centred on the gain
-over every row and its width rescaled by sqrt(rows used / rows in the holdout) (the m-out-of-n
-bootstrap), so a large holdout keeps the power its size gives. Computing ``estimate`` on every
-row adds two sorts of the scores for ranking metrics (about 2 s on 5,000,000 rows, none with
-``orders``).
+A resample's metric costs time linear in the rows (no sorting; ranking metrics count each
+resample into a few bins per positive row), and BCa's acceleration comes from a jackknife in
+linear time too (see :class:`_Kernel`; scipy's own would evaluate ``rows`` resamples of
+``rows - 1`` rows each), so the time is linear in rows x resamples. Measured for 2,000 BCa
+resamples of the roc_auc / pr_auc gain on 2 cores (numpy 2.4, scipy 1.17, machine otherwise
+idle): 0.13 / 0.13 s on 5,000 rows, 0.22 / 0.23 s on 10,000, 0.44 / 0.46 s on 20,000 (log loss,
+Brier and decision metrics are faster, ECE about 4.5x slower). A subsample's interval is
+re-centred on the gain over every row and its width rescaled by sqrt(rows used / rows in the
+holdout) (the m-out-of-n bootstrap), so a large holdout keeps the power its size gives.
+Computing ``estimate`` on every row adds two sorts of the scores for ranking metrics (about 2 s
+on 5,000,000 rows, none with ``orders``).
 """
 SEGMENT_RESAMPLES = 1_000
 """Resamples per segment (2,000 for the overall interval): each segment runs its own BCa, about
-0.1 s for 2,000 rows, 0.3 s for 5,000 and 0.9 s for 10,000 (the subsample cap) on roc_auc."""
+0.07 s on 5,000 rows and 0.12 s on 10,000 (the subsample cap) on pr_auc, plus the gain on all of
+the segment's rows."""
 _MIN_FINITE_SHARE = 0.9
+_BCA_UNDEFINED = "The BCa confidence interval cannot be calculated"  # scipy's words
 _BATCH_CELLS = 1 << 20  # resamples x rows held in memory per batch: ~8 MB per float array
 
 
@@ -154,7 +155,8 @@ def stratified_subsample(y: Any, max_rows: int, seed: int = 0) -> np.ndarray:
 
 
 def _sorted_counts(rows: np.ndarray, rank: np.ndarray, n: int) -> np.ndarray:
-    """Multiplicity of each row in each resample, rows in score order: (resamples, n)."""
+    """How many rows of each resample fall at each ``rank[row]`` in ``[0, n)``: with ranks
+    the positions in score order, each row's multiplicity in that order: (resamples, n)."""
     import numpy as np
 
     b = rows.shape[0]
@@ -226,6 +228,16 @@ class _Kernel:
             self.hi = self.lo + sizes[self.group_of[self.pos_cols]]
             self.pos_lo = np.searchsorted(self.pos_cols, self.lo)
             self.pos_hi = np.searchsorted(self.pos_cols, self.hi)
+            # Ranking metrics read a resample's running counts only where tie groups of
+            # positive rows start and end, and its copies of each positive row: the rows in
+            # score order fall into bins cut at those places (each positive row a bin of its
+            # own), so a resample is counted into a few bins per positive row, not n columns.
+            edges = np.unique(np.r_[0, self.lo, self.hi, self.pos_cols, self.pos_cols + 1, n])
+            self.bins = len(edges) - 1
+            self.bin_of_row = np.searchsorted(edges, self.rank, side="right") - 1
+            self.pos_bin = np.searchsorted(edges, self.pos_cols)
+            self.lo_edge = np.searchsorted(edges, self.lo)
+            self.hi_edge = np.searchsorted(edges, self.hi)
         elif metric in ("log_loss", "brier"):
             if metric == "log_loss":
                 clipped = np.clip(s, 1e-15, 1 - 1e-15)
@@ -246,31 +258,32 @@ class _Kernel:
             flat = (self.cell[rows] + 4 * np.arange(b)[:, None]).ravel()
             cells = np.bincount(flat, minlength=4 * b).reshape(b, 4).astype(np.float64)
             return _decision_metric(self.metric, cells, m, self.costs)
-        counts = _sorted_counts(rows, self.rank, self.n)
         if self.metric == "ece":
+            counts = _sorted_counts(rows, self.rank, self.n)
             return _weighted_ece(counts.astype(np.float64), self.sorted_s, self.sorted_y, m)
-        return self._ranking(counts)
+        return self._ranking(_sorted_counts(rows, self.bin_of_row, self.bins))
 
-    def _ranking(self, counts: np.ndarray) -> np.ndarray:
+    def _ranking(self, binned: np.ndarray) -> np.ndarray:
         """ROC-AUC or average precision from multiplicities, summed over positive rows only.
 
         Per tie group, as :func:`modelops.core.metrics.classification_metrics` counts them;
         every positive row of a group shares its group's terms, so one running count over all
-        rows and one over positive rows suffice.
+        rows and one over positive rows suffice. ``binned``: a resample's rows counted into
+        the bins of ``__init__`` (a running count at a bin edge is the count of rows before it).
         """
         import numpy as np
 
-        b = counts.shape[0]
-        rows_before = np.zeros((b, self.n + 1), dtype=np.int64)
-        np.cumsum(counts, axis=1, out=rows_before[:, 1:])
-        drawn = counts[:, self.pos_cols]  # copies of each positive row
+        b = binned.shape[0]
+        rows_before = np.zeros((b, self.bins + 1), dtype=np.int64)  # at each bin edge
+        np.cumsum(binned, axis=1, out=rows_before[:, 1:])
+        drawn = binned[:, self.pos_bin]  # copies of each positive row
         pos_before = np.zeros((b, len(self.pos_cols) + 1), dtype=np.int64)
         np.cumsum(drawn, axis=1, out=pos_before[:, 1:])
         total, positives = rows_before[:, -1:], pos_before[:, -1:]
-        below_all, below_pos = rows_before[:, self.lo], pos_before[:, self.pos_lo]
+        below_all, below_pos = rows_before[:, self.lo_edge], pos_before[:, self.pos_lo]
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.metric == "roc_auc":
-                group_all = rows_before[:, self.hi] - below_all
+                group_all = rows_before[:, self.hi_edge] - below_all
                 group_pos = pos_before[:, self.pos_hi] - below_pos
                 negatives_under = (below_all - below_pos) + 0.5 * (group_all - group_pos)
                 negatives = total - positives
@@ -422,6 +435,73 @@ def _jackknifed(rows: np.ndarray, n: int) -> np.ndarray | None:
     return np.asarray(n * (n - 1) // 2 - rows.sum(axis=1, dtype=np.int64))
 
 
+class _Gain:
+    """The statistic the bootstrap evaluates: ``sign * (candidate - reference)`` on resamples
+    given as row positions, shape (resamples, rows) or (rows,)."""
+
+    def __init__(self, candidate: _Kernel, reference: _Kernel, sign: int) -> None:
+        self.candidate, self.reference, self.sign = candidate, reference, sign
+
+    def __call__(self, rows: np.ndarray, axis: int = -1) -> np.ndarray:
+        import numpy as np
+
+        batch = np.atleast_2d(rows)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            removed = _jackknifed(batch, self.candidate.n)
+            if removed is not None:  # scipy's own BCa jackknife, should anyone call it
+                values = self.sign * (
+                    self.candidate.without(removed) - self.reference.without(removed)
+                )
+            else:
+                values = self.sign * (
+                    self.candidate.resampled(batch) - self.reference.resampled(batch)
+                )
+        return values if rows.ndim == 2 else values[0]
+
+    def jackknife(self) -> np.ndarray:
+        """The gain without each row in turn, by row (what scipy's BCa jackknife computes)."""
+        import numpy as np
+
+        everyone = np.arange(self.candidate.n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(
+                self.sign * (self.candidate.without(everyone) - self.reference.without(everyone))
+            )
+
+
+def _bca_bounds(
+    distribution: np.ndarray, estimate: float, jackknife: np.ndarray, level: float
+) -> tuple[float, float]:
+    """Two-sided BCa bounds at ``level``, as ``scipy.stats.bootstrap(method="BCa")`` computes
+    them (Efron and Tibshirani 1993, 14.3 and 15.4; scipy's ``_bca_interval``, step for step),
+    from the bootstrap ``distribution``, the ``estimate`` on the bootstrapped rows and the
+    ``jackknife`` values (the statistic without each row). NaN bounds where scipy's are NaN (it
+    then warns that "the BCa confidence interval cannot be calculated"): a degenerate
+    distribution, or resamples on which the statistic is undefined.
+    """
+    import numpy as np
+    from scipy.special import ndtr, ndtri
+    from scipy.stats import quantile
+
+    with np.errstate(all="ignore"):
+        theta_hat = np.asarray([estimate], dtype=np.float64)
+        b = distribution.shape[-1]
+        below = np.count_nonzero(distribution < theta_hat, axis=-1) + np.count_nonzero(
+            distribution <= theta_hat, axis=-1
+        )
+        z0_hat = ndtri(np.asarray(np.float64(below) / (2 * b), dtype=np.float64))
+        n = float(jackknife.shape[-1])
+        u = (n - 1) * (np.mean(jackknife, axis=-1, keepdims=True) - jackknife)
+        a_hat = 1 / 6 * (np.sum(u**3, axis=-1) / n**3) / (np.sum(u**2, axis=-1) / n**2) ** 1.5
+        z_alpha = float(ndtri((1 - level) / 2))
+        num1 = z0_hat + z_alpha
+        num2 = z0_hat - z_alpha
+        alpha_1 = ndtr(z0_hat + num1 / (1 - a_hat * num1))
+        alpha_2 = ndtr(z0_hat + num2 / (1 - a_hat * num2))
+        ci = quantile(distribution, np.stack((alpha_1, alpha_2), axis=-1), axis=-1)
+    return float(ci[..., 0]), float(ci[..., 1])
+
+
 def _check_metric(
     metric: str,
     threshold_c: float | None,
@@ -487,22 +567,10 @@ def paired_bootstrap(
 
     def gain_of(
         rows_y: Any, rows_c: Any, rows_r: Any, sorts: tuple[Any, Any] | None = None
-    ) -> Callable[..., Any]:
+    ) -> _Gain:
         k_c = _Kernel(metric, rows_y, rows_c, threshold_c, costs, sorts and sorts[0])
         k_r = _Kernel(metric, rows_y, rows_r, threshold_r, costs, sorts and sorts[1])
-        n = len(rows_y)
-
-        def gain(rows: np.ndarray, axis: int = -1) -> np.ndarray:
-            batch = np.atleast_2d(rows)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                removed = _jackknifed(batch, n)
-                if removed is not None:
-                    values = sign * (k_c.without(removed) - k_r.without(removed))
-                else:
-                    values = sign * (k_c.resampled(batch) - k_r.resampled(batch))
-            return values if rows.ndim == 2 else values[0]
-
-        return gain
+        return _Gain(k_c, k_r, sign)
 
     full = gain_of(y, c, r, orders)
     estimate = float(full(np.arange(total)[None, :])[0]) if total else math.nan
@@ -533,31 +601,46 @@ def paired_bootstrap(
         return estimate + (value - sub_estimate) * scale
 
     # The one sample is the row index: each resample draws rows and scores both models on the
-    # same drawn rows, so the bootstrap is paired by construction (paired=True resamples it).
+    # same drawn rows, so the bootstrap is paired by construction. (scipy's paired=True would
+    # resample this same index and then copy every resample once more to index the sample.)
     data = (np.arange(used),)
     common: dict[str, Any] = {
         "vectorized": True,
-        "paired": True,
+        "paired": False,
         "confidence_level": level,
         "batch": max(1, _BATCH_CELLS // used),
     }
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bca = bootstrap(
-            data,
-            statistic,
-            n_resamples=resamples,
-            method="BCa",
-            random_state=np.random.default_rng(seed),
-            **common,
-        )
-    distribution = np.asarray(bca.bootstrap_distribution, dtype=np.float64)
+    # scipy draws the resamples (the same draws whatever the method); the BCa bounds come
+    # from them and the linear-time jackknife (scipy's own would evaluate every jackknife
+    # resample, n - 1 rows each), by scipy's formula: see _bca_bounds. scipy's percentile
+    # interval of this call is not used, so it sees the gains with undefined ones (one class
+    # drawn) as 0 and stays quiet, while the gains themselves are kept as they are: warning
+    # filters are process-wide (``warnings.catch_warnings`` is not thread-safe), and the gate
+    # runs this beside other work.
+    gains: list[np.ndarray] = []
+
+    def kept(rows: np.ndarray, axis: int = -1) -> np.ndarray:
+        values = statistic(rows, axis)
+        gains.append(np.atleast_1d(values))
+        return np.nan_to_num(values, nan=0.0)
+
+    bootstrap(
+        data,
+        kept,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        **common,
+    )
+    distribution = np.concatenate(gains) if gains else np.zeros(0)
+    if distribution.shape != (resamples,):  # pragma: no cover - scipy evaluates each resample once
+        raise RuntimeError(f"expected {resamples} resampled gains, got {distribution.shape}")
+    low, high = _bca_bounds(distribution, sub_estimate, statistic.jackknife(), level)
     finite = distribution[np.isfinite(distribution)]
-    low, high = float(bca.confidence_interval.low), float(bca.confidence_interval.high)
     if len(finite) == len(distribution) and math.isfinite(low) and math.isfinite(high):
         return result(adjust(low), adjust(high), "BCa", "", adjust(finite))
 
-    why = [str(w.message).split(".")[0] for w in caught if "BCa" in str(w.message)]
+    why = [] if math.isfinite(low) and math.isfinite(high) else [_BCA_UNDEFINED]
     if len(finite) < len(distribution):
         why = [
             f"{metric} undefined on {len(distribution) - len(finite):,} of {resamples:,} "
@@ -605,9 +688,10 @@ def paired_interval(
     false_positive_rate, cost_per_1000) score each model at its own threshold
     (``threshold_c``, ``threshold_r``; ``costs`` for cost_per_1000), as the gate does.
 
-    ``scipy.stats.bootstrap`` with ``paired=True`` (rows resampled jointly for both models),
-    ``method="BCa"``, ``resamples`` resamples, vectorised, seeded with ``seed``: the same
-    inputs give the same interval. ``estimate`` is the gain on every row. Holdouts larger than
+    ``scipy.stats.bootstrap`` of the row positions (rows resampled jointly for both models),
+    ``resamples`` resamples, vectorised, seeded with ``seed``, and the BCa bounds scipy's
+    ``method="BCa"`` gives for them (its jackknife computed in linear time): the same inputs
+    give the same interval. ``estimate`` is the gain on every row. Holdouts larger than
     ``max_rows`` are bootstrapped on a deterministic subsample stratified by label (see
     :func:`stratified_subsample` and :data:`DEFAULT_MAX_ROWS` for the timing behind the
     default), so there is always an interval; ``subsampled`` records it. The subsample's

@@ -9,7 +9,9 @@ the same checks.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from modelops.config.project import Project
 from modelops.config.settings import Settings
 from modelops.core import datachecks
-from modelops.core.errors import ConfigError, DataError
+from modelops.core.errors import ConfigError, DataError, FeatureStoreError
 from modelops.core.fingerprint import DatasetFingerprint, fingerprint
 from modelops.core.splits import WINDOWS, TimeWindow, assign_windows
 from modelops.integrations import feast as feast_io
@@ -162,9 +164,10 @@ def build_training_set(
     Args:
         windows: which windows to join (all split checks still run on every window); the gate
             asks for the holdout only.
-        join_cache: folder for joined frames keyed by the digest of everything the join reads
-            (entity rows, view definitions, source bytes); a later call with the same inputs
-            reads the frame instead of joining again. None: always join.
+        join_cache: folder for built training sets keyed by the digest of everything the join
+            reads (entity rows, view definitions, source bytes; see :func:`_cached`); a later
+            call with the same inputs reads the sorted rows, their fingerprints and the data
+            check results instead of joining again. None: always join.
         trained_missing: per-feature missing shares recorded when the model was trained; a
             feature may then be missing as often as it was at training.
         store: an open Feast store for the feature repo, if the caller has one.
@@ -173,6 +176,14 @@ def build_training_set(
         DataError: a data check failed (labels, windows, missing features, availability).
     """
     spec = project.spec
+    labels_digest = None
+    if join_cache is not None:
+        store = store or feast_io.open_store(feature_repo(settings))
+        labels_digest = _labels_digest(settings, project, windows, store)
+        hit = _cached(join_cache, labels_digest, project, as_of, windows)
+        if hit is not None:
+            _check(hit, project, windows, trained_missing)
+            return hit
     labels = read_labels(settings, project)
     split, unlabelled = split_labels(labels, project, as_of)
     split = split[split["_window"].isin(windows)]
@@ -189,7 +200,48 @@ def build_training_set(
     entity_frame = split.drop(columns=[c for c in [spec.label.available_at] if c])
     entity_frame = entity_frame.rename(columns={spec.label.timestamp: "event_timestamp"})
     entity_frame = entity_frame.reset_index(drop=True)
-    joined = _joined(store, service, entity_frame, join_cache)
+    key = feast_io.join_inputs_digest(store, service, entity_frame) if join_cache else None
+    built = _read_built(join_cache, key, windows) if join_cache is not None and key else None
+    if built is None:
+        built = _build(store, service, project, entity_frame, windows, features, request_fields)
+        if join_cache is not None and key is not None:
+            _write_built(join_cache, key, built)
+    built = dataclasses.replace(built, unlabelled_rows=unlabelled)
+    _check(built, project, windows, trained_missing)
+    if (
+        join_cache is not None
+        and key is not None
+        and labels_digest is not None
+        and labels_digest == _labels_digest(settings, project, windows, store)  # not rewritten
+    ):
+        known_from, known_until = _known_range(labels, project, as_of)
+        _write_json(
+            join_cache / f"labels-{labels_digest}.json",
+            {
+                "key": key,
+                "known_from": known_from,
+                "known_until": known_until,
+                "unlabelled": unlabelled,
+            },
+        )
+    return built
+
+
+def _build(
+    store: Any,
+    service: Any,
+    project: Project,
+    entity_frame: pd.DataFrame,
+    windows: tuple[str, ...],
+    features: list[str],
+    request_fields: list[str],
+) -> TrainingSet:
+    """Join, measure and sort: everything of a training set that its join inputs determine
+    (the checks against tolerances are :func:`_check`'s)."""
+    import pandas as pd
+
+    spec = project.spec
+    joined = _joined(store, service, entity_frame)
     missing_segments = [s for s in spec.segments if s not in joined.columns]
     if missing_segments:
         raise ConfigError(
@@ -197,33 +249,84 @@ def build_training_set(
             "columns nor features"
         )
     stored = feast_io.batch_features(store, service)
-    reports: dict[str, datachecks.JoinReport] = {}
+    window = joined.pop("_window")
+    in_window = {name: (window == name).to_numpy(dtype=bool, na_value=False) for name in windows}
+    reports = {
+        name: datachecks.join_report(
+            joined if rows.all() else joined[rows].reset_index(drop=True), stored
+        )
+        for name, rows in in_window.items()
+    }
+    availability = feast_io.availability_violations(
+        store, service, entity_frame[[spec.entity, "event_timestamp"]]
+    )
+    order = _time_order(joined, spec.entity)
+    frames = {}
     for name in windows:
-        rows = joined[joined["_window"] == name]
-        reports[name] = datachecks.join_report(rows, stored)
+        frame = joined.take(order[in_window[name][order]])
+        frame.index = pd.RangeIndex(len(frame))
+        frames[name] = frame
+    del joined, window
+    prints = {name: fingerprint(frame, "event_timestamp") for name, frame in frames.items()}
+    return TrainingSet(frames, features, request_fields, prints, 0, reports, list(availability))
+
+
+def _time_order(frame: pd.DataFrame, entity: str) -> Any:
+    """Positions sorting ``frame`` by (event_timestamp, entity), stably: what
+    ``sort_values(["event_timestamp", entity], kind="stable")`` gives, by one ``numpy.lexsort``
+    when both keys are integers or times without missing values (pandas' multi-key sort
+    factorizes every key first, seconds on a million rows)."""
+    import numpy as np
+
+    times, keys = frame["event_timestamp"], frame[entity]
+    if times.dtype.kind == "M" and keys.dtype.kind in "iu" and not times.isna().any():
+        return np.lexsort((keys.to_numpy(), times.astype("int64").to_numpy()))
+    indexed = frame[["event_timestamp", entity]].reset_index(drop=True)
+    return indexed.sort_values(["event_timestamp", entity], kind="stable").index.to_numpy()
+
+
+def _check(
+    built: TrainingSet,
+    project: Project,
+    windows: tuple[str, ...],
+    trained_missing: dict[str, float] | None,
+) -> None:
+    """The data checks whose tolerances are the caller's: missing features, availability."""
+    spec = project.spec
+    for name in windows:
         datachecks.check_join(
-            reports[name],
+            built.joins[name],
             tolerance=spec.data_checks.max_missing_share,
             trained=trained_missing,
             where=f"{name} join of '{spec.feature_service}' ({project.spec_file.parent.name})",
         )
-    availability = feast_io.availability_violations(
-        store, service, entity_frame[[spec.entity, "event_timestamp"]]
-    )
     datachecks.check_availability(
-        availability,
+        built.availability,
         tolerance=spec.data_checks.max_unavailable_share,
         where=f"'{spec.feature_service}' for {spec.name}",
     )
-    joined = joined.sort_values(["event_timestamp", spec.entity], kind="stable")
-    frames = {
-        name: joined[joined["_window"] == name].drop(columns="_window").reset_index(drop=True)
-        for name in windows
-    }
-    prints = {name: fingerprint(frame, "event_timestamp") for name, frame in frames.items()}
-    return TrainingSet(
-        frames, features, request_fields, prints, unlabelled, reports, list(availability)
-    )
+
+
+def _joined(store: Any, service: Any, entity_frame: pd.DataFrame) -> pd.DataFrame:
+    log.info("joining %d labelled rows with '%s' point-in-time", len(entity_frame), service.name)
+    return feast_io.historical_features(store, service, entity_frame)
+
+
+# --- the cache of built training sets -------------------------------------------------------
+#
+# <key>.<window>.parquet  the window's rows, sorted, as build_training_set returns them
+# <key>.json              their fingerprints, join reports and availability results, and the
+#                         sha256 of each parquet file; <key> is feast.join_inputs_digest of the
+#                         entity rows (labels after the split)
+# labels-<digest>.json    which <key> the label table gives, for a digest of the label file's
+#                         bytes, the project's label, window and segment settings and the
+#                         feature definitions and sources, valid for the ``as_of`` range over
+#                         which the same labels are known: a hit reads no label
+#
+# Every JSON file carries the sha256 of its body; every file is written to a temporary name and
+# renamed. A file that fails its checksum is deleted with a warning and the set is built again.
+
+_CACHE_FORMAT = "modelops built training set 2"  # change whenever what is cached changes
 
 
 def _file_sha256(path: Path) -> str:
@@ -231,61 +334,209 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _read_cached(cached: Path) -> pd.DataFrame | None:
-    """The cached join, or None (with a warning naming the file) when it fails its checksum."""
+def _write_atomically(path: Path, write: Any) -> None:
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    write(partial)
+    partial.replace(path)
+
+
+def _write_json(path: Path, body: dict[str, Any]) -> None:
+    text = json.dumps(body)  # insertion order: the reports keep their features in order
+    envelope = json.dumps({"sha256": hashlib.sha256(text.encode()).hexdigest(), "body": text})
+    _write_atomically(path, lambda p: p.write_text(envelope))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The body of a JSON file written by :func:`_write_json`; None if absent or damaged (a
+    damaged file is deleted with a warning)."""
+    if not path.is_file():
+        return None
+    try:
+        envelope = json.loads(path.read_text())
+        text = envelope["body"]
+        if hashlib.sha256(text.encode()).hexdigest() != envelope["sha256"]:
+            raise ValueError("sha256 does not match its content")
+        body = json.loads(text)
+        if not isinstance(body, dict):
+            raise ValueError("not a mapping")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("discarded the cached join entry %s (%s)", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+    return body
+
+
+def _write_built(folder: Path, key: str, built: TrainingSet) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    dtypes: dict[str, list[list[str]]] = {}
+    for name, frame in built.frames.items():
+        path = folder / f"{key}.{name}.parquet"
+        _write_atomically(path, lambda p, f=frame: f.to_parquet(p, index=False))
+        files[name] = _file_sha256(path)
+        dtypes[name] = [[str(c), str(t)] for c, t in frame.dtypes.items()]
+    _write_json(
+        folder / f"{key}.json",
+        {
+            "format": _CACHE_FORMAT,
+            "files": files,
+            "dtypes": dtypes,
+            "features": built.features,
+            "request_fields": built.request_fields,
+            "fingerprints": {k: dataclasses.asdict(v) for k, v in built.fingerprints.items()},
+            "joins": {k: dataclasses.asdict(v) for k, v in built.joins.items()},
+            "availability": [dataclasses.asdict(a) for a in built.availability],
+        },
+    )
+    prune_join_cache(folder)
+
+
+def _read_built(folder: Path, key: str, windows: tuple[str, ...]) -> TrainingSet | None:
+    """The training set cached under ``key``, or None (damaged files are discarded with a
+    warning naming them)."""
     import pandas as pd
 
-    checksum = cached.with_suffix(".sha256")
-    try:
-        expected = checksum.read_text().strip()
-        actual = _file_sha256(cached)
-        if actual != expected:
-            raise ValueError(f"sha256 {actual[:12]} does not match the recorded {expected[:12]}")
-        frame = pd.read_parquet(cached)
-    except (OSError, ValueError) as exc:
-        log.warning("discarded the cached join %s (%s); joining again", cached, exc)
-        cached.unlink(missing_ok=True)
-        checksum.unlink(missing_ok=True)
+    meta = _read_json(folder / f"{key}.json")
+    if meta is None or meta.get("format") != _CACHE_FORMAT or set(meta["files"]) != set(windows):
         return None
-    cached.touch()  # recently used joins are the last to be pruned
-    return frame
+    frames = {}
+    for name in windows:
+        path = folder / f"{key}.{name}.parquet"
+        try:
+            actual = _file_sha256(path)
+            if actual != meta["files"][name]:
+                raise ValueError(
+                    f"sha256 {actual[:12]} does not match the recorded {meta['files'][name][:12]}"
+                )
+            frame = pd.read_parquet(path)
+            kinds = [[str(c), str(t)] for c, t in frame.dtypes.items()]
+            if kinds != meta["dtypes"][name]:
+                raise ValueError("its columns or types differ from the ones recorded")
+        except (OSError, ValueError) as exc:
+            log.warning("discarded the cached join %s (%s); joining again", path, exc)
+            for stale in folder.glob(f"{key}.*"):
+                stale.unlink(missing_ok=True)
+            return None
+        frames[name] = frame
+    for used in folder.glob(f"{key}.*"):
+        used.touch()  # recently used sets are the last to be pruned
+    return TrainingSet(
+        frames,
+        list(meta["features"]),
+        list(meta["request_fields"]),
+        {k: DatasetFingerprint(**v) for k, v in meta["fingerprints"].items()},
+        0,
+        {k: datachecks.JoinReport(**v) for k, v in meta["joins"].items()},
+        [datachecks.AvailabilityResult(**a) for a in meta["availability"]],
+    )
 
 
-def _joined(
-    store: Any, service: Any, entity_frame: pd.DataFrame, cache: Path | None
-) -> pd.DataFrame:
-    key = feast_io.join_inputs_digest(store, service, entity_frame) if cache else None
-    cached = cache / f"{key}.parquet" if cache is not None and key is not None else None
-    if cached is not None and cached.is_file():
-        frame = _read_cached(cached)
-        if frame is not None:
-            log.info(
-                "%d labelled rows: reusing their point-in-time join with '%s' (%s)",
-                len(entity_frame),
-                service.name,
-                cached.name[:12],
-            )
-            return frame
-    log.info("joining %d labelled rows with '%s' point-in-time", len(entity_frame), service.name)
-    joined = feast_io.historical_features(store, service, entity_frame)
-    if cached is None:
-        return joined
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(f".{os.getpid()}.tmp")
-    joined.to_parquet(partial, index=False)
-    digest = _file_sha256(partial)
-    checksum_partial = cached.with_suffix(f".{os.getpid()}.sha256.tmp")
-    checksum_partial.write_text(digest + "\n")
-    checksum_partial.replace(cached.with_suffix(".sha256"))
-    partial.replace(cached)
-    prune_join_cache(cached.parent)
-    return joined
+def _labels_digest(
+    settings: Settings, project: Project, windows: tuple[str, ...], store: Any
+) -> str | None:
+    """SHA-256 of everything that decides the entity rows and their join, ``as_of`` aside: the
+    label file's bytes, the project's label, entity, window and segment settings, the windows
+    asked for, the library versions that read them, and (``feast.join_inputs_digest`` of no
+    rows) the feature definitions and sources. None when a source is not a local file."""
+    import pandas as pd
+    import pyarrow as pa
+
+    spec = project.spec
+    path = label_path(settings, project)
+    if not path.is_file():
+        return None
+    try:
+        service = feast_io.feature_service(store, spec.feature_service)
+    except FeatureStoreError:
+        return None  # the build says why
+    features = feast_io.join_inputs_digest(store, service, pd.DataFrame())
+    if features is None:
+        return None
+    settings_text = json.dumps(
+        {
+            "format": _CACHE_FORMAT,
+            "versions": [pd.__version__, pa.__version__],
+            "entity": spec.entity,
+            "label": spec.label.model_dump(mode="json"),
+            "windows": spec.windows.model_dump(mode="json"),
+            "segments": list(spec.segments),
+            "feature_service": spec.feature_service,
+            "asked": list(windows),
+            "features": features,
+        },
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(settings_text.encode())
+    digest.update(_file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def _known_range(labels: pd.DataFrame, project: Project, as_of: datetime) -> tuple[Any, Any]:
+    """Nanoseconds ``(from, until)``: every ``as_of`` with ``from <= as_of < until`` knows the
+    same labels as ``as_of`` (None: unbounded), as :func:`split_labels` decides it."""
+    import pandas as pd
+
+    column = project.spec.label.available_at
+    if not column:
+        return None, None
+    known_at = pd.to_datetime(labels[column], utc=True)
+    known_at = known_at[known_at.notna()].dt.as_unit("ns").astype("int64").to_numpy()
+    cut = pd.Timestamp(as_of).value
+    known, unknown = known_at[known_at <= cut], known_at[known_at > cut]
+    return (
+        int(known.max()) if len(known) else None,
+        int(unknown.min()) if len(unknown) else None,
+    )
+
+
+def _cached(
+    folder: Path,
+    digest: str | None,
+    project: Project,
+    as_of: datetime,
+    windows: tuple[str, ...],
+) -> TrainingSet | None:
+    """The training set the labels of ``digest`` (:func:`_labels_digest`) give, without reading
+    them, while ``as_of`` knows the same labels as when it was built; None otherwise."""
+    import pandas as pd
+
+    entry = _read_json(folder / f"labels-{digest}.json") if digest else None
+    if entry is None:
+        return None
+    cut = pd.Timestamp(as_of).value
+    known_from, known_until = entry["known_from"], entry["known_until"]
+    if (known_from is not None and cut < known_from) or (
+        known_until is not None and cut >= known_until
+    ):
+        return None
+    built = _read_built(folder, str(entry["key"]), windows)
+    if built is None:
+        return None
+    (folder / f"labels-{digest}.json").touch()
+    log.info(
+        "labelled rows of %s: reusing their point-in-time join (%s)",
+        project.spec.name,
+        str(entry["key"])[:12],
+    )
+    return dataclasses.replace(built, unlabelled_rows=int(entry["unlabelled"]))
 
 
 def prune_join_cache(folder: Path, keep: int = JOIN_CACHE_SIZE) -> list[Path]:
-    """Delete all but the ``keep`` most recently used joins; returns what was deleted."""
-    joins = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for stale in joins[keep:]:
-        stale.unlink(missing_ok=True)
-        stale.with_suffix(".sha256").unlink(missing_ok=True)
-    return joins[keep:]
+    """Delete all but the ``keep`` most recently used cached sets (with their ``.json`` and
+    ``.sha256`` companions, and label entries pointing to them); returns the deleted parquet
+    files."""
+    last_used: dict[str, int] = {}
+    for path in folder.glob("*.parquet"):
+        key = path.name.split(".")[0]
+        last_used[key] = max(last_used.get(key, 0), path.stat().st_mtime_ns)
+    stale = sorted(last_used, key=lambda k: last_used[k], reverse=True)[keep:]
+    deleted: list[Path] = []
+    for key in stale:
+        for path in sorted(folder.glob(f"{key}.*")):
+            if path.suffix == ".parquet":
+                deleted.append(path)
+            path.unlink(missing_ok=True)
+    labels = sorted(folder.glob("labels-*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for entry in labels[4 * keep :]:
+        entry.unlink(missing_ok=True)
+    return deleted
