@@ -109,7 +109,6 @@ STAGES: tuple[tuple[str, str, str, str | None], ...] = (
     ("open feature store", "feast", "open_store", None),
     ("feature definitions digest", "feast", "definitions_digest", None),
     ("load + verify models (sha256)", "mlflow", "load_verified_model", None),
-    ("model sizes", "mlflow", "model_size_bytes", None),
     (HOLDOUT, "gate", "build_training_set", None),
     ("labels digest (label file, definitions)", "datasets", "_labels_digest", HOLDOUT),
     ("cached set look-up (no labels read)", "datasets", "_cached", HOLDOUT),

@@ -246,13 +246,16 @@ def load_model(model_uri: str) -> Any:
     return mlflow.sklearn.load_model(model_uri)
 
 
-def load_verified_model(model_uri: str, expected_sha256: str | None, label: str) -> Any:
+def load_verified_model(model_uri: str, expected_sha256: str | None, label: str) -> tuple[Any, int]:
     """Download the model, check its files against the SHA-256 recorded at registration, and
-    load exactly the files that were checked.
+    load exactly the files that were checked; returns the model and its size in bytes (the
+    same files, so nothing is downloaded twice).
 
     Raises:
         RegistryError: no hash was recorded, or the files do not match it; nothing is loaded.
     """
+    from pathlib import Path
+
     import mlflow
 
     if not expected_sha256:
@@ -267,17 +270,8 @@ def load_verified_model(model_uri: str, expected_sha256: str | None, label: str)
             f"{label}: artifact does not match its registration: sha256 {actual} found, "
             f"{expected_sha256} recorded; refusing to score a replaced or corrupted model"
         )
-    return mlflow.sklearn.load_model(local)
-
-
-def model_size_bytes(model_uri: str) -> int:
-    """Bytes of the model's files as stored (weights, environment files, signature)."""
-    from pathlib import Path
-
-    import mlflow
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    return sum(f.stat().st_size for f in local.rglob("*") if f.is_file())
+    size = sum(f.stat().st_size for f in Path(local).rglob("*") if f.is_file())
+    return mlflow.sklearn.load_model(local), size
 
 
 def input_names(model_uri: str) -> list[str]:

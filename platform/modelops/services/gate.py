@@ -368,10 +368,9 @@ def _validate(
             if m.role == PREVALENCE:
                 continue
             uri = f"models:/{name}/{m.version}"
-            m.model = mlflow_io.load_verified_model(
+            m.model, m.size_bytes = mlflow_io.load_verified_model(
                 uri, m.artifact_sha256, f"{name} v{m.version} ({m.role})"
             )
-            m.size_bytes = mlflow_io.model_size_bytes(uri)
         trained_missing = json.loads(candidate_tags.get(tags.MISSING_SHARE_TRAIN, "null"))
         data = build_training_set(
             settings,
