@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tools whose pins clash with the platform's (checkov downgrades packaging below pytest's need).
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: demo test unit integration lint bench clean
 
@@ -12,14 +15,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(TOOLS_STAMP): Makefile
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet 'checkov==3.3.30'
+	touch $(TOOLS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/modelops demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest tests/unit tests/integration
+test: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/python -m pytest tests/unit tests/integration projects
 
-unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+unit: $(STAMP) $(TOOLS_STAMP)
+	$(BIN)/python -m pytest tests/unit projects
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration -m integration
@@ -36,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:cacheprovider
 
 clean:
-	rm -rf .modelops feature_repo/data .pytest_cache
+	rm -rf .modelops feature_repo/data .pytest_cache .venv-tools
