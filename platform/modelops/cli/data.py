@@ -1,4 +1,4 @@
-"""``modelops data``: generate realistic example data."""
+"""``modelops data``: seeded example data from the projects' own generators (``data.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import typer
 
 from modelops.cli.state import STATE, echo_table
 
-app = typer.Typer(help="Example data for the bundled projects.", no_args_is_help=True)
+app = typer.Typer(
+    help="Example data from projects that have a data.py generator.", no_args_is_help=True
+)
 
 
 class Scenario(StrEnum):
@@ -27,7 +29,11 @@ def _day(value: datetime | None) -> date | None:
 def generate(
     project: Annotated[
         list[str] | None,
-        typer.Option("--project", "-p", help="credit_risk or fraud; repeat for both (default)."),
+        typer.Option(
+            "--project",
+            "-p",
+            help="A project with a data.py; repeat for several. Default: every such project.",
+        ),
     ] = None,
     start: Annotated[
         datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day of events.")
@@ -36,7 +42,7 @@ def generate(
         datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day of events.")
     ] = None,
     rows: Annotated[
-        int | None, typer.Option(min=1, help="Labelled events (applications / payments).")
+        int | None, typer.Option(min=1, help="Rows of the label table (default: the project's).")
     ] = None,
     scenario: Annotated[Scenario, typer.Option(help="Drift to inject.")] = Scenario.healthy,
     drift_start: Annotated[
@@ -44,12 +50,15 @@ def generate(
     ] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 42,
 ) -> None:
-    """Write seeded event and label tables to the feature repo's data/ folder."""
+    """Write seeded event and label tables to the feature repo's data/ folder.
+
+    Each projects/<name>/data.py writes its project's tables; a project without one brings its own.
+    """
     from modelops.services import data as data_service
 
     summaries = data_service.generate(
         STATE.settings,
-        project or ["credit_risk", "fraud"],
+        project or None,
         start=_day(start),
         end=_day(end),
         rows=rows,

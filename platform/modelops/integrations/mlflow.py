@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelops.core import tags as tag_keys
 from modelops.core.errors import RegistryError, ServiceUnavailableError
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ def log_run(
             mlflow.log_input(dataset, context=context)
         example = input_example.head(5)
         signature = infer_signature(example, model.predict_proba(example)[:, 1])
-        info = mlflow.sklearn.log_model(
+        info = _log_sklearn_by_value(
             model,
             name="model",
             signature=signature,
@@ -135,6 +136,24 @@ def log_run(
             serialization_format="cloudpickle",
         )
         return LoggedModel(run_id=run.info.run_id, model_uri=info.model_uri, model_id=info.model_id)
+
+
+def _log_sklearn_by_value(model: Any, **kwargs: Any) -> Any:
+    """``mlflow.sklearn.log_model`` with the platform's feature step pickled by value.
+
+    A registered artifact must score the same after the platform is upgraded, so the class that
+    turns feature rows into model inputs travels inside the pickle rather than by reference.
+    """
+    import cloudpickle
+    import mlflow.sklearn
+
+    from modelops.core import features
+
+    cloudpickle.register_pickle_by_value(features)
+    try:
+        return mlflow.sklearn.log_model(model, **kwargs)
+    finally:
+        cloudpickle.unregister_pickle_by_value(features)
 
 
 def register_version(
@@ -151,7 +170,7 @@ def register_version(
         client.get_registered_model(model_name)
     except MlflowException:
         with contextlib.suppress(MlflowException):
-            client.create_registered_model(model_name, tags={"modelops.managed": "true"})
+            client.create_registered_model(model_name, tags={tag_keys.MANAGED: "true"})
     version = client.create_model_version(
         model_name,
         source=logged.model_uri,
@@ -260,7 +279,7 @@ def load_verified_model(model_uri: str, expected_sha256: str | None, label: str)
 
     if not expected_sha256:
         raise RegistryError(
-            f"{label} has no recorded artifact SHA-256 (tag 'modelops.artifact_sha256'); "
+            f"{label} has no recorded artifact SHA-256 (tag '{tag_keys.ARTIFACT_SHA256}'); "
             "register it again with 'modelops train'"
         )
     local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
@@ -308,7 +327,7 @@ def delete_alias(client: MlflowClient, model_name: str, alias: str) -> None:
         client.delete_registered_model_alias(model_name, alias)
 
 
-_HOST_TAG, _PID_TAG = "modelops.host", "modelops.pid"
+_HOST_TAG, _PID_TAG = tag_keys.HOST, tag_keys.PID
 
 
 def process_tags() -> dict[str, str]:
@@ -360,19 +379,19 @@ def clean_up_interrupted(client: MlflowClient, experiment: str, model_name: str)
     except MlflowException:
         return done
     baselines_of = {
-        v.tags.get("modelops.baseline_version"): v for v in versions if v.tags.get("modelops.role")
+        v.tags.get(tag_keys.BASELINE_VERSION): v for v in versions if v.tags.get(tag_keys.ROLE)
     }
     for version in versions:
-        tags = version.tags
-        if tags.get("modelops.role") != "baseline" or tags.get("modelops.candidate_version"):
+        tags_ = version.tags
+        if tags_.get(tag_keys.ROLE) != "baseline" or tags_.get(tag_keys.CANDIDATE_VERSION):
             continue
         partner = baselines_of.get(str(version.version))
         if partner is not None:
             client.set_model_version_tag(
-                model_name, version.version, "modelops.candidate_version", str(partner.version)
+                model_name, version.version, tag_keys.CANDIDATE_VERSION, str(partner.version)
             )
             done.append(f"v{version.version}: paired with its candidate v{partner.version}")
-        elif _dead_here(tags):
+        elif _dead_here(tags_):
             client.delete_model_version(model_name, version.version)
             done.append(f"v{version.version}: baseline without its candidate deleted")
     for line in done:

@@ -1,8 +1,9 @@
 """``modelops train``: point-in-time training set, time split, fit, evaluate, register.
 
-The service owns the wiring; the project's ``train.py`` owns the modelling (pure functions
-``build_features``, ``fit`` and ``fit_baseline``). Nothing is registered unless every check
-passed and both models trained.
+The service owns the wiring; the project's optional ``model.py`` owns the modelling (pure
+functions ``build_features``, ``fit`` and ``fit_baseline``; whatever it leaves out comes from the
+platform: the declarative feature step of ``project.yaml``, LightGBM, logistic regression).
+Nothing is registered unless every check passed and both models trained.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib.util
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from types import ModuleType
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from modelops.config.project import Project, ProjectSpec
 from modelops.config.settings import Settings
+from modelops.core import tags
 from modelops.core.errors import ConfigError
 from modelops.core.metrics import (
     CostModel,
@@ -46,9 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REQUIRED_FUNCTIONS = ("build_features", "fit", "fit_baseline")
+MODEL_FUNCTIONS = ("build_features", "fit", "fit_baseline")
 ROLES = ("baseline", "candidate")
-TAG = "modelops"
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,21 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def load_train_module(project: Project) -> ModuleType:
-    """Import ``projects/<name>/train.py`` under a private name and check its functions."""
-    path = project.train_module
+@dataclass(frozen=True)
+class ModelFunctions:
+    """The three modelling functions a training run calls, and where each came from."""
+
+    build_features: Callable[[pd.DataFrame, list[str]], pd.DataFrame]
+    fit: Callable[..., Any]
+    fit_baseline: Callable[..., Any]
+    origin: dict[str, str]
+
+
+def load_model_module(project: Project) -> ModuleType | None:
+    """Import ``projects/<name>/model.py`` under a private name (pickled by value), if present."""
+    path = project.model_module
+    if path is None:
+        return None
     spec = importlib.util.spec_from_file_location(f"modelops_project_{project.spec.name}", path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"{path}: cannot be imported")
@@ -104,10 +117,49 @@ def load_train_module(project: Project) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise ConfigError(f"{path}: fails to import: {type(exc).__name__}: {exc}") from exc
-    missing = [name for name in REQUIRED_FUNCTIONS if not callable(getattr(module, name, None))]
-    if missing:
-        raise ConfigError(f"{path}: missing function(s) {', '.join(missing)}")
+    for name in MODEL_FUNCTIONS:
+        if hasattr(module, name) and not callable(getattr(module, name)):
+            raise ConfigError(f"{path}: '{name}' is not a function")
+    if not any(callable(getattr(module, name, None)) for name in MODEL_FUNCTIONS):
+        raise ConfigError(
+            f"{path}: defines none of {', '.join(MODEL_FUNCTIONS)}; delete it to use the "
+            "platform's defaults"
+        )
     return module
+
+
+def _check_declared_features(project: Project, features: list[str]) -> None:
+    declared = project.spec.features
+    for field_name, names in (("categorical", declared.categorical), ("clip", declared.clip)):
+        unknown = sorted(set(names) - set(features))
+        if unknown:
+            raise ConfigError(
+                f"{project.spec_file}: field 'features.{field_name}': {unknown} not in feature "
+                f"service '{project.spec.feature_service}' (it has: {', '.join(features)})"
+            )
+
+
+def model_functions(project: Project) -> ModelFunctions:
+    """The project's functions where ``model.py`` has them, the platform's elsewhere."""
+    from modelops.core.features import FeatureStep
+    from modelops.core.modeling import lightgbm_pipeline, logistic_baseline
+
+    module = load_model_module(project)
+    features = project.spec.features
+    defaults: dict[str, Callable[..., Any]] = {
+        "build_features": FeatureStep.from_spec(
+            features.categorical, {k: (c.lower, c.upper) for k, c in features.clip.items()}
+        ),
+        "fit": lightgbm_pipeline,
+        "fit_baseline": logistic_baseline,
+    }
+    chosen: dict[str, Callable[..., Any]] = {}
+    origin: dict[str, str] = {}
+    for name, default in defaults.items():
+        own = getattr(module, name, None) if module is not None else None
+        chosen[name] = own if callable(own) else default
+        origin[name] = "model.py" if callable(own) else "platform"
+    return ModelFunctions(chosen["build_features"], chosen["fit"], chosen["fit_baseline"], origin)
 
 
 def _score(model: Any, frame: pd.DataFrame, features: list[str]) -> Any:
@@ -193,7 +245,7 @@ def train(
     """
     started = time.perf_counter()
     project = with_windows(project_for(settings, project_name), windows or {})
-    module = load_train_module(project)
+    module = model_functions(project)
     spec = project.spec
     as_of = as_of or datetime.now(UTC)
     prepare_state(settings)
@@ -201,6 +253,7 @@ def train(
     data = build_training_set(settings, project, as_of, store=store)
     label = spec.label.column
     train_frame, valid_frame = data.frames["train"], data.frames["validation"]
+    _check_declared_features(project, data.features)
     x_train = module.build_features(train_frame, data.features)
     x_valid = module.build_features(valid_frame, data.features)
     log.info(
@@ -221,27 +274,27 @@ def train(
     )
     commit = git_io.head_commit(settings.root)
     lineage = {
-        f"{TAG}.trained_by": resolve_actor(None, settings.root) or "unknown",
-        f"{TAG}.project": spec.name,
-        f"{TAG}.feature_service": spec.feature_service,
-        f"{TAG}.features": ",".join(data.features),
-        f"{TAG}.request_fields": ",".join(data.request_fields),
-        f"{TAG}.feature_digest": feature_digest(views),
-        f"{TAG}.feature_digest.views": format_view_digests(views),
-        f"{TAG}.missing_share.train": json.dumps(
+        tags.TRAINED_BY: resolve_actor(None, settings.root) or "unknown",
+        tags.PROJECT: spec.name,
+        tags.FEATURE_SERVICE: spec.feature_service,
+        tags.FEATURES: ",".join(data.features),
+        tags.REQUEST_FIELDS: ",".join(data.request_fields),
+        tags.FEATURE_DIGEST: feature_digest(views),
+        tags.FEATURE_DIGEST_VIEWS: format_view_digests(views),
+        tags.MISSING_SHARE_TRAIN: json.dumps(
             {k: round(v, 6) for k, v in data.joins["train"].missing_share.items()},
             sort_keys=True,
         ),
-        f"{TAG}.label": f"{spec.label.table}.{label}",
-        f"{TAG}.windows": ";".join(f"{w}={getattr(spec.windows, w)}" for w in WINDOWS),
-        f"{TAG}.as_of": as_of.isoformat(),
-        f"{TAG}.git_commit": commit,
-        f"{TAG}.project_yaml_sha256": project.spec_hash,
-        f"{TAG}.primary_metric": spec.primary_metric,
-        f"{TAG}.prevalence": repr(float(train_frame[label].mean())),
+        tags.LABEL: f"{spec.label.table}.{label}",
+        tags.WINDOWS: ";".join(f"{w}={getattr(spec.windows, w)}" for w in WINDOWS),
+        tags.AS_OF: as_of.isoformat(),
+        tags.GIT_COMMIT: commit,
+        tags.PROJECT_YAML_SHA256: project.spec_hash,
+        tags.PRIMARY_METRIC: spec.primary_metric,
+        tags.PREVALENCE: repr(float(train_frame[label].mean())),
     }
     for name, print_ in data.fingerprints.items():
-        lineage.update(print_.as_tags(f"{TAG}.dataset.{name}"))
+        lineage.update(print_.as_tags(tags.dataset(name)))
     evaluated = {role: _evaluate(models[role], data, project) for role in ROLES}
     trained: dict[str, TrainedVersion] = {}
     track = tracking(settings)
@@ -254,8 +307,8 @@ def train(
             threshold, metrics, report = evaluated[role]
             role_tags[role] = {
                 **lineage,
-                f"{TAG}.role": role,
-                f"{TAG}.threshold": repr(threshold),
+                tags.ROLE: role,
+                tags.THRESHOLD: repr(threshold),
                 **mlflow_io.process_tags(),
             }
             record = mlflow_io.RunRecord(
@@ -286,7 +339,7 @@ def train(
             threshold, metrics, _ = evaluated[role]
             tags_ = dict(role_tags[role])
             if role == "candidate":
-                tags_[f"{TAG}.baseline_version"] = trained["baseline"].version
+                tags_[tags.BASELINE_VERSION] = trained["baseline"].version
             summary = _holdout_summary(metrics, project)
             version = mlflow_io.register_version(
                 client,
@@ -294,9 +347,9 @@ def train(
                 logged[role],
                 tags={
                     **tags_,
-                    f"{TAG}.artifact_sha256": mlflow_io.artifact_sha256(logged[role].model_uri),
+                    tags.ARTIFACT_SHA256: mlflow_io.artifact_sha256(logged[role].model_uri),
                     **{
-                        f"{TAG}.holdout.{k}": repr(metrics[f"holdout_{k}"])
+                        tags.holdout_metric(k): repr(metrics[f"holdout_{k}"])
                         for k in ("roc_auc", "pr_auc", "cost_per_1000")
                     },
                 },
@@ -310,7 +363,7 @@ def train(
             client,
             spec.registered_model,
             trained["baseline"].version,
-            {f"{TAG}.candidate_version": trained["candidate"].version},
+            {tags.CANDIDATE_VERSION: trained["candidate"].version},
         )
     notes = []
     if data.unlabelled_rows:

@@ -1,4 +1,6 @@
-"""fraud: card payments, and each account's rolling activity just before every payment.
+"""Example data of fraud: card payments, and each account's rolling activity just before every
+payment. ``modelops data generate --project fraud`` writes ``fraud_account_activity`` and
+``fraud_transactions``; see :mod:`modelops.core.synthetic` for the arguments and scenarios.
 
 How the data comes about:
 
@@ -33,7 +35,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelops.services.datagen._common import (
+from modelops.core.synthetic import (
     DAY_S,
     SECOND_US,
     GeneratedTable,

@@ -1,4 +1,7 @@
-"""credit_risk: SME lending. Monthly bank-transaction aggregates per company, credit applications.
+"""Example data of credit_risk (SME lending): monthly bank-transaction aggregates per company and
+credit applications. ``modelops data generate --project credit_risk`` writes
+``credit_company_monthly`` and ``credit_applications``; see :mod:`modelops.core.synthetic` for the
+arguments and scenarios.
 
 How the data comes about:
 
@@ -36,7 +39,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelops.services.datagen._common import (
+from modelops.core.errors import DataError
+from modelops.core.synthetic import (
     DAY_S,
     SECOND_US,
     GeneratedTable,
@@ -214,7 +218,7 @@ class MonthGrid:
         in_window = (month_end_s >= 0) & (month_end_s <= window.last_second)
         rows = np.flatnonzero(in_window)
         if rows.size == 0 or month_end_s[rows[0]] + AVAILABLE_AFTER_S >= window.last_second:
-            raise ValueError(
+            raise DataError(
                 f"--end {window.end}: credit_risk needs a month ending at least two days before "
                 f"--end, so that a monthly row is available before the last day (window "
                 f"{window.start}..{window.end} is too short)"

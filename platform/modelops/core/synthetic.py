@@ -1,4 +1,28 @@
-"""Shared pieces of the generators: arguments, seeded randomness, time window, parquet output."""
+"""A small toolkit for a project's ``data.py``: seeded example tables with drift scenarios.
+
+A project's ``data.py`` (the :class:`~modelops.core.plugins.DataModule` interface) simulates its
+source and label tables; this module gives it what every generator needs:
+
+* **arguments and scenarios**: :func:`generate` fills in the project's defaults, validates every
+  argument (:class:`~modelops.core.errors.DataError` naming the option and its value), resolves
+  ``drift_start`` and hands the generator a :class:`Window`;
+* **windows**: :class:`Window` measures the event window in seconds from its first day;
+* **randomness**: :func:`rng` gives an independent, reproducible stream per ``(seed, *stream)``;
+* **chunked parquet writing**: :func:`atomic_tables` streams chunks into several tables that land
+  together, so memory stays bounded and a failed run leaves the previous files untouched.
+
+Scenarios inject drift from ``drift_start`` (00:00 UTC; default: the first day of the last third
+of the window, :func:`default_drift_start`). Events before it must be exactly those of the
+healthy scenario with the same seed:
+
+* ``healthy``: no drift.
+* ``covariate-drift``: inputs shift; the way labels follow from inputs does not change.
+* ``concept-drift``: inputs stay put; the way labels follow from them changes.
+
+Nothing here does I/O at import, and numpy / pyarrow are imported inside the functions that need
+them. The only files written are those a generator asks for, inside the folder the platform
+passes to :func:`generate`.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +34,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelops.core.errors import DataError
+
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from modelops.core.plugins import DataModule
+
 SCENARIOS = ("healthy", "covariate-drift", "concept-drift")
-PROJECTS = ("credit_risk", "fraud")
 MIN_ROWS = 100
 
 SECOND_US = 1_000_000
@@ -36,7 +63,7 @@ class GeneratedTable:
 
 @dataclass(frozen=True)
 class GenerationSummary:
-    """What one ``generate`` call wrote.
+    """What one :func:`generate` call wrote.
 
     ``drift_start`` is the day (00:00 UTC) from which the scenario's drift applies: events at or
     after it are drifted, earlier ones are exactly those of the healthy scenario with the same
@@ -87,7 +114,6 @@ def default_drift_start(start: date, end: date) -> date:
 
 
 def validate(
-    project: str,
     scenario: str,
     rows: int,
     start: date,
@@ -95,23 +121,65 @@ def validate(
     seed: int,
     drift_start: date | None,
 ) -> None:
-    """Raise ``ValueError`` naming the first bad argument and its value."""
-    if project not in PROJECTS:
-        raise ValueError(f"--project {project}: unknown project (available: {', '.join(PROJECTS)})")
+    """Raise :class:`DataError` naming the first bad argument and its value."""
     if scenario not in SCENARIOS:
-        raise ValueError(
+        raise DataError(
             f"--scenario {scenario}: unknown scenario (available: {', '.join(SCENARIOS)})"
         )
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < MIN_ROWS:
-        raise ValueError(f"--rows {rows}: at least {MIN_ROWS} rows are needed")
+        raise DataError(f"--rows {rows}: at least {MIN_ROWS} rows are needed")
     if end <= start:
-        raise ValueError(f"--end {end}: must be after --start {start}")
+        raise DataError(f"--end {end}: must be after --start {start}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"--seed {seed}: must be a non-negative integer")
+        raise DataError(f"--seed {seed}: must be a non-negative integer")
     if drift_start is not None and scenario != "healthy" and not start < drift_start <= end:
-        raise ValueError(
+        raise DataError(
             f"--drift-start {drift_start}: must fall after --start {start} and by --end {end}"
         )
+
+
+def generate(
+    module: DataModule,
+    project: str,
+    out_dir: Path,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    rows: int | None = None,
+    scenario: str = "healthy",
+    seed: int = 42,
+    drift_start: date | None = None,
+) -> GenerationSummary:
+    """Run ``module``'s generator: write ``project``'s tables into ``out_dir`` (created if missing).
+
+    Args:
+        module: The project's ``data.py`` (a :class:`~modelops.core.plugins.DataModule`).
+        project: The project's name, recorded in the summary.
+        out_dir: Folder for the parquet files; existing files of the same name are replaced
+            atomically, and only once every table of the project is complete.
+        start: First day of events (UTC); default ``module.DEFAULT_WINDOW``.
+        end: Last day of events, inclusive; default ``module.DEFAULT_WINDOW``.
+        rows: Rows of the label table; default ``module.DEFAULT_ROWS``, at least :data:`MIN_ROWS`.
+        scenario: One of :data:`SCENARIOS`.
+        seed: Same seed and arguments, byte-identical files.
+        drift_start: Day the drift begins; ignored for ``healthy``; default
+            :func:`default_drift_start`. Returned in the summary.
+
+    Raises:
+        DataError: An argument is out of range; the message names it and its value.
+    """
+    default_start, default_end = module.DEFAULT_WINDOW
+    start = default_start if start is None else start
+    end = default_end if end is None else end
+    rows = module.DEFAULT_ROWS if rows is None else rows
+    validate(scenario, rows, start, end, seed, drift_start)
+    if scenario == "healthy":
+        drift_start = None
+    elif drift_start is None:
+        drift_start = default_drift_start(start, end)
+    window = Window(start, end, drift_start)
+    tables, positive_rate = module.generate(Path(out_dir), window, rows, scenario, seed)
+    return GenerationSummary(project, scenario, seed, tables, positive_rate, drift_start)
 
 
 def rng(seed: int, *stream: int) -> np.random.Generator:
@@ -128,6 +196,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def chunk_bounds(n: int, size: int) -> Iterator[tuple[int, int]]:
+    """``[lo, hi)`` bounds of consecutive chunks of at most ``size`` out of ``n``."""
     for lo in range(0, n, size):
         yield lo, min(lo + size, n)
 
@@ -140,6 +209,7 @@ def categorical(codes: np.ndarray, names: Sequence[str]) -> pa.Array:
 
 
 def timestamp_type() -> pa.DataType:
+    """The type of every timestamp column: tz-aware UTC microseconds."""
     import pyarrow as pa
 
     return pa.timestamp("us", tz="UTC")
@@ -187,7 +257,7 @@ class TableWriter:
 
     def table(self) -> GeneratedTable:
         if self._min_us is None or self._max_us is None:
-            raise ValueError(f"{self.name}: no rows generated; widen the window or add rows")
+            raise DataError(f"{self.name}: no rows generated; widen the window or add rows")
         return GeneratedTable(
             self.name, self.path, self.rows, to_datetime(self._min_us), to_datetime(self._max_us)
         )
