@@ -10,22 +10,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelops.config.project import load_project
 from modelops.config.settings import load_settings
 from modelops.services import features, gate, promote, registry, train
 from support import REPO, copy_workspace
 
 FILE_BLOCK = re.compile(r"```\w+ file=(\S+)\n(.*?)```", re.DOTALL)
+EXAMPLE_BLOCK = re.compile(r"```python example=(\S+)\n(.*?)```", re.DOTALL)
+
+
+def _write_guide_blocks(guide: str, root: Path) -> list[tuple[str, str]]:
+    blocks = FILE_BLOCK.findall(guide)
+    for relative, body in blocks:
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body)
+    return blocks
 
 
 def _write_documented_files(root: Path) -> list[str]:
     guide = (REPO / "docs" / "adding-a-project.md").read_text()
-    written = []
-    for relative, body in FILE_BLOCK.findall(guide):
-        target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(body)
-        written.append(relative)
-    return written
+    return [relative for relative, _ in _write_guide_blocks(guide, root)]
 
 
 def _invoice_data(data_dir: Path, seed: int = 0) -> None:
@@ -90,14 +95,15 @@ def _invoice_data(data_dir: Path, seed: int = 0) -> None:
 def test_a_project_added_by_following_the_guide_trains_and_registers(tmp_path: Path) -> None:
     root = copy_workspace(tmp_path / "repo")
     written = _write_documented_files(root)
-    assert written == [
-        "feature_repo/invoice_features.py",
-        "projects/invoice_late/project.yaml",
-        "projects/invoice_late/train.py",
-    ]
+    # The project is its project.yaml: no model.py, the platform's modelling functions.
+    assert written == ["feature_repo/invoice_features.py", "projects/invoice_late/project.yaml"]
     settings = load_settings(root)
     settings.data_dir.mkdir(parents=True)
     _invoice_data(settings.data_dir)
+
+    assert train.model_functions(
+        load_project(settings.resolved_projects_dir, "invoice_late")
+    ).origin == {"build_features": "platform", "fit": "platform", "fit_baseline": "platform"}
 
     applied = features.apply(settings)
     assert "FeatureService invoice_late_v1" in applied
@@ -128,3 +134,26 @@ def test_a_project_added_by_following_the_guide_trains_and_registers(tmp_path: P
     first = verdicts[passed[0]].candidate.version
     move = promote.promote(settings, "invoice_late", first, "dev", approver="newcomer")
     assert (move.from_version, move.to_version) == (None, first)
+
+
+def test_the_guides_model_py_example_replaces_only_the_fit(tmp_path: Path) -> None:
+    """The model.py shown (not written) in section 2.4 imports, and its ``fit`` is the one a
+    project gets while the other two functions stay the platform's."""
+    guide = (REPO / "docs" / "adding-a-project.md").read_text()
+    examples = dict(EXAMPLE_BLOCK.findall(guide))
+    root = copy_workspace(tmp_path / "repo")
+    _write_guide_blocks(guide, root)
+    target = root / "projects/invoice_late/model.py"
+    target.write_text(examples["projects/invoice_late/model.py"])
+    project = load_project(root / "projects", "invoice_late")
+    functions = train.model_functions(project)
+    assert functions.origin == {
+        "build_features": "platform",
+        "fit": "model.py",
+        "fit_baseline": "platform",
+    }
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame({"share_overdue": rng.random(300), "open_invoices": rng.poisson(5, 300)})
+    y = pd.Series((x["share_overdue"] + rng.normal(0, 0.3, 300) > 0.5).astype(int))
+    model = functions.fit(x[:200], y[:200], x[200:], y[200:], {"num_leaves": 7})
+    assert model.predict_proba(x[200:]).shape == (100, 2)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from modelops.cli.state import STATE, echo_table
+from modelops.cli.state import JSON_HELP, STATE, echo_json, echo_table
 
 app = typer.Typer(help="Feature definitions, materialization and services.", no_args_is_help=True)
 
@@ -42,14 +42,30 @@ def materialize(
 
 
 @app.command("list")
-def list_services() -> None:
+def list_services(
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
     """Feature services: the training/serving contract of each model."""
     from modelops.services import features as service
 
+    services = service.list_services(STATE.settings)
+    if as_json:
+        echo_json(
+            {
+                "feature_services": [
+                    {
+                        "name": s.name,
+                        "description": s.description or None,
+                        "feature_views": list(s.feature_views),
+                        "features": list(s.features),
+                        "request_fields": list(s.request_fields),
+                    }
+                    for s in services
+                ]
+            }
+        )
+        return
     echo_table(
         ["feature service", "features", "request fields"],
-        [
-            [s.name, ", ".join(s.features), ", ".join(s.request_fields) or "-"]
-            for s in service.list_services(STATE.settings)
-        ],
+        [[s.name, ", ".join(s.features), ", ".join(s.request_fields) or "-"] for s in services],
     )

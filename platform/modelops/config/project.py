@@ -9,11 +9,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from modelops.config.yaml_file import read_mapping
+from modelops.config.yaml_file import read_mapping, unknown_field
 from modelops.core.errors import ConfigError, ProjectNotFoundError
+from modelops.core.metrics import FLOOR_METRICS
 
 PROJECT_FILE = "project.yaml"
+MODEL_FILE = "model.py"
+DATA_FILE = "data.py"
 Metric = Literal["roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1"]
+"""``core.metrics.PRIMARY_METRICS`` as a type (a test keeps the two equal)."""
 
 
 class _Strict(BaseModel):
@@ -23,8 +27,8 @@ class _Strict(BaseModel):
 class Window(_Strict):
     """A closed range of whole days, in UTC."""
 
-    start: date
-    end: date
+    start: date = Field(description="First day of the window (YYYY-MM-DD), included.")
+    end: date = Field(description="Last day of the window (YYYY-MM-DD), included.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
@@ -48,9 +52,14 @@ class Window(_Strict):
 class Windows(_Strict):
     """Time-ordered, non-overlapping windows: train < validation < holdout."""
 
-    train: Window
-    validation: Window
-    holdout: Window
+    train: Window = Field(description="Rows the models are fitted on.")
+    validation: Window = Field(
+        description="Rows that choose the decision threshold (and stop the platform's LightGBM "
+        "early); after train, before holdout."
+    )
+    holdout: Window = Field(
+        description="Rows the holdout metrics and every gate are computed on; the latest window."
+    )
 
     @model_validator(mode="after")
     def _no_overlap(self) -> Windows:
@@ -96,9 +105,13 @@ class LabelSource(_Strict):
 class Costs(_Strict):
     """Business cost of one wrong decision, in the project's currency."""
 
-    false_negative: float = Field(gt=0)
-    false_positive: float = Field(gt=0)
-    currency: str = "EUR"
+    false_negative: float = Field(
+        gt=0, description="Cost of missing a positive (the score was below the threshold)."
+    )
+    false_positive: float = Field(
+        gt=0, description="Cost of flagging a negative (the score was at or above the threshold)."
+    )
+    currency: str = Field("EUR", description="Currency of both costs, shown in reports.")
 
 
 class ThresholdPolicy(_Strict):
@@ -108,8 +121,19 @@ class ThresholdPolicy(_Strict):
     ``max_alert_rate`` picks the lowest threshold that flags at most ``value`` of the decisions.
     """
 
-    type: Literal["min_cost", "fixed", "max_alert_rate"] = "min_cost"
-    value: float | None = Field(None, ge=0, le=1)
+    type: Literal["min_cost", "fixed", "max_alert_rate"] = Field(
+        "min_cost",
+        description="'min_cost': the threshold with the lowest business cost on the validation "
+        "window; 'fixed': the score 'value'; 'max_alert_rate': the lowest threshold that flags at "
+        "most 'value' of the decisions.",
+    )
+    value: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The threshold ('fixed') or the largest share of decisions flagged "
+        "('max_alert_rate'); required by both, unused by 'min_cost'.",
+    )
 
     @model_validator(mode="after")
     def _value_when_needed(self) -> ThresholdPolicy:
@@ -125,10 +149,14 @@ class Decisions(_Strict):
     threshold gets ``review``; anything lower gets ``negative``.
     """
 
-    positive: str
-    review: str
-    negative: str
-    review_ratio: float = Field(0.5, gt=0, lt=1)
+    positive: str = Field(description="Action for a score at or above the threshold.")
+    review: str = Field(
+        description="Action for a score below the threshold but at or above review_ratio times it."
+    )
+    negative: str = Field(description="Action for any lower score.")
+    review_ratio: float = Field(
+        0.5, gt=0, lt=1, description="Where the review band starts, as a fraction of the threshold."
+    )
 
 
 class DataChecks(_Strict):
@@ -198,11 +226,19 @@ class Promotion(_Strict):
         7, gt=0, description="A verdict older than this no longer allows a promotion."
     )
     floors: dict[str, float] = Field(
-        default_factory=lambda: {"roc_auc": 0.6},
+        {"roc_auc": 0.6},
         description="Absolute minimums on the holdout, applied to every candidate.",
     )
-    auto_promote_staging: bool = True
-    approval_required: tuple[str, ...] = ("production",)
+    auto_promote_staging: bool = Field(
+        True,
+        description="A candidate that passes 'modelops validate --against staging' is promoted "
+        "to staging at once.",
+    )
+    approval_required: tuple[str, ...] = Field(
+        ("production",),
+        description="Environments whose promotions need an approval; added to the platform's "
+        "approval_required, never removing from it. Each must be a configured environment.",
+    )
 
     @property
     def decision_margin(self) -> float:
@@ -210,51 +246,295 @@ class Promotion(_Strict):
 
     @model_validator(mode="after")
     def _known_floor_metrics(self) -> Promotion:
-        known = {
-            "roc_auc",
-            "pr_auc",
-            "log_loss",
-            "brier",
-            "precision",
-            "recall",
-            "f1",
-            "cost_per_1000",
-            "ece",
-        }
+        known = set(FLOOR_METRICS)
         unknown = sorted(set(self.floors) - known)
         if unknown:
             raise ValueError(f"floors: unknown metric(s) {unknown} (known: {sorted(known)})")
         return self
 
 
-class Model(_Strict):
-    """Hyper-parameters handed to the project's ``fit``."""
+class Clip(_Strict):
+    """Bounds a numeric feature is clipped to before scoring; null leaves that side open."""
 
-    params: dict[str, Any] = Field(default_factory=dict)
+    lower: float | None = Field(None, description="Smaller values become this; null: no bound.")
+    upper: float | None = Field(None, description="Larger values become this; null: no bound.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Clip:
+        if self.lower is not None and self.upper is not None and self.upper < self.lower:
+            raise ValueError(f"upper {self.upper} is below lower {self.lower}")
+        return self
+
+
+class Features(_Strict):
+    """How the feature service's columns become model inputs (the platform's ``build_features``).
+
+    A project whose ``model.py`` defines its own ``build_features`` ignores this section. Kept
+    declarative so the serving scorer can apply it without pandas.
+    """
+
+    categorical: tuple[str, ...] = Field(
+        (),
+        description="Feature columns that hold categories: compared as strings, a missing value "
+        "becomes 'unknown'. Every other feature must be numeric.",
+    )
+    clip: dict[str, Clip] = Field(
+        {},
+        description="Numeric features clipped to [lower, upper] so outliers cannot dominate.",
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Features:
+        both = sorted(set(self.categorical) & set(self.clip))
+        if both:
+            raise ValueError(f"clip: {both} are declared categorical; only numbers are clipped")
+        return self
+
+
+class Serving(_Strict):
+    """How the project's prediction service answers (``modelops package`` / ``serve``)."""
+
+    missing_features: Literal["error", "fallback"] = Field(
+        "error",
+        description="An entity the online store has no features for: 'error' answers 404 "
+        "naming the entity; 'fallback' answers with fallback_decision, flagged "
+        "(fallback: true) and counted. Never a score from defaults.",
+    )
+    fallback_decision: str | None = Field(
+        None,
+        description="The decision returned with missing_features: fallback (usually the "
+        "review action); required then.",
+    )
+    max_batch: int = Field(
+        1000, ge=1, le=100_000, description="Largest number of entities in one /predict_batch."
+    )
+    max_skew_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Largest share of entities whose online features may differ from the "
+        "offline store's (modelops skew); package refuses above it.",
+    )
+
+    @model_validator(mode="after")
+    def _fallback_named(self) -> Serving:
+        if self.missing_features == "fallback" and not self.fallback_decision:
+            raise ValueError("missing_features 'fallback' needs a fallback_decision")
+        return self
+
+
+NumericalDrift = Literal["wasserstein", "psi", "jensenshannon", "hellinger", "ks"]
+CategoricalDrift = Literal["jensenshannon", "psi", "hellinger", "chisquare"]
+
+
+class Monitoring(_Strict):
+    """What ``modelops monitor`` watches in production and how it reacts (docs/monitoring.md).
+
+    Every run reads the prediction log of the last ``window_hours``, compares it with the serving
+    version's training and holdout rows, joins the labels known by then, and maps what it finds
+    to at most one action: a rollback, a retraining through the gate, or a proposal; bad data
+    only raises an alert and blocks retraining. ``cooldown_hours`` makes one incident one action.
+    """
+
+    window_hours: float = Field(
+        24,
+        gt=0,
+        le=24 * 90,
+        description="Prediction-log window of one run (drift and data quality), ending at the "
+        "run's time.",
+    )
+    performance_window_days: float = Field(
+        30,
+        gt=0,
+        description="How far back logged predictions are joined with the labels known by the "
+        "run's time; must exceed the labels' delay to measure anything.",
+    )
+    label_join_tolerance_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="A logged prediction gets the label of the same entity whose label.timestamp "
+        "is at most this far from the logged time.",
+    )
+    min_labels: int = Field(
+        200,
+        ge=1,
+        description="Labelled predictions needed before performance is judged (rollback, decay, "
+        "shadow).",
+    )
+    min_positives: int = Field(
+        20,
+        ge=1,
+        description="Positive labels (and as many negatives) needed among them: ranking metrics "
+        "are noise below that.",
+    )
+    probation_days: float = Field(
+        30,
+        ge=0,
+        description="After a promotion (not a rollback), how long the new version is on "
+        "probation, from its first logged prediction; 0 turns automatic rollback off.",
+    )
+    max_drop_in_probation: float = Field(
+        0.05,
+        ge=0,
+        description="X: on probation, a primary-metric drop larger than this below its gate-time "
+        "value, or below the previous version's monitored value, rolls back.",
+    )
+    max_decay: float = Field(
+        0.05,
+        ge=0,
+        description="After probation, a primary-metric drop larger than this below the "
+        "gate-time value triggers retraining.",
+    )
+    drift_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="D: a window drifts when at least this share of the model's features drift.",
+    )
+    drift_windows: int = Field(
+        3,
+        ge=1,
+        description="K: consecutive drifting windows (runs of the same version, distinct "
+        "windows) that trigger retraining.",
+    )
+    drift_method: NumericalDrift = Field(
+        "wasserstein",
+        description="Evidently drift method for numerical features and the score: "
+        "'wasserstein' (distance normed by the reference's std), 'psi', 'jensenshannon', "
+        "'hellinger' (distances) or 'ks' (p-value).",
+    )
+    drift_method_categorical: CategoricalDrift = Field(
+        "jensenshannon",
+        description="Evidently drift method for categorical features: 'jensenshannon', 'psi', "
+        "'hellinger' (distances) or 'chisquare' (p-value).",
+    )
+    drift_threshold: float | None = Field(
+        None,
+        gt=0,
+        description="A feature drifts at a distance at or above this (a p-value below it); null: "
+        "each method's Evidently default (0.1 for distances and PSI, 0.05 for p-values).",
+    )
+    drift_sample_rows: int | None = Field(
+        20_000,
+        ge=1_000,
+        description="Rows of the window (and of the reference) the Evidently drift report "
+        "uses, drawn uniformly at random; null: every row. Data quality and performance always "
+        "use every row.",
+    )
+    reference_rows: int = Field(
+        100_000,
+        ge=1_000,
+        description="Training and holdout rows kept per version as the drift reference (a "
+        "seeded uniform sample, cached under the state directory).",
+    )
+    max_missing_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="A feature missing on a larger share of the window's predictions (and more "
+        "often than in the reference) is a data-quality failure.",
+    )
+    max_unseen_share: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="A categorical feature whose values were never seen in the reference on a "
+        "larger share of the window is a data-quality failure.",
+    )
+    max_out_of_range_share: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="A numerical feature outside the reference's [min, max] on a larger share "
+        "of the window is a data-quality failure.",
+    )
+    cooldown_hours: float = Field(
+        24,
+        ge=0,
+        description="After an action, the same kind of action (rollback, retrain, propose, "
+        "alert) is held for this long: one incident, one action.",
+    )
+    auto_rollback: bool = Field(
+        True,
+        description="Roll back by itself on probation; false: raise an alert instead.",
+    )
+    auto_retrain: bool = Field(
+        True,
+        description="Retrain by itself on sustained drift or decay; false: raise an alert instead.",
+    )
+    auto_promote_production: bool = Field(
+        False,
+        description="A retrained candidate that passes the gate against production is promoted "
+        "there by the monitor; only where production needs no approval, otherwise it waits "
+        "as a pending promotion.",
+    )
+
+
+class Model(_Strict):
+    """Hyper-parameters handed to the project's ``fit`` (or the platform's LightGBM)."""
+
+    params: dict[str, Any] = Field(
+        {},
+        description="LightGBM parameters; monotone_constraints may map feature names to -1/0/1.",
+    )
 
 
 class ProjectSpec(_Strict):
-    """A validated ``project.yaml``."""
+    """A validated ``project.yaml``: what a project trains, on which data, judged by which costs.
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    description: str = ""
-    registered_model: str
-    entity: str
-    feature_service: str
-    label: LabelSource
-    windows: Windows
-    primary_metric: Metric = "pr_auc"
-    costs: Costs
-    threshold_policy: ThresholdPolicy = ThresholdPolicy()
-    decisions: Decisions
-    segments: tuple[str, ...] = ()
-    data_checks: DataChecks = DataChecks()
-    promotion: Promotion = Promotion()
-    model: Model = Model()
+    The file is ``projects/<name>/project.yaml``; ``model.py`` (modelling functions) and
+    ``data.py`` (an example-data generator) beside it are optional.
+    """
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="The project's name: lower case, digits and underscores; must equal its "
+        "folder's name.",
+    )
+    description: str = Field("", description="What the model predicts and how it is used.")
+    registered_model: str = Field(
+        description="Name of the model in the MLflow registry; its versions are the candidates."
+    )
+    entity: str = Field(
+        description="Entity key column of the label table, the join key of the feature service "
+        "(e.g. company_id)."
+    )
+    feature_service: str = Field(
+        description="Feast feature service, defined in the feature repo, whose features the model "
+        "is trained and served on."
+    )
+    label: LabelSource = Field(description="Where the labels come from.")
+    windows: Windows = Field(description="Time windows of the labelled rows, by label.timestamp.")
+    primary_metric: Metric = Field(
+        "pr_auc",
+        description="The holdout metric the gate decides on (promotion.decision); the others may "
+        "drop by at most promotion.max_drop.",
+    )
+    costs: Costs = Field(description="Business cost of each kind of wrong decision.")
+    threshold_policy: ThresholdPolicy = Field(
+        ThresholdPolicy(), description="How the decision threshold is chosen."
+    )
+    decisions: Decisions = Field(description="Names of the actions a score leads to.")
+    segments: tuple[str, ...] = Field(
+        (),
+        description="Columns (of the label table or the feature service) whose values are "
+        "compared one by one: metrics per segment, and promotion.max_segment_drop in the gate.",
+    )
+    features: Features = Field(
+        Features(), description="How the feature service's columns become model inputs."
+    )
+    data_checks: DataChecks = Field(DataChecks(), description="Checks on the point-in-time join.")
+    promotion: Promotion = Field(Promotion(), description="Rules of the promotion gate.")
+    serving: Serving = Field(Serving(), description="How the prediction service answers.")
+    monitoring: Monitoring = Field(
+        Monitoring(), description="What modelops monitor watches and how it reacts."
+    )
+    model: Model = Field(Model(), description="Model hyper-parameters.")
 
 
 class Project(BaseModel):
-    """A project folder: its spec, its ``train.py`` and the hash of its ``project.yaml``."""
+    """A project folder: its spec, its optional ``model.py`` and ``data.py``, and the hash of
+    its ``project.yaml``."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -267,8 +547,16 @@ class Project(BaseModel):
         return self.directory / PROJECT_FILE
 
     @property
-    def train_module(self) -> Path:
-        return self.directory / "train.py"
+    def model_module(self) -> Path | None:
+        """``model.py`` when the project has one; otherwise the platform's defaults are used."""
+        path = self.directory / MODEL_FILE
+        return path if path.is_file() else None
+
+    @property
+    def data_module(self) -> Path | None:
+        """``data.py`` (the example-data generator) when the project has one."""
+        path = self.directory / DATA_FILE
+        return path if path.is_file() else None
 
 
 def available_projects(projects_dir: Path) -> list[str]:
@@ -278,8 +566,14 @@ def available_projects(projects_dir: Path) -> list[str]:
 
 
 def _field_error(spec_file: Path, exc: ValidationError) -> ConfigError:
+    """One line naming the file, the dotted field and the value; a misspelt key gets the
+    closest field of its section (``did you mean 'max_drop'?``)."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return ConfigError(
+            f"{spec_file}: field '{field}': {unknown_field(ProjectSpec, first['loc'])}"
+        )
     value = first.get("input")
     shown = "" if isinstance(value, dict) or first["type"] == "missing" else f" (got {value!r})"
     message = first["msg"].removeprefix("Value error, ")
@@ -308,6 +602,18 @@ def load_project(projects_dir: Path, name: str) -> Project:
         raise ConfigError(
             f"{spec_file}: field 'name': '{spec.name}' does not match its folder '{name}'"
         )
-    if not (directory / "train.py").is_file():
-        raise ConfigError(f"{directory / 'train.py'}: missing; a project needs fit functions")
+    if (directory / "train.py").is_file() and not (directory / MODEL_FILE).is_file():
+        raise ConfigError(
+            f"{directory / 'train.py'}: renamed; a project's modelling functions live in "
+            f"{MODEL_FILE} (optional)"
+        )
     return Project(spec=spec, directory=directory, spec_hash=hashlib.sha256(raw).hexdigest())
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``project.yaml``, from the pydantic model (``modelops project schema``,
+    ``docs/project.schema.json``)."""
+    schema = ProjectSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "modelops project.yaml"
+    return schema

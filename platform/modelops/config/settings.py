@@ -26,7 +26,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
-from modelops.config.yaml_file import read_mapping
+from modelops.config.yaml_file import read_mapping, unknown_field
 from modelops.core.errors import ConfigError
 from modelops.core.redact import redact
 
@@ -78,6 +78,17 @@ class Settings(BaseSettings):
         None, description="Platform database (ledger). Default: sqlite:///<state_dir>/platform.db."
     )
     gitops_repo: Path | None = Field(None, description="GitOps repo. Default: <state_dir>/gitops.")
+    image_registry: str = Field(
+        "registry.local/modelops",
+        description="Container registry (and path) the prediction services' images are pushed "
+        "to; a project's image is <image_registry>/<bento name>.",
+    )
+    prediction_log_url: str | None = Field(
+        None,
+        description="Where prediction services log every prediction: a directory (parquet "
+        "partitioned by date) or a SQLAlchemy URL (a PostgreSQL table). Default: "
+        "<state_dir>/predictions, or the platform database in the production profile.",
+    )
     environments: tuple[str, ...] = Field(
         ("dev", "staging", "production"), description="Promotion order, lowest first."
     )
@@ -195,6 +206,17 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.resolved_state_dir / 'platform.db'}"
 
     @property
+    def resolved_prediction_log(self) -> str:
+        """A directory path or a SQLAlchemy URL (see ``prediction_log_url``)."""
+        if self.prediction_log_url:
+            if "://" in self.prediction_log_url:
+                return self.prediction_log_url
+            return str(self.path(Path(self.prediction_log_url)))
+        if self.profile == "production":
+            return self.platform_database_url
+        return str(self.resolved_state_dir / "predictions")
+
+    @property
     def resolved_gitops_repo(self) -> Path:
         return (
             self.path(self.gitops_repo) if self.gitops_repo else self.resolved_state_dir / "gitops"
@@ -211,6 +233,8 @@ class Settings(BaseSettings):
 
 NOT_SETTINGS = frozenset({f"{ENV_PREFIX}ROOT", f"{ENV_PREFIX}ACTOR"})
 """``MODELOPS_*`` variables that are read but are not settings fields."""
+SERVING_PREFIX = f"{ENV_PREFIX}SERVING_"
+"""Variables of a prediction service's own configuration (``modelops.serving``), not settings."""
 
 
 def _describe(error: Mapping[str, Any], origin: str) -> str:
@@ -218,7 +242,10 @@ def _describe(error: Mapping[str, Any], origin: str) -> str:
     value = error.get("input")
     secret = "key" in field or "password" in field
     shown = "" if isinstance(value, dict) else f" (got {'***' if secret else repr(value)})"
-    return redact(f"{origin}: field '{field}': {error['msg']}{shown}")
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":  # a misspelt key of modelops.yaml
+        message = unknown_field(Settings, error["loc"])
+    return redact(f"{origin}: field '{field}': {message}{shown}")
 
 
 def _check_variables(environ: Mapping[str, str]) -> None:
@@ -227,7 +254,11 @@ def _check_variables(environ: Mapping[str, str]) -> None:
 
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
     for name in sorted(environ):
-        if name.startswith(ENV_PREFIX) and name not in known:
+        if (
+            name.startswith(ENV_PREFIX)
+            and name not in known
+            and not name.startswith(SERVING_PREFIX)
+        ):
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"environment {name}: not a modelops setting{hint}")

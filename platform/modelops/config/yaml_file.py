@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel
 
 from modelops.core.errors import ConfigError
 
@@ -53,3 +56,46 @@ def read_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: expected a mapping, got {type(loaded).__name__}")
     return loaded
+
+
+def _model_at(model: type[BaseModel], path: Sequence[str | int]) -> type[BaseModel] | None:
+    """The pydantic model that holds the mapping at ``path`` (an error's ``loc`` without its
+    last part), following nested models, optional ones and the values of dicts, lists and
+    tuples of them; None when the path leads elsewhere."""
+    current: Any = model
+    for part in path:
+        while get_origin(current) in (Union, UnionType):  # X | None
+            members = [a for a in get_args(current) if a is not NoneType]
+            if len(members) != 1:
+                return None
+            current = members[0]
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) in (dict, list, tuple) and get_args(current):
+            current = get_args(current)[-1 if get_origin(current) is dict else 0]
+        else:
+            return None
+    while get_origin(current) in (Union, UnionType):
+        members = [a for a in get_args(current) if a is not NoneType]
+        if len(members) != 1:
+            return None
+        current = members[0]
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def unknown_field(model: type[BaseModel], loc: Sequence[str | int]) -> str:
+    """The message for a key the schema forbids at ``loc``, with the closest field of the
+    mapping it sits in: ``unknown field; did you mean 'max_drop'?``, or the fields there are."""
+    import difflib
+
+    holder = _model_at(model, loc[:-1])
+    if holder is None or not loc:
+        return "unknown field"
+    known = list(holder.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f"unknown field; did you mean '{close[0]}'?"
+    return f"unknown field (fields here: {', '.join(known)})"

@@ -103,7 +103,7 @@ def check_join(
         tolerance: the share of rows a feature may be missing on in any case.
         trained: per-feature missing shares when the model was trained; a feature may be
             missing as often as it was then. None (or a feature it lacks): only the tolerance.
-        where: what was joined, for the message (e.g. ``holdout join of credit_risk_v1``).
+        where: what was joined, for the message (e.g. ``holdout join of <project>_v1``).
     """
     if report.rows_without_features:
         example = (

@@ -87,7 +87,7 @@ def open_store(repo: FeatureRepo) -> FeatureStore:
 
 def _forget_repo_modules(repo_path: Path) -> None:
     """Drop the repo's definition modules from the import cache. Feast imports them by plain
-    name (``credit_risk_features``), so a cached module would shadow an edited file, or the
+    name (``<project>_features``), so a cached module would shadow an edited file, or the
     same-named file of another repository."""
     root = repo_path.resolve()
     for name, module in list(sys.modules.items()):
@@ -119,18 +119,13 @@ def apply(repo: FeatureRepo) -> list[str]:
     """Register every object defined in the repo; delete registered ones no longer defined.
 
     Returns:
-        Names of the objects applied, e.g. ``FeatureService credit_risk_v1``.
+        Names of the objects applied, e.g. ``FeatureService <project>_v1``.
     """
-    from feast.repo_operations import extract_objects_for_apply_delete, parse_repo
+    from feast.repo_operations import extract_objects_for_apply_delete
 
     store = open_store(repo)
-    with _importable(repo.path):
-        try:
-            contents = parse_repo(repo.path)
-        except Exception as exc:
-            raise FeatureStoreError(
-                f"{repo.path}: feature definitions fail to load: {exc}"
-            ) from exc
+    contents = _parse(repo)
+    check_sources(repo.path, contents)
     try:
         to_apply, to_delete, _, _ = extract_objects_for_apply_delete(
             store.project, store.registry, contents
@@ -141,6 +136,126 @@ def apply(repo: FeatureRepo) -> list[str]:
     return sorted(
         f"{type(obj).__name__} {obj.name}" for obj in to_apply if not obj.name.startswith("__")
     )
+
+
+def _parse(repo: FeatureRepo) -> Any:
+    """The objects the repo's definition files declare (Feast's ``RepoContents``)."""
+    from feast.repo_operations import parse_repo
+
+    with _importable(repo.path):
+        try:
+            return parse_repo(repo.path)
+        except Exception as exc:
+            raise FeatureStoreError(
+                f"{repo.path}: feature definitions fail to load: {exc}"
+            ) from exc
+
+
+def defined_feature_services(repo: FeatureRepo) -> list[str]:
+    """Names of the feature services the repo's files define (applied or not), sorted."""
+    return sorted(s.name for s in _parse(repo).feature_services)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _source_columns(path: Path, view: Any) -> list[str] | None:
+    """Column names of a local source, from the parquet footer or the CSV header (no data is
+    read); None for formats that are not checked (Delta, ...)."""
+    file_format = type(getattr(view.batch_source, "file_format", None)).__name__
+    try:
+        if path.suffix.lower() == ".csv":
+            import csv
+
+            with path.open(newline="", encoding="utf-8") as handle:
+                return next(csv.reader(handle), [])
+        if file_format not in ("ParquetFormat", "NoneType"):
+            return None
+        if path.is_dir():
+            import pyarrow.dataset as ds
+
+            return list(ds.dataset(str(path), format="parquet").schema.names)
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except Exception as exc:
+        raise FeatureStoreError(
+            f"{_shown(path)}: source of feature view '{view.name}' is unreadable: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
+
+
+def _declared_columns(view: Any, join_keys: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(name, role) of every column a feature view reads from its batch source: entity join
+    keys, event and created timestamps, then the declared fields."""
+    source = view.batch_source
+    declared = [(join_keys[e], "entity join key") for e in view.entities if e in join_keys]
+    declared += [(field.name, "entity join key") for field in view.entity_columns]
+    declared += [
+        (column, role)
+        for column, role in (
+            (source.timestamp_field, "timestamp field"),
+            (source.created_timestamp_column, "created timestamp column"),
+        )
+        if column
+    ]
+    declared += [(field.name, "") for field in view.features]
+    unique: dict[str, str] = {}
+    for name, role in declared:
+        unique.setdefault(name, role)
+    return list(unique.items())
+
+
+def check_sources(repo_path: Path, contents: Any) -> None:
+    """Every column a feature view declares (fields, entity join keys, timestamp fields) exists
+    in its local source file; Feast only finds out when a join fails.
+
+    Reads the parquet schema or the CSV header, never the data. A source that does not exist
+    yet is a warning (materialize skips such views); remote sources are not checked.
+
+    Raises:
+        FeatureStoreError: naming the file, the missing column, the feature view and the
+            columns the file has.
+    """
+    join_keys = {e.name: e.join_key for e in contents.entities if not e.name.startswith("__")}
+    problems: list[tuple[str, str]] = []  # (message, short form)
+    for view in [*contents.feature_views, *contents.stream_feature_views]:
+        path = _local_source(repo_path, view)
+        if path is None:
+            continue
+        if not path.exists():
+            log.warning(
+                "%s: source of feature view '%s' does not exist yet; its columns are checked "
+                "once it does",
+                _shown(path),
+                view.name,
+            )
+            continue
+        columns = _source_columns(path, view)
+        if columns is None:
+            continue
+        mapping = getattr(view.batch_source, "field_mapping", None) or {}
+        renamed = {new: old for old, new in mapping.items()}
+        for name, role in _declared_columns(view, join_keys):
+            column = renamed.get(name, name)
+            if column in columns or name in columns:
+                continue
+            kind = f" ({role})" if role else ""
+            problems.append(
+                (
+                    f"{_shown(path)}: column '{column}'{kind} declared by feature view "
+                    f"'{view.name}' is missing (columns: {', '.join(columns)})",
+                    f"'{column}' of '{view.name}'",
+                )
+            )
+    if problems:
+        more = "; also missing: " + ", ".join(short for _, short in problems[1:])
+        raise FeatureStoreError(problems[0][0] + (more if len(problems) > 1 else ""))
 
 
 def _explain(exc: Exception, repo: FeatureRepo) -> Exception:

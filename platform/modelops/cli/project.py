@@ -1,0 +1,230 @@
+"""``modelops project``: onboard a table as a project, and the ``project.yaml`` schema."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from modelops.cli.state import STATE
+from modelops.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from modelops.services.project_init import InitResult
+
+app = typer.Typer(
+    help="Create a project from a table; the project.yaml schema.", no_args_is_help=True
+)
+
+_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([wdhms])\s*$")
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_delay(value: str) -> timedelta:
+    """``30d``, ``12h``, ``2w``, ``90m``, ``45s``."""
+    match = _DELAY.match(value)
+    if not match:
+        raise ConfigError(
+            f"--label-delay {value!r}: expected a number and a unit, e.g. 30d, 12h, 2w"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def _moment(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {text!r} is not a date (YYYY-MM-DD) or time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_span(value: str) -> tuple[datetime, datetime]:
+    """``2023-01-01..2024-12-31`` (dates or ISO times, UTC unless a zone is given)."""
+    start, dots, end = value.partition("..")
+    if not dots:
+        raise ConfigError(
+            f"--synthesize-time {value!r}: expected START..END, e.g. 2023-01-01..2024-12-31"
+        )
+    return _moment(start, "--synthesize-time"), _moment(end, "--synthesize-time")
+
+
+def parse_costs(value: str) -> tuple[float, float]:
+    """``FN,FP``: what a missed positive and a false alarm cost."""
+    parts = value.split(",")
+    try:
+        fn, fp = (float(p) for p in parts)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--costs {value!r}: expected FN,FP, two positive numbers (a missed positive, a false "
+            "alarm), e.g. 500,20"
+        ) from exc
+    if fn <= 0 or fp <= 0:
+        raise ConfigError(f"--costs {value!r}: both costs must be greater than 0")
+    return fn, fp
+
+
+def parse_monotone(values: list[str]) -> dict[str, int]:
+    """``COL=+1`` / ``COL=-1``, repeatable."""
+    parsed: dict[str, int] = {}
+    for value in values:
+        column, equals, sign = value.partition("=")
+        if not equals or sign.strip() not in ("+1", "1", "-1") or not column.strip():
+            raise ConfigError(f"--monotone {value!r}: expected COL=+1 or COL=-1")
+        parsed[column.strip()] = int(sign)
+    return parsed
+
+
+@app.command()
+def init(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Project name: folder under projects/.")
+    ],
+    from_csv: Annotated[
+        Path,
+        typer.Option(
+            "--from-csv", metavar="PATH", help="The table: .csv or .parquet, one row a prediction."
+        ),
+    ],
+    label: Annotated[str, typer.Option(metavar="COL", help="Label column (two classes).")],
+    positive: Annotated[
+        str | None, typer.Option(metavar="VALUE", help="Label value of the costly class, e.g. Yes.")
+    ] = None,
+    entity: Annotated[
+        str | None,
+        typer.Option(metavar="COL", help="Column with the id each prediction is made for."),
+    ] = None,
+    timestamp: Annotated[
+        str | None, typer.Option(metavar="COL", help="Column with when each prediction is made.")
+    ] = None,
+    available_at: Annotated[
+        str | None, typer.Option(metavar="COL", help="Column with when each label became known.")
+    ] = None,
+    label_delay: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Labels become known this long after the prediction: 30d, 12h, 2w.",
+        ),
+    ] = None,
+    categorical: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COL",
+            help="A numeric column that holds categories; repeatable (text is already).",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(metavar="COL", help="A column to leave out (an id, a leak); repeatable."),
+    ] = None,
+    costs: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FN,FP",
+            help="FN,FP: cost of a missed positive and of a false alarm. Default 1,1.",
+        ),
+    ] = None,
+    monotone: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COL=+1|-1",
+            help="COL=+1 or COL=-1: the score must rise (fall) with COL; repeatable.",
+        ),
+    ] = None,
+    synthesize_ids: Annotated[
+        bool, typer.Option("--synthesize-ids", help="No id column: one synthetic id per row.")
+    ] = False,
+    synthesize_time: Annotated[
+        str | None,
+        typer.Option(
+            metavar="START..END",
+            help="No time column: spread rows evenly over START..END, in row order.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the files of an existing project.")
+    ] = False,
+) -> None:
+    """Write a project from a table: feature and label parquet, Feast definitions, project.yaml
+    with proposed windows, and data checks. Then: modelops features apply; modelops train NAME."""
+    from modelops.services.project_init import InitOptions, init_project
+
+    options = InitOptions(
+        name=name,
+        source=from_csv,
+        label=label,
+        positive=positive,
+        entity=entity,
+        timestamp=timestamp,
+        available_at=available_at,
+        label_delay=parse_delay(label_delay) if label_delay is not None else None,
+        categorical=tuple(categorical or ()),
+        exclude=tuple(exclude or ()),
+        costs=parse_costs(costs) if costs is not None else None,
+        monotone=parse_monotone(monotone or []),
+        synthesize_ids=synthesize_ids,
+        synthesize_time=parse_span(synthesize_time) if synthesize_time is not None else None,
+        force=force,
+    )
+    _render(init_project(STATE.settings, options), STATE.settings.root)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _render(result: InitResult, root: Path) -> None:
+    numeric = [f.name for f in result.features if not f.categorical]
+    categorical = [f.name for f in result.features if f.categorical]
+    positive = "1" if result.positive is None else repr(result.positive)
+    reused = (
+        f", entity '{result.entity_object}' reused from {result.entity_reused_from}.py"
+        if result.entity_reused_from
+        else f", new entity '{result.entity_object}'"
+    )
+    typer.echo(
+        f"{result.project}: {result.rows_written:,} of {result.rows_read:,} rows from "
+        f"{result.source.name}; label '{result.label}' (positive {positive}, "
+        f"{result.prevalence:.1%} of the windows' rows), known {result.label_delay}"
+    )
+    typer.echo(f"  entity     {result.entity}{reused}")
+    typer.echo(
+        f"  features   {len(result.features)}: {len(numeric)} numeric, {len(categorical)} "
+        f"categorical ({', '.join(categorical) or '-'})"
+    )
+    for window in result.windows:
+        typer.echo(
+            f"  {window.name:<11}{window.start}..{window.end}  {window.rows:>9,} rows  "
+            f"{window.positives:>8,} positive"
+        )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo("wrote:")
+    for path in result.written:
+        mark = "  (replaced)" if path in result.replaced else ""
+        typer.echo(f"  {_shown(path, root)}{mark}")
+    for path in result.replaced:
+        if path not in result.written:
+            typer.echo(f"  {_shown(path, root)}  (removed: no --monotone this time)")
+    for warning in result.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    typer.secho(
+        f"next: modelops features apply && modelops train {result.project}",
+        fg=typer.colors.GREEN,
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of project.yaml (for editors and docs)."""
+    import json
+
+    from modelops.config.project import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))

@@ -1,0 +1,125 @@
+"""`modelops project init` on a 1,000,000-row, 30-column CSV, next to `pandas.read_csv` of it.
+
+Run with ``make bench`` (``pytest tests/benchmarks -s -p no:cacheprovider``), or alone:
+``pytest tests/benchmarks/test_project_init_benchmark.py -s -p no:cacheprovider``. It writes
+the CSV into a temporary directory (seeded: an id, an ISO timestamp, a "Yes"/"No" label, 22
+float, 3 integer and 2 text columns; about 260 MB) and then runs, each in a fresh process under
+``/usr/bin/time -v`` (wall time and peak RSS of the whole process):
+
+a. ``modelops project init bench --from-csv ... --entity --timestamp --label-delay 30d``
+   in a copy of the repository's feature repo and projects;
+b. ``pandas.read_csv`` of the same file (the floor: reading it is the least any tool does),
+   timed inside the process too, so the ratio compares the read alone with the whole init.
+
+Asserted: init within 30 s and 2 GiB peak RSS (the issue's targets), and init wrote the
+project. Printed: both wall times, the ratio, both peak RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support import copy_workspace
+
+ROWS = 1_000_000
+SECONDS_TARGET = 30.0
+RSS_TARGET_GIB = 2.0
+TIME = "/usr/bin/time"
+GIB = 2**30
+
+
+def _write_csv(path: Path, rows: int = ROWS, seed: int = 11) -> None:
+    """30 columns: customer_id, scored_at, churned, f00..f21, n0..n2, plan, region."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    rng = np.random.default_rng(seed)
+    customers = rng.integers(1, rows // 4, rows)
+    # strictly increasing seconds over about two years: one row per customer and time
+    seconds = np.sort(rng.integers(0, 2 * 365 * 86_400 - rows, rows)) + np.arange(rows)
+    stamps = np.datetime64("2023-01-01T00:00:00", "s") + seconds.astype("timedelta64[s]")
+    floats = rng.normal(0, 1, (rows, 22)).round(4)
+    logit = floats[:, 0] - 0.5 * floats[:, 1] + 0.3 * floats[:, 2] - 1
+    label = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "Yes", "No")
+    columns = {
+        "customer_id": customers,
+        "scored_at": np.datetime_as_string(stamps, unit="s"),
+        "churned": label,
+        **{f"f{i:02d}": floats[:, i] for i in range(22)},
+        **{f"n{i}": rng.integers(0, 100, rows) for i in range(3)},
+        "plan": rng.choice(["basic", "plus", "pro", "business"], rows),
+        "region": rng.choice([f"region_{i}" for i in range(40)], rows),
+    }
+    table = pa.table(columns)
+    assert table.num_columns == 30
+    pacsv.write_csv(table, path)
+
+
+def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS bytes (``time -v``) and stdout+stderr of ``argv``."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [TIME, "-v", *argv], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - started
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    assert match, done.stderr[-1000:]
+    return wall, int(match.group(1)) * 1024, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(not Path(TIME).is_file(), reason=f"{TIME} is needed for the peak RSS")
+def test_project_init_on_a_million_rows(tmp_path: Path, clean_env: None) -> None:
+    source = tmp_path / "events.csv"
+    started = time.perf_counter()
+    _write_csv(source)
+    written = time.perf_counter() - started
+    root = copy_workspace(tmp_path / "repo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELOPS_")}
+    env["MODELOPS_ROOT"] = str(root)
+
+    floor_script = (
+        "import time, pandas as pd; t = time.perf_counter(); "
+        f"frame = pd.read_csv({str(source)!r}); "
+        "print(f'read_csv {time.perf_counter() - t:.3f} s', len(frame), len(frame.columns))"
+    )
+    floor_wall, floor_rss, floor_out = _timed([sys.executable, "-c", floor_script], env, tmp_path)
+    read_seconds = float(re.search(r"read_csv ([\d.]+) s", floor_out).group(1))  # type: ignore[union-attr]
+    assert f"{ROWS} 30" in floor_out
+
+    modelops = shutil.which("modelops", path=str(Path(sys.executable).parent))
+    assert modelops
+    init_wall, init_rss, init_out = _timed(
+        [modelops, "project", "init", "bench", "--from-csv", str(source), "--label", "churned",
+         "--positive", "Yes", "--entity", "customer_id", "--timestamp", "scored_at",
+         "--label-delay", "30d", "--costs", "100,5"],
+        env, tmp_path,
+    )  # fmt: skip
+    assert (root / "projects/bench/project.yaml").is_file(), init_out
+    assert (root / "feature_repo/data/bench_features.parquet").is_file()
+
+    size_mb = source.stat().st_size / 1e6
+    print(
+        f"\nproject init benchmark: {ROWS:,} rows x 30 columns, {size_mb:,.0f} MB CSV "
+        f"(written in {written:.1f} s)\n"
+        f"  {'pandas.read_csv (the floor), the read alone':<48}{read_seconds:>8.2f} s\n"
+        f"  {'  its whole process (imports included)':<48}{floor_wall:>8.2f} s"
+        f"{floor_rss / GIB:>8.2f} GiB peak RSS\n"
+        f"  {'modelops project init, whole process':<48}{init_wall:>8.2f} s"
+        f"{init_rss / GIB:>8.2f} GiB peak RSS\n"
+        f"  {'ratio init / read_csv':<48}{init_wall / read_seconds:>8.2f} x\n"
+        f"  targets: init <= {SECONDS_TARGET:.0f} s and <= {RSS_TARGET_GIB:.0f} GiB"
+    )
+    print("\n".join(f"  | {line}" for line in init_out.splitlines() if "Command being" not in line
+                    and not line.startswith("\t")))  # fmt: skip
+    assert init_wall <= SECONDS_TARGET
+    assert init_rss <= RSS_TARGET_GIB * GIB
