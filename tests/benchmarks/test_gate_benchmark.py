@@ -442,12 +442,18 @@ def _densify_holdout(settings: Any, scratch: Path, rows: int) -> float:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from modelops.services import datagen
+    from modelops.services import data
 
     started = time.perf_counter()
     dense_dir = scratch / f"dense-{rows}"
-    datagen.generate(
-        PROJECT, dense_dir, start=DENSE_START, end=DENSE_END, rows=rows, seed=DENSE_SEED
+    data.generate(
+        settings,
+        [PROJECT],
+        out_dir=dense_dir,
+        start=DENSE_START,
+        end=DENSE_END,
+        rows=rows,
+        seed=DENSE_SEED,
     )
     cut = datetime(DENSE_START.year, DENSE_START.month, DENSE_START.day, tzinfo=UTC)
     for table in TABLES:

@@ -248,3 +248,15 @@ def test_paired_bootstrap_interval_brackets_noise_and_separates_real_gains() -> 
     assert paired_bootstrap_interval("roc_auc", y, signal, weak, seed=1) != better
     assert paired_bootstrap_interval("roc_auc", y, signal, weak) == better  # seeded
     assert paired_bootstrap_interval("recall", y, signal, weak) is None  # needs a threshold
+
+
+def test_metric_names_are_listed_once() -> None:
+    """project.yaml's primary_metric type is the metrics module's list, spelled as a Literal."""
+    from typing import get_args
+
+    from modelops.config.project import Metric
+    from modelops.core import metrics
+
+    assert get_args(Metric) == metrics.PRIMARY_METRICS
+    assert set(metrics.FLOOR_METRICS) <= set(metrics.DIRECTION) | {"ece"}
+    assert set(metrics.RANKING_METRICS) | set(metrics.THRESHOLD_METRICS) <= set(metrics.DIRECTION)

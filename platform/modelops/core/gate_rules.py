@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modelops.core.metrics import LOWER_IS_BETTER
+from modelops.core.metrics import LOWER_IS_BETTER, RANKING_METRICS
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def judge(
     if findings.sibling is not None:
         results.append(Rule("preferred over its training sibling", *findings.sibling))
 
-    for metric in ("roc_auc", "pr_auc", "log_loss", "brier"):
+    for metric in RANKING_METRICS:
         if metric == primary:
             continue
         c, r = cm.get(metric), rm.get(metric)

@@ -303,6 +303,15 @@ def segment_metrics(
     )
 
 
+RANKING_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")
+"""Threshold-free metrics of the scores' ranking and probabilities."""
+THRESHOLD_METRICS = ("precision", "recall", "f1", "false_positive_rate", "cost_per_1000")
+"""Metrics of the decisions at a model's threshold."""
+PRIMARY_METRICS = (*RANKING_METRICS, "precision", "recall", "f1")
+"""What ``project.yaml``'s ``primary_metric`` may name (``config.project.Metric``)."""
+FLOOR_METRICS = (*PRIMARY_METRICS, "cost_per_1000", "ece")
+"""What ``promotion.floors`` may name."""
+
 DIRECTION: dict[str, int] = {
     "roc_auc": 1,
     "pr_auc": 1,
@@ -316,8 +325,10 @@ DIRECTION: dict[str, int] = {
     "alert_rate": 0,
     "cost_per_1000": -1,
 }
-"""Which way each compared metric of :func:`classification_metrics` improves: +1 higher is
+"""Every metric the gate compares, in report order, and which way it improves: +1 higher is
 better, -1 lower is better, 0 no direction (the alert rate is a choice, not a quality)."""
+
+COMPARED_METRICS = tuple(DIRECTION)
 
 LOWER_IS_BETTER = frozenset(name for name, sign in DIRECTION.items() if sign < 0)
 

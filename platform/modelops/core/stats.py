@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from modelops.core.metrics import (
     DIRECTION,
+    RANKING_METRICS,
+    THRESHOLD_METRICS,
     CostModel,
     checked_order,
     tie_groups,
@@ -39,8 +41,7 @@ if TYPE_CHECKING:
 DecisionKind = Literal["non_inferiority", "superiority"]
 Hypothesis = Literal["non_inferiority", "superiority", "degradation"]
 
-THRESHOLD_FREE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
-THRESHOLD_METRICS = ("precision", "recall", "f1", "false_positive_rate", "cost_per_1000")
+THRESHOLD_FREE = (*RANKING_METRICS, "ece")
 
 DEFAULT_MAX_ROWS = 10_000
 """Rows a bootstrap works on at most; larger holdouts are subsampled (stratified by label).

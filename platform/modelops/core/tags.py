@@ -20,6 +20,37 @@ PREVALENCE = f"{PREFIX}.prevalence"
 BASELINE_VERSION = f"{PREFIX}.baseline_version"
 CANDIDATE_VERSION = f"{PREFIX}.candidate_version"
 PROJECT_YAML_SHA256 = f"{PREFIX}.project_yaml_sha256"
+TRAINED_BY = f"{PREFIX}.trained_by"
+PROJECT = f"{PREFIX}.project"
+FEATURE_SERVICE = f"{PREFIX}.feature_service"
+REQUEST_FIELDS = f"{PREFIX}.request_fields"
+LABEL = f"{PREFIX}.label"
+WINDOWS = f"{PREFIX}.windows"
+AS_OF = f"{PREFIX}.as_of"
+GIT_COMMIT = f"{PREFIX}.git_commit"
+PRIMARY_METRIC = f"{PREFIX}.primary_metric"
+MANAGED = f"{PREFIX}.managed"
+HOST = f"{PREFIX}.host"
+PID = f"{PREFIX}.pid"
+
+
+def dataset(name: str) -> str:
+    """Prefix of the fingerprint tags of one training window (``train``/``validation``/...)."""
+    return f"{PREFIX}.dataset.{name}"
+
+
+def holdout_metric(metric: str) -> str:
+    return f"{PREFIX}.holdout.{metric}"
+
+
+def environment(name: str) -> str:
+    """Prefix of the promotion-state tags a version carries for one environment."""
+    return f"{PREFIX}.env.{name}"
+
+
+def short(key: str) -> str:
+    """A tag key without the platform prefix, for display."""
+    return key.removeprefix(f"{PREFIX}.")
 
 
 def format_view_digests(views: dict[str, str]) -> str:

@@ -16,20 +16,7 @@ from typing import Any
 
 from modelops.core.fingerprint import DatasetFingerprint
 from modelops.core.gate_rules import Evaluation, Rule
-
-COMPARED_METRICS = (
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "brier",
-    "ece",
-    "precision",
-    "recall",
-    "f1",
-    "false_positive_rate",
-    "alert_rate",
-    "cost_per_1000",
-)
+from modelops.core.metrics import COMPARED_METRICS
 
 
 def inputs_key(parts: dict[str, Any]) -> str:

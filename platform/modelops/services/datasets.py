@@ -27,6 +27,7 @@ from modelops.core.fingerprint import DatasetFingerprint, fingerprint
 from modelops.core.splits import WINDOWS, TimeWindow, assign_windows
 from modelops.integrations import feast as feast_io
 from modelops.services.context import feature_repo
+from modelops.services.features import project_service
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,7 +189,7 @@ def build_training_set(
     split, unlabelled = split_labels(labels, project, as_of)
     split = split[split["_window"].isin(windows)]
     store = store or feast_io.open_store(feature_repo(settings))
-    service = feast_io.feature_service(store, spec.feature_service)
+    service = project_service(settings, project, store)
     features = feast_io.service_features(service)
     request_fields = feast_io.service_request_fields(store, service)
     missing_requests = [f for f in request_fields if f not in split.columns]

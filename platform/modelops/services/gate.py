@@ -19,11 +19,12 @@ failed validation: the gate fails closed, and an error after a pass withdraws th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from modelops.core.metrics import (
     segment_metrics_of_rows,
     segment_rows,
 )
+from modelops.core.scorer import PIPELINE
 from modelops.core.stats import decide, paired_interval, segment_decisions
 from modelops.core.verdict import Verdict, inputs_key
 from modelops.integrations import feast as feast_io
@@ -51,11 +53,14 @@ from modelops.services.context import feature_repo, tracking
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.datasets import build_training_set
+from modelops.services.features import project_service
 from modelops.services.identity import resolve_actor
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from modelops.core.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +70,13 @@ LATENCY_SAMPLES_CONSTANT = 30
 """Timed calls when the reference is the prevalence constant: only the candidate's median is
 judged, against the absolute ceiling, and no ratio has to be stable. The median of 30 calls
 varies between repeated measurements about as much as that of 100 (the machine's load decides:
-20 to 32 ms against 28 to 32 ms for the fraud LightGBM on a busy machine, 4 ms on a quiet one),
+20 to 32 ms against 28 to 32 ms for a bundled LightGBM on a busy machine, 4 ms on a quiet one),
 for a third of the time."""
 LEAKAGE_SAMPLE = 5_000
 SCORE_CHUNK_ROWS = 200_000
+SCORER_CHECK_ROWS = 2_000
+"""Holdout rows on which each serving scorer is checked against its registered pipeline."""
+SCORER_TOLERANCE = 1e-9
 """Rows a model scores per call: a pipeline's intermediate frames then stay small (a whole
 million-row holdout at once costs about 0.6 GiB more at its peak, and the first touch of that
 memory time); every registered model scores each row on its own, so the scores are the same."""
@@ -99,13 +107,44 @@ class _Model:
     threshold_free_score: float = math.nan
     run_id: str | None = None
     trained_role: str = ""
+    scorer: Scorer | None = None
+    scorer_report: dict[str, Any] = field(default_factory=dict)
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        """The serving scorer's probabilities for every row, in chunks of bounded memory."""
         import numpy as np
 
-        if self.model is None:  # prevalence-only reference: one score for every row
+        if self.scorer is None:  # prevalence-only reference: one score for every row
             return np.full(len(frame), self.threshold_free_score)
-        return np.asarray(self.model.predict_proba(frame[self.features])[:, 1], dtype=np.float64)
+        if self.scorer.kind == PIPELINE:  # no native mirror: the registered pipeline itself
+            return np.concatenate(
+                [
+                    np.asarray(
+                        self.model.predict_proba(
+                            frame[self.features].iloc[start : start + SCORE_CHUNK_ROWS]
+                        )[:, 1],
+                        dtype=np.float64,
+                    )
+                    for start in range(0, max(len(frame), 1), SCORE_CHUNK_ROWS)
+                ]
+            )
+        scorer = self.scorer
+        columns = {f: frame[f].to_numpy() for f in self.features}
+        return np.concatenate(
+            [
+                scorer.score_columns(
+                    {f: values[start : start + SCORE_CHUNK_ROWS] for f, values in columns.items()}
+                )
+                for start in range(0, max(len(frame), 1), SCORE_CHUNK_ROWS)
+            ]
+        )
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        """scikit-learn's interface over the serving scorer (permutation importance uses it)."""
+        import numpy as np
+
+        positive = self.scores(x)
+        return np.column_stack([1.0 - positive, positive])
 
 
 def rule_settings(project: Project) -> RuleSettings:
@@ -346,44 +385,21 @@ def _validate(
     record: bool,
     commit: str,
 ) -> Verdict:
+    """lookup → join → (a recorded verdict for the same inputs?) → score → judge → record."""
     spec = project.spec
-    name = spec.registered_model
     as_of = as_of or datetime.now(UTC)
     with mlflow_io.session(tracking(settings)) as client:
         candidate, reference, sibling, candidate_tags = _lookup(
             client, project, ledger, against, version
         )
+        models = [candidate, reference, *([sibling] if sibling else [])]
         store = feast_io.open_store(feature_repo(settings))
-        service = feast_io.feature_service(store, spec.feature_service)
+        service = project_service(settings, project, store)
         served = set(feast_io.service_features(service))
         current_views = feast_io.definitions_digest(store, service)
-        changes = _feature_changes(
-            [candidate, reference, *([sibling] if sibling else [])],
-            current_views,
-            allow_feature_change,
-        )
-        # verified before anything else: a replaced artifact is never scored, nor excused by
-        # a verdict recorded for the original
-        for m in (candidate, reference, *([sibling] if sibling else [])):
-            if m.role == PREVALENCE:
-                continue
-            uri = f"models:/{name}/{m.version}"
-            m.model, m.size_bytes = mlflow_io.load_verified_model(
-                uri, m.artifact_sha256, f"{name} v{m.version} ({m.role})"
-            )
-        trained_missing = json.loads(candidate_tags.get(tags.MISSING_SHARE_TRAIN, "null"))
-        data = build_training_set(
-            settings,
-            project,
-            as_of,
-            windows=("holdout",),
-            join_cache=settings.resolved_state_dir / "holdout-joins",
-            trained_missing=trained_missing,
-            store=store,
-        )
-        frame = data.frames["holdout"]
-        if frame.empty:
-            raise EvaluationError("the holdout window holds no rows")
+        changes = _feature_changes(models, current_views, allow_feature_change)
+        _load(models, spec.registered_model)
+        data = _join(settings, project, as_of, candidate_tags, store)
         inputs = {
             "environment": against,
             "candidate": [candidate.version, candidate.artifact_sha256],
@@ -394,29 +410,123 @@ def _validate(
             "feature_digest": tags.feature_digest(current_views),
             "allow_feature_change": allow_feature_change,
         }
-        key = inputs_key(inputs)
-        previous = _recorded(ledger, project, against, version, key)
+        previous = _recorded(ledger, project, against, version, inputs_key(inputs))
         if previous is not None:
             log.info("same inputs as verdict %s: returning it", previous.id)
             if record:
                 _record(client, ledger, previous, None, project, reused=True, commit=commit)
             return previous
 
+        frame = data.frames["holdout"]
+        scores = _score(frame, models, spec.feature_service, served)
         verdict = _judge(
-            project, frame, candidate, reference, sibling, served, data, as_of, actor, inputs
+            project, frame, scores, candidate, reference, sibling, data, as_of, actor, inputs
         )
         verdict.evidence["feature_changes"] = changes
         verdict.evidence["git_commit"] = commit
+        verdict.evidence["scorers"] = {m.role: m.scorer_report for m in models}
         verdict.evidence["rules"] = {
             "promotion": spec.promotion.model_dump(mode="json"),
             "data_checks": spec.data_checks.model_dump(mode="json"),
             "primary_metric": spec.primary_metric,
         }
         if not candidate.run_id:
-            raise EvaluationError(f"{name} v{version} has no training run to attach the verdict to")
+            raise EvaluationError(
+                f"{spec.registered_model} v{version} has no training run to attach the verdict to"
+            )
         if record:
             _record(client, ledger, verdict, candidate.run_id, project, reused=False, commit=commit)
     return verdict
+
+
+def _load(models: list[_Model], model_name: str) -> None:
+    """Load each version after verifying its artifact: a replaced artifact is never scored, nor
+    excused by a verdict recorded for the original. Each gets its serving scorer."""
+    from modelops.core.scorer import build_scorer
+
+    for m in models:
+        if m.role == PREVALENCE:
+            continue
+        m.model, m.size_bytes = mlflow_io.load_verified_model(
+            f"models:/{model_name}/{m.version}",
+            m.artifact_sha256,
+            f"{model_name} v{m.version} ({m.role})",
+        )
+        m.scorer = build_scorer(m.model, m.features)
+
+
+def _join(
+    settings: Settings,
+    project: Project,
+    as_of: datetime,
+    candidate_tags: dict[str, str],
+    store: Any,
+) -> Any:
+    """The holdout rows, point-in-time, checked as at training (missing shares, availability)."""
+    data = build_training_set(
+        settings,
+        project,
+        as_of,
+        windows=("holdout",),
+        join_cache=settings.resolved_state_dir / "holdout-joins",
+        trained_missing=json.loads(candidate_tags.get(tags.MISSING_SHARE_TRAIN, "null")),
+        store=store,
+    )
+    if data.frames["holdout"].empty:
+        raise EvaluationError("the holdout window holds no rows")
+    return data
+
+
+def _score(
+    frame: pd.DataFrame, models: list[_Model], feature_service: str, served: set[str]
+) -> dict[str, np.ndarray]:
+    """Scores of the candidate and the reference on every holdout row, by role.
+
+    Each model is scored by its serving scorer, the path the service runs, after checking on
+    the first rows that it gives its registered pipeline's scores; a scorer that disagrees
+    stops the gate (the verdict would judge something that does not serve).
+    """
+    candidate = models[0]
+    missing = [f for f in candidate.features if f not in served]
+    if missing:
+        raise EvaluationError(
+            f"candidate v{candidate.version} needs {missing}, not served by '{feature_service}'"
+        )
+    for m in models:
+        _check_scorer(m, frame)
+    log.info("scoring %d holdout rows", len(frame))
+    return {m.role: m.scores(frame) for m in models[:2]}
+
+
+def _check_scorer(m: _Model, frame: pd.DataFrame) -> None:
+    from modelops.core.scorer import verify_scorer
+
+    if m.scorer is None:
+        m.scorer_report = {"kind": "constant", "rows": 0, "max_abs_diff": 0.0, "flips": 0}
+        return
+    if m.scorer.kind == PIPELINE:  # scored by the registered pipeline itself: nothing to compare
+        m.scorer_report = {
+            "kind": PIPELINE,
+            "reason": m.scorer.reason,
+            "rows": 0,
+            "max_abs_diff": 0.0,
+            "flips": 0,
+        }
+        return
+    check = verify_scorer(
+        m.scorer,
+        m.model,
+        frame.iloc[:SCORER_CHECK_ROWS],
+        m.features,
+        SCORER_TOLERANCE,
+        threshold=m.threshold,
+    )
+    m.scorer_report = dataclasses.asdict(check) | {"detail": check.detail}
+    if not check.passed:
+        raise EvaluationError(
+            f"v{m.version} ({m.role}): {check.detail}; the gate will not judge a path that "
+            "would not serve"
+        )
 
 
 def _evaluation(
@@ -454,16 +564,16 @@ def _evaluation(
 def _judge(
     project: Project,
     frame: pd.DataFrame,
+    scores: dict[str, np.ndarray],
     candidate: _Model,
     reference: _Model,
     sibling: _Model | None,
-    served: set[str],
     data: Any,
     as_of: datetime,
     actor: str,
     inputs: dict[str, Any],
 ) -> Verdict:
-    import dataclasses
+    """Every rule on the scored holdout: metrics, intervals, segments, leakage, latency."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -472,30 +582,7 @@ def _judge(
     spec = project.spec
     p = spec.promotion
     label = frame[spec.label.column].to_numpy()
-    missing = [f for f in candidate.features if f not in served]
-    servable = (
-        (False, f"inputs {missing} are not in feature service '{spec.feature_service}'")
-        if missing
-        else (True, f"all {len(candidate.features)} inputs come from '{spec.feature_service}'")
-    )
-    if missing:
-        raise EvaluationError(
-            f"candidate v{candidate.version} needs {missing}, not served by "
-            f"'{spec.feature_service}'"
-        )
-
-    def scored(m: _Model) -> np.ndarray:
-        if len(frame) <= SCORE_CHUNK_ROWS:
-            return m.scores(frame)
-        return np.concatenate(
-            [
-                m.scores(frame.iloc[start : start + SCORE_CHUNK_ROWS])
-                for start in range(0, len(frame), SCORE_CHUNK_ROWS)
-            ]
-        )
-
-    log.info("scoring %d holdout rows", len(frame))
-    scores = {m.role: scored(m) for m in (candidate, reference)}
+    servable = (True, f"all {len(candidate.features)} inputs come from '{spec.feature_service}'")
     primary = spec.primary_metric
     costs = CostModel(spec.costs.false_negative, spec.costs.false_positive)
     groups = {}
@@ -557,7 +644,7 @@ def _judge(
             # Of two versions trained together, the simpler baseline is preferred unless the
             # candidate is shown better: exactly one of them can pass, and noise favours
             # neither.
-            sibling_scores = scored(sibling)
+            sibling_scores = sibling.scores(frame)
             is_candidate = candidate.trained_role != "baseline"
             complex_, simple = (candidate, sibling) if is_candidate else (sibling, candidate)
             by_role = {
@@ -576,7 +663,7 @@ def _judge(
                 orders=(by_role[complex_.version][1], by_role[simple.version][1]),
             )
         x = frame[candidate.features]
-        importance = permutation_shares(candidate.model, x, label, sample=LEAKAGE_SAMPLE)
+        importance = permutation_shares(candidate, x, label, sample=LEAKAGE_SAMPLE)
         interval = primary_run.result()
         segment_report: Any = segments_run.result() if segments_run is not None else None
         sibling_interval = sibling_run.result() if sibling_run is not None else None
@@ -598,14 +685,21 @@ def _judge(
                 f"{said}; the baseline is preferred unless its candidate is shown better",
             )
 
-    samples = LATENCY_SAMPLES if reference.model is not None else LATENCY_SAMPLES_CONSTANT
-    rows = [x.iloc[[i]] for i in range(min(samples, len(x)))]
-    if reference.model is not None:
-        reference_x = frame[reference.features]
-        ref_rows = {id(r): reference_x.iloc[[i]] for i, r in enumerate(rows)}
+    # Timed on the serving scorer, one feature row (a dict, as the service receives it) at a
+    # time: the path a request takes, without pandas.
+    samples = LATENCY_SAMPLES if reference.scorer is not None else LATENCY_SAMPLES_CONSTANT
+    records = frame.iloc[: min(samples, len(frame))]
+    rows = [{f: records[f].iat[i] for f in candidate.features} for i in range(len(records))]
+    candidate_scorer = candidate.scorer
+    assert candidate_scorer is not None  # loaded by _load
+    reference_scorer = reference.scorer
+    if reference_scorer is not None:
+        ref_rows = {
+            id(r): {f: records[f].iat[i] for f in reference.features} for i, r in enumerate(rows)
+        }
 
         def score_reference(row: Any) -> Any:
-            return reference.model.predict_proba(ref_rows[id(row)])
+            return reference_scorer.score_one(ref_rows[id(row)])
 
     else:
 
@@ -613,10 +707,10 @@ def _judge(
             return reference.threshold_free_score
 
     latency = interleaved_latency(
-        candidate.model.predict_proba,
+        candidate_scorer.score_one,
         score_reference,
         rows,
-        warmup=10 if reference.model is not None else 5,
+        warmup=10 if reference_scorer is not None else 5,
         samples=samples,
     )
     if reference.model is not None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelops.config.settings import Settings
+from modelops.core import tags as tag_keys
 from modelops.integrations import mlflow as mlflow_io
 from modelops.services.context import project as project_for
 from modelops.services.context import tracking
@@ -46,7 +47,7 @@ def _info(
     return VersionInfo(
         model_name=model_name,
         version=number,
-        role=tags.get("modelops.role", "?"),
+        role=tags.get(tag_keys.ROLE, "?"),
         aliases=sorted(a for a, v in alias_map.items() if v == number),
         created=int(getattr(version, "creation_timestamp", 0) or 0),
         run_id=run_id,

@@ -11,8 +11,8 @@ from typing import Any
 
 from modelops.config.project import Project
 from modelops.core.gate_rules import in_words, reference_name
-from modelops.core.metrics import direction
-from modelops.core.verdict import COMPARED_METRICS, Verdict
+from modelops.core.metrics import COMPARED_METRICS, direction
+from modelops.core.verdict import Verdict
 
 
 def _fmt(metric: str, value: float) -> str:
@@ -87,8 +87,8 @@ def to_markdown(verdict: Verdict, project: Project) -> str:
             )
     lines += [
         f"| threshold | {c.threshold:.6g} | {r.threshold:.6g} | |",
-        f"| latency p50 / p95 (ms) | {c.latency_ms_p50:.2f} / {c.latency_ms_p95:.2f} | "
-        f"{r.latency_ms_p50:.2f} / {r.latency_ms_p95:.2f} | |",
+        f"| latency p50 / p95 (ms per row, serving scorer) | {c.latency_ms_p50:.3f} / "
+        f"{c.latency_ms_p95:.3f} | {r.latency_ms_p50:.3f} / {r.latency_ms_p95:.3f} | |",
         f"| model size (KiB) | {c.size_bytes / 1024:,.0f} | {r.size_bytes / 1024:,.0f} | |",
         "",
         "| rule | result | why |",
@@ -104,6 +104,18 @@ def to_markdown(verdict: Verdict, project: Project) -> str:
         lines += ["", f"Leakage checks run: {', '.join(ran) or 'none'}."]
         if not_run:
             lines.append(f"Could not run: {'; '.join(not_run)}.")
+    scorers = evidence.get("scorers") or {}
+    if scorers:
+        lines += [
+            "",
+            "Scored and timed on the serving path: "
+            + "; ".join(
+                f"{role} {info.get('kind')} (max |diff| vs pipeline "
+                f"{float(info.get('max_abs_diff', 0.0)):.2g} on {info.get('rows', 0):,} rows)"
+                for role, info in scorers.items()
+            )
+            + ".",
+        ]
     changes = evidence.get("feature_changes") or {}
     if changes:
         said = "; ".join(f"{who}: {', '.join(views)}" for who, views in changes.items())
