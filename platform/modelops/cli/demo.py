@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelops.cli.state import STATE, echo_table
 from modelops.core.errors import ModelopsError
 
-PROJECTS = ["credit_risk", "fraud"]
+if TYPE_CHECKING:
+    from modelops.config.project import Windows
+
 DEMO_ACTOR = "demo-ci"  # runs the gates, as a CI job would
 DEMO_APPROVER = "demo-platform-team"  # approves production: never who trained or validated
-# v2 retrains on a later window; train and validation labels stay known before the holdout.
-LATER_WINDOWS: dict[str, dict[str, tuple[date, date]]] = {
-    "credit_risk": {
-        "train": (date(2021, 9, 1), date(2023, 6, 30)),
-        "validation": (date(2023, 7, 1), date(2023, 12, 31)),
-    },
-    "fraud": {
-        "train": (date(2025, 7, 22), date(2025, 10, 10)),
-        "validation": (date(2025, 10, 11), date(2025, 10, 31)),
-    },
-}
+DEMO_REQUESTS = 300  # single-entity requests sent to each local service
+
+
+def later_windows(windows: Windows) -> dict[str, tuple[date, date]]:
+    """v2's windows: train moves forward by a third of the validation window, validation keeps
+    its end.
+
+    Validation still ends where project.yaml ends it, so its labels stay known before the holdout
+    starts, and the holdout (what the gate compares on) is unchanged.
+    """
+    validation_days = (windows.validation.end - windows.validation.start).days + 1
+    shift = timedelta(days=max(1, validation_days // 3))
+    train_end = windows.train.end + shift
+    return {
+        "train": (windows.train.start + shift, train_end),
+        "validation": (train_end + timedelta(days=1), windows.validation.end),
+    }
 
 
 def _step(text: str) -> None:
@@ -87,19 +96,95 @@ def _rollback_drill(project: str) -> None:
     )
 
 
+def _package_production(projects: list[str]) -> list[str]:
+    """Package each project's production holder; the projects that have one."""
+    from modelops.services import package, promote
+
+    settings = STATE.settings
+    done = []
+    for project in projects:
+        holder = promote.holders(settings, project).get("production")
+        if not holder:
+            typer.echo(f"  {project}: nothing holds production; nothing to package")
+            continue
+        result = package.package(settings, project, holder, environment="production")
+        skew = result.skew.report
+        typer.echo(
+            f"  {project} v{holder}: Bento {result.bento_tag} (skew: {skew.mismatched_entities} "
+            f"of {skew.entities} entities differ online; {result.scorer.detail})"
+        )
+        done.append(project)
+    return done
+
+
+def _deploy(project: str) -> None:
+    from modelops.services import deploy, promote
+
+    settings = STATE.settings
+    for environment, holder in promote.holders(settings, project).items():
+        if not holder or environment == settings.environments[0]:
+            continue
+        result = deploy.deploy(settings, project, environment, actor=DEMO_ACTOR)
+        subject = result.message.splitlines()[0] if result.message else ""
+        said = "already deployed" if result.commit is None else f"commit {result.commit[:12]}"
+        typer.echo(f"  {result.values_path}: {said}  {subject}")
+
+
+def _serve_and_send(project: str, requests: int) -> None:
+    """Start the production service, send ``requests`` single-entity requests, stop it."""
+    import socket
+
+    from modelops.services import package, traffic
+
+    settings = STATE.settings
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    plan = package.plan_serve(settings, project, "production")
+    log_file = settings.resolved_state_dir / "serving" / f"{project}-production.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as server_log:
+        process = package.start_server(plan, port, "127.0.0.1", stdout=server_log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = traffic.wait_ready(base, timeout=180, process=process)
+        bodies = traffic.request_bodies(settings, project, requests)
+        result = traffic.send(base, bodies, concurrency=8)
+    finally:
+        package.stop_server(process)
+    typer.echo(f"  {project}: server output in {log_file}")
+    typer.echo(
+        f"  {project} v{plan.version} at {base} (ready in {ready:.1f} s): {result.sent} requests, "
+        f"{result.failed} failed, p50 {result.percentile(50):.1f} ms, p99 "
+        f"{result.percentile(99):.1f} ms, {result.per_second:.0f} req/s at concurrency 8"
+    )
+    for body, answer in result.samples:
+        typer.echo(
+            f"    {json.dumps(body)} -> score {answer.get('score')}, decision "
+            f"{answer.get('decision')}, v{answer.get('model_version')}"
+        )
+    for error in result.errors:
+        typer.secho(f"    {error}", fg=typer.colors.RED)
+
+
 def demo(
     rows: Annotated[
         int | None, typer.Option(help="Labelled events per project (default: generator's).")
     ] = None,
 ) -> None:
-    """Data, features, train v1, gate and promote it, train v2, gate it against production."""
+    """Data, features, train v1, gate and promote it, train v2, gate it against production.
+
+    The demo runs every project under the projects folder that has a data.py (an example-data
+    generator); v2 retrains on windows moved forward from project.yaml's (:func:`later_windows`).
+    """
     from modelops.config.project import load_project
     from modelops.services import data, features, gate, promote, train
     from modelops.services.report import to_markdown
 
     settings = STATE.settings
+    projects = data.projects_with_data(settings)  # none: generate says so, naming the folder
     _step("1. generating seeded example data")
-    summaries = data.generate(settings, PROJECTS, rows=rows)
+    summaries = data.generate(settings, projects, rows=rows)
     for s in summaries:
         typer.echo(
             f"  {s.project}: {sum(t.rows for t in s.tables):,} rows, "
@@ -112,7 +197,7 @@ def demo(
         typer.echo(f"  {view.name}: {view.start:%Y-%m-%d} .. {view.end:%Y-%m-%d}")
 
     _step("3. training v1 and registering it with its lineage")
-    first = {p: train.train(settings, p) for p in PROJECTS}
+    first = {p: train.train(settings, p) for p in projects}
     echo_table(
         ["project", "version", "role", "holdout ROC-AUC", "PR-AUC", "cost/1000"],
         [
@@ -145,8 +230,9 @@ def demo(
             )
 
     _step("5. training v2 on a later window and gating it against production")
-    for project in PROJECTS:
-        second = train.train(settings, project, windows=LATER_WINDOWS[project])
+    for project in projects:
+        loaded = load_project(settings.resolved_projects_dir, project)
+        second = train.train(settings, project, windows=later_windows(loaded.spec.windows))
         version = second.candidate.version
         try:
             verdict = gate.validate(
@@ -158,7 +244,7 @@ def demo(
             )
             continue
         typer.echo("")
-        typer.echo(to_markdown(verdict, load_project(settings.resolved_projects_dir, project)))
+        typer.echo(to_markdown(verdict, loaded))
         if verdict.passed:
             typer.secho(f"{project} v{version} beats production: promoting it", bold=True)
             _walk_to_production(
@@ -179,11 +265,20 @@ def demo(
                 typer.secho(f"{project} v{version} refused: {exc}", fg=typer.colors.YELLOW)
 
     _step("6. rollback drill: production back to its previous holder, no gate, recorded")
-    for project in PROJECTS:
+    for project in projects:
         _rollback_drill(project)
 
-    _step("7. history")
-    for project in PROJECTS:
+    _step("7. packaging each production version as a BentoML prediction service")
+    packaged = _package_production(projects)
+    _step("8. deploying through GitOps commits: staging and production")
+    for project in packaged:
+        _deploy(project)
+    _step("9. serving production locally: online features, the serving scorer, a prediction log")
+    for project in packaged:
+        _serve_and_send(project, requests=DEMO_REQUESTS)
+
+    _step("10. history")
+    for project in projects:
         serving = promote.holders(settings, project)
         typer.echo(
             f"{project}: "

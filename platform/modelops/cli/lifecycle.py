@@ -74,10 +74,8 @@ def validate(
     if no_record:
         typer.echo("not recorded (--no-record): this verdict allows no promotion")
         return
-    if against == "staging" and spec.spec.promotion.auto_promote_staging:
-        move = promote.promote(
-            settings, project, version, "staging", reason=f"automatic after verdict {verdict.id}"
-        )
+    move = promote.apply_policy(settings, project, verdict)
+    if move is not None:
         typer.secho(
             f"staging now serves v{move.to_version} (project policy auto_promote_staging)",
             fg=typer.colors.GREEN,
@@ -118,6 +116,7 @@ def rollback(
     actor: Annotated[str | None, typer.Option(help="Who (default: you).")] = None,
 ) -> None:
     """Restore the previous holder of an environment; no gate, always recorded."""
+    from modelops.services import deploy as deploy_service
     from modelops.services import promote as service
 
     move = service.rollback(STATE.settings, project, env, reason=reason, to_version=to, actor=actor)
@@ -125,6 +124,36 @@ def rollback(
         f"{move.model_name}: {move.environment} rolled back from v{move.from_version} "
         f"to v{move.to_version}; ledger entry {move.entry.seq}",
         fg=typer.colors.GREEN,
+    )
+    if not deploy_service.is_deployed(STATE.settings, project, env):
+        typer.echo(f"GitOps: {project} was never deployed to {env}; no values to rewrite")
+        return
+    try:
+        recorded = deploy_service.record_rollback(
+            STATE.settings,
+            project,
+            env,
+            from_version=move.from_version,
+            to_version=move.to_version,
+            reason=reason,
+            actor=move.entry.actor,
+        )
+    except ModelopsError as error:
+        typer.secho(
+            f"ledger moved; GitOps not updated: {error}; run 'modelops deploy {project} "
+            f"--env {env}'",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        raise typer.Exit(3) from error
+    typer.echo(
+        "GitOps: "
+        + (
+            "already recorded"
+            if recorded.already_deployed
+            else f"commit {(recorded.commit or '?')[:12]}"
+        )
+        + f" in {recorded.repo}"
     )
 
 
@@ -157,8 +186,13 @@ def history(
         datetime | None,
         typer.Option(help="Which version held --env at this time (UTC)?"),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON document instead (keys: docs/cli-json.md)."),
+    ] = False,
 ) -> None:
     """The ledger: every validation, approval, promotion, refusal and rollback."""
+    from modelops.cli.state import echo_json
     from modelops.services import promote as service
 
     settings = STATE.settings
@@ -167,12 +201,54 @@ def history(
             raise ModelopsError("--at needs a project and --env")
         when = at if at.tzinfo else at.replace(tzinfo=UTC)
         holder = service.holder_at(settings, project, env, when)
+        if as_json:
+            echo_json({"project": project, "environment": env, "at": when, "version": holder})
+            return
         typer.echo(
             f"{project} {env} at {when:%Y-%m-%d %H:%M:%S}: "
             + (f"v{holder}" if holder else "no version")
         )
         return
     entries = service.history(settings, project, env)
+    if as_json:
+        head = service.anchor(settings) if anchor else None
+        result = service.verify(settings, project, expect_anchor) if verify and not anchor else None
+        echo_json(
+            {
+                "entries": [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "action": e.action,
+                        "project": e.project,
+                        "environment": e.environment,
+                        "from_version": e.from_version,
+                        "to_version": e.to_version,
+                        "actor": e.actor,
+                        "verdict_id": e.verdict_id,
+                        "reason": e.reason or None,
+                        "details": e.details,
+                        "hash": e.hash,
+                    }
+                    for e in entries
+                ],
+                "anchor": head,
+                "verification": None
+                if result is None
+                else {
+                    "ok": result.ok,
+                    "checked": result.checked,
+                    "anchor": result.anchor or None,
+                    "keyed_from": result.keyed_from,
+                    "problems": list(result.problems),
+                },
+            }
+        )
+        if result is not None and not result.ok:
+            raise LedgerBrokenError(
+                f"ledger verification failed: {len(result.problems)} problem(s)"
+            )
+        return
     echo_table(
         ["#", "time (UTC)", "action", "project", "env", "from", "to", "actor", "verdict", "reason"],
         [

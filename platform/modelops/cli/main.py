@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 
 from modelops import __version__
-from modelops.cli import data, demo, features, ledger, lifecycle, models, train
+from modelops.cli import (
+    data,
+    demo,
+    deploy,
+    features,
+    ledger,
+    lifecycle,
+    models,
+    project,
+    serving,
+    status,
+    train,
+)
 from modelops.cli.state import STATE, configure_logging
 from modelops.core.errors import ModelopsError
 from modelops.core.redact import redact
@@ -24,12 +36,18 @@ app.add_typer(data.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(models.app, name="models")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(project.app, name="project")
 app.command("train")(train.train)
 app.command("validate")(lifecycle.validate)
 app.command("promote")(lifecycle.promote)
 app.command("rollback")(lifecycle.rollback)
 app.command("history")(lifecycle.history)
+app.command("package")(serving.package)
+app.command("serve")(serving.serve)
+app.command("skew")(serving.skew)
+app.command("deploy")(deploy.deploy)
 app.command("demo")(demo.demo)
+app.command("report")(status.report)
 
 
 def _version(value: bool) -> None:

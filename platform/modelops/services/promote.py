@@ -15,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from modelops.config.project import Project
 from modelops.config.settings import Settings
+from modelops.core import tags
 from modelops.core.errors import ModelopsError, RegistryError
+from modelops.core.verdict import Verdict
 from modelops.integrations import git as git_io
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Holder, Ledger, LedgerEntry, RecordedEntry, Verification
@@ -25,8 +27,6 @@ from modelops.services.context import project as project_for
 from modelops.services.identity import resolve_actor
 
 log = logging.getLogger(__name__)
-
-TAG = "modelops"
 
 
 class PromotionRefusedError(ModelopsError):
@@ -98,7 +98,7 @@ def _mirror_to_mlflow(settings: Settings, model_name: str, entry: RecordedEntry)
     """
     environment, previous, new = entry.environment, entry.from_version, entry.to_version
     assert new is not None
-    prefix = f"{TAG}.env.{environment}"
+    prefix = tags.environment(environment)
     with mlflow_io.session(tracking(settings)) as client:
         if previous:
             mlflow_io.set_alias(client, model_name, f"{environment}-previous", previous)
@@ -120,6 +120,25 @@ def _mirror_to_mlflow(settings: Settings, model_name: str, entry: RecordedEntry)
                 f"{prefix}.ledger_seq": str(entry.seq),
             },
         )
+
+
+def apply_policy(settings: Settings, project_name: str, verdict: Verdict) -> Move | None:
+    """What the project's promotion policy does after a recorded passing verdict.
+
+    Today one rule: ``promotion.auto_promote_staging`` moves staging to a candidate that passed
+    against staging. Every other move stays explicit. Returns the move, or None.
+    """
+    if not verdict.passed or verdict.environment != "staging":
+        return None
+    if not project_for(settings, project_name).spec.promotion.auto_promote_staging:
+        return None
+    return promote(
+        settings,
+        project_name,
+        verdict.candidate.version,
+        "staging",
+        reason=f"automatic after verdict {verdict.id} (project policy auto_promote_staging)",
+    )
 
 
 def promote(
@@ -226,7 +245,7 @@ def promote(
         if not settings.allow_self_approval:
             with mlflow_io.session(tracking(settings)) as client:
                 trained_by = mlflow_io.get_version(client, spec.registered_model, version).tags.get(
-                    f"{TAG}.trained_by"
+                    tags.TRAINED_BY
                 )
             people = (("trained", trained_by), ("validated", verdict.actor))
             involved = [role for role, who in people if who == actor]
@@ -355,11 +374,13 @@ def verify(
     """The ledger's own checks (chain, head, holder table, ``expect_anchor``), then every
     environment alias in MLflow against the ledger."""
     from modelops.config.project import available_projects
+    from modelops.services.deploy import gitops_agrees
 
     result = ledger_for(settings).verify(expect_anchor)
     names = [project_name] if project_name else available_projects(settings.resolved_projects_dir)
     drift: list[str] = []
     for name in names:
+        drift += gitops_agrees(settings, name).problems
         try:
             drift += alias_drift(settings, name)
         except RegistryError:  # no registered model yet: nothing can have drifted

@@ -1,0 +1,841 @@
+"""``modelops deploy``: the version the ledger says holds an environment, written to GitOps.
+
+The ledger decides what serves where; the GitOps repository says what should run, and Argo CD
+makes it so. A deploy writes, for one project and environment:
+
+- ``environments/<env>/<project>/values.yaml``: the Helm values of ``charts/model-service``:
+  the image (``<image_registry>/<bento name>:<bento version>``), the model version, the Bento tag
+  (pod annotation ``modelops.io/bento-tag``), replicas and resources (per-environment defaults
+  when the file is new; later edits by hand are kept, only the keys modelops owns change);
+- ``apps/<env>-<project>.yaml``: the Argo CD ``Application`` that renders the chart from the
+  platform repository with that values file (written when missing; see docs/deploy-gitops.md);
+
+and commits them with a message naming the project, version, verdict and actor, whose trailer
+``Modelops-Ledger-Head: <seq>:<hash>`` anchors the ledger outside its database. Nothing changed,
+nothing committed. Only the ledger is read: the Bento tag comes from the artifact SHA-256 that
+the promoting verdict judged (the same bytes ``modelops package`` verifies).
+
+``--direct`` patches the running Deployment instead, for clusters without GitOps.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from modelops.config.settings import Settings
+from modelops.core.errors import ModelopsError
+from modelops.core.release import bento_name, bento_tag, bento_version, values_path
+from modelops.integrations import gitops as gitops_io
+from modelops.integrations.database import Ledger, RecordedEntry
+from modelops.services.context import approval_required, check_environment
+from modelops.services.context import ledger as ledger_for
+from modelops.services.context import project as project_for
+from modelops.services.identity import resolve_actor
+
+CHART_PATH = "charts/model-service"
+CHART_NAME = "model-service"
+CONTAINER = "bentoml"
+"""The container of the chart's Deployment that serves the Bento."""
+DEFAULT_NAMESPACE = "models"
+ARGOCD_NAMESPACE = "argocd"
+DESTINATION_SERVER = "https://kubernetes.default.svc"
+BENTO_TAG_ANNOTATION = "modelops.io/bento-tag"
+MODEL_VERSION_KEY = "modelops.io/model-version"
+VERSION_VARIABLE = "MODELOPS_MODEL_VERSION"
+LEDGER_HEAD_TRAILER = "Modelops-Ledger-Head"
+
+Sync = Literal["auto", "manual"]
+
+# Sizes of a new values file, by the environment's place in the promotion order: the first
+# environment (dev), the last (production) and every one in between (staging). A file that
+# exists keeps whatever it says.
+_SIZES: dict[str, dict[str, Any]] = {
+    "first": {
+        "replicaCount": 1,
+        "autoscaling": {"enabled": False},
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "512Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
+        },
+    },
+    "middle": {
+        "replicaCount": 2,
+        "autoscaling": {"enabled": False},
+        "resources": {
+            "requests": {"cpu": "500m", "memory": "512Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
+        },
+    },
+    "last": {
+        "replicaCount": 3,
+        "autoscaling": {
+            "enabled": True,
+            "minReplicas": 3,
+            "maxReplicas": 10,
+            "targetCPUUtilizationPercentage": 70,
+        },
+        "resources": {
+            "requests": {"cpu": "1", "memory": "1Gi"},
+            "limits": {"cpu": "2", "memory": "2Gi"},
+        },
+    },
+}
+
+_VALUES_HEADER = """\
+# Helm values of {project} in {environment} for charts/model-service, written by modelops deploy.
+# modelops owns project, environment, modelVersion, image.repository, image.tag and the
+# podAnnotation {annotation}; edit anything else here (by pull request): later deploys keep it.
+"""
+
+
+class DeployError(ModelopsError):
+    """A deploy that must not happen: nothing holds the environment, a mismatch, a bad file."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """What the ledger says should serve (project, environment), and how to find its image."""
+
+    project: str
+    environment: str
+    version: str
+    artifact_sha256: str
+    bento_tag: str
+    image_repository: str
+    image_tag: str
+    verdict_id: str | None
+    moved_by: RecordedEntry
+    """The promote or rollback entry that made ``version`` the holder."""
+
+    @property
+    def image(self) -> str:
+        return f"{self.image_repository}:{self.image_tag}"
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What a deploy (or a recorded rollback) did; ``commit`` is None when nothing was committed
+    (already deployed, a dry run, or ``--direct``)."""
+
+    release: Release
+    repo: Path | None
+    values_path: str
+    application_path: str
+    values: dict[str, Any]
+    files: dict[str, str]
+    message: str
+    commit: str | None = None
+    already_deployed: bool = False
+    pushed: bool = False
+    dry_run: bool = False
+    created_repo: bool = False
+    direct: dict[str, Any] | None = None
+    """With ``--direct``: namespace, deployment, patch body, and (unless a dry run) generation."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``modelops deploy --json`` document (keys: docs/deploy-gitops.md)."""
+        r = self.release
+        return {
+            "project": r.project,
+            "environment": r.environment,
+            "model_version": r.version,
+            "bento_tag": r.bento_tag,
+            "image": r.image,
+            "image_repository": r.image_repository,
+            "image_tag": r.image_tag,
+            "artifact_sha256": r.artifact_sha256,
+            "verdict_id": r.verdict_id,
+            "ledger_entry": r.moved_by.seq,
+            "gitops_repo": None if self.repo is None else str(self.repo),
+            "values_path": self.values_path,
+            "application_path": self.application_path,
+            "commit": self.commit,
+            "already_deployed": self.already_deployed,
+            "pushed": self.pushed,
+            "dry_run": self.dry_run,
+            "direct": self.direct,
+        }
+
+
+@dataclass(frozen=True)
+class EnvironmentAgreement:
+    environment: str
+    ledger_version: str | None
+    gitops_version: str | None
+    status: Literal["agrees", "differs", "not deployed"]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class GitOpsAgreement:
+    """Whether the GitOps repository deploys, in every environment, the ledger's holder.
+
+    ``ok`` is False when a values file names another version (or is unreadable, or deploys
+    something where the ledger has no holder); an environment promoted but never deployed is
+    ``pending``, not a disagreement.
+    """
+
+    project: str
+    repo: Path
+    environments: list[EnvironmentAgreement] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [
+            f"{self.project} {e.environment}: {e.detail}"
+            for e in self.environments
+            if e.status == "differs"
+        ]
+
+    @property
+    def pending(self) -> list[str]:
+        return [e.environment for e in self.environments if e.status == "not deployed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def application_path(environment: str, project: str) -> str:
+    """Where the GitOps repository keeps the Argo CD Application of (project, environment)."""
+    return f"apps/{environment}-{project}.yaml"
+
+
+def release_name(project: str, environment: str) -> str:
+    """The Helm release (and Argo CD Application) name, ``<project>-<environment>`` made a
+    DNS label: lower case, ``_`` as ``-``, at most 53 characters (Helm's limit)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", f"{project}-{environment}".lower()).strip("-")
+    return name[:53].rstrip("-")
+
+
+def deployment_name(project: str, environment: str) -> str:
+    """The chart's Deployment: ``<release>-model-service`` (its ``model-service.fullname``)."""
+    release = release_name(project, environment)
+    name = release if CHART_NAME in release else f"{release}-{CHART_NAME}"
+    return name[:63].rstrip("-")
+
+
+# ----------------------------------------------------------------------------- the ledger
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def resolve_release(settings: Settings, project_name: str, environment: str) -> Release:
+    """The holder of ``environment`` in the ledger and the image that serves it.
+
+    Raises:
+        DeployError: nothing holds the environment; the holder table and the chain disagree;
+            the ledger has no artifact SHA-256 for the holder.
+    """
+    check_environment(settings, environment)
+    spec = project_for(settings, project_name).spec
+    return _release(settings, ledger_for(settings), spec.name, environment)
+
+
+def _release(settings: Settings, ledger: Ledger, project: str, environment: str) -> Release:
+    holder = ledger.holder(project, environment).version
+    if holder is None:
+        raise DeployError(
+            f"nothing holds {environment} for {project} in the ledger; promote a version there "
+            f"first (modelops promote {project} VERSION --to {environment})"
+        )
+    entries = ledger.entries(project, environment)
+    moves = [e for e in entries if e.action in ("promote", "rollback")]
+    if not moves or moves[-1].to_version != holder:
+        chain = f"v{moves[-1].to_version}" if moves else "nothing"
+        raise DeployError(
+            f"{project} {environment}: the holder table says v{holder} but the ledger's chain "
+            f"says {chain}; run 'modelops history --verify' before deploying"
+        )
+    moved_by = moves[-1]
+    verdict_id = moved_by.verdict_id
+    if verdict_id is None:  # a rollback: the verdict that promoted this version here before
+        verdict_id = next(
+            (
+                e.verdict_id
+                for e in reversed(moves)
+                if e.action == "promote" and e.to_version == holder and e.verdict_id
+            ),
+            None,
+        )
+    sha = _judged_sha256(entries, holder, verdict_id)
+    if sha is None:
+        raise DeployError(
+            f"{project} v{holder} holds {environment}, but the ledger records no artifact "
+            f"SHA-256 for it (verdict {verdict_id or 'none'}); the image tag cannot be derived"
+        )
+    return Release(
+        project=project,
+        environment=environment,
+        version=holder,
+        artifact_sha256=sha,
+        bento_tag=bento_tag(project, holder, sha),
+        image_repository=f"{settings.image_registry.rstrip('/')}/{bento_name(project)}",
+        image_tag=bento_version(holder, sha),
+        verdict_id=verdict_id,
+        moved_by=moved_by,
+    )
+
+
+def _judged_sha256(
+    entries: list[RecordedEntry], version: str, verdict_id: str | None
+) -> str | None:
+    """The artifact SHA-256 the verdict ``verdict_id`` judged (else any passing verdict of it)."""
+    validations = [
+        e
+        for e in reversed(entries)
+        if e.action == "validate"
+        and e.to_version == version
+        and re.fullmatch(r"[0-9a-f]{64}", str(e.details.get("candidate_artifact_sha256") or ""))
+    ]
+    for entry in validations:
+        if verdict_id is not None and entry.verdict_id == verdict_id:
+            return str(entry.details["candidate_artifact_sha256"])
+    for entry in validations:
+        if entry.details.get("passed"):
+            return str(entry.details["candidate_artifact_sha256"])
+    return None
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _size(settings: Settings, environment: str) -> dict[str, Any]:
+    order = settings.environments
+    if len(order) > 1 and environment == order[-1]:
+        return _SIZES["last"]
+    if environment == order[0]:
+        return _SIZES["first"]
+    return _SIZES["middle"]
+
+
+def _load_values(text: str | None, where: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise DeployError(f"{where}:{line} not valid YAML; fix or delete it") from error
+    if loaded is None:
+        return None
+    if not isinstance(loaded, dict):
+        raise DeployError(f"{where}: not a mapping of Helm values; fix or delete it")
+    return loaded
+
+
+def build_values(
+    settings: Settings,
+    release: Release,
+    existing: dict[str, Any] | None,
+    replicas: int | None = None,
+) -> dict[str, Any]:
+    """The values file after this deploy: ``existing`` (or the environment's defaults) with the
+    keys modelops owns set to ``release``, and ``replicas`` when given (the fixed count, or the
+    autoscaler's floor when autoscaling is on)."""
+    import copy
+
+    base = copy.deepcopy(existing) if existing is not None else {}
+    values: dict[str, Any] = {
+        "project": release.project,
+        "environment": release.environment,
+        "modelVersion": release.version,
+    }
+    found = base.pop("image", None)
+    image = dict(found) if isinstance(found, dict) else {}
+    if image.get("tag") != release.image_tag:
+        image.pop("digest", None)  # it pinned the previous image
+    image.update(repository=release.image_repository, tag=release.image_tag)
+    values["image"] = {"repository": image.pop("repository"), "tag": image.pop("tag"), **image}
+    found = base.pop("podAnnotations", None)
+    annotations = dict(found) if isinstance(found, dict) else {}
+    annotations[BENTO_TAG_ANNOTATION] = release.bento_tag
+    values["podAnnotations"] = annotations
+    for key in ("project", "environment", "modelVersion"):
+        base.pop(key, None)
+    if existing is None:
+        base = copy.deepcopy(_size(settings, release.environment))
+    values.update(base)
+    if replicas is not None:
+        # the chart's default is an enabled autoscaler (2 to 10 pods), which owns the count
+        autoscaling = values.setdefault("autoscaling", {})
+        if not isinstance(autoscaling, dict) or autoscaling.get("enabled", True) is False:
+            values["replicaCount"] = replicas
+        else:
+            autoscaling["minReplicas"] = replicas
+            autoscaling["maxReplicas"] = max(int(autoscaling.get("maxReplicas", 10)), replicas)
+    return values
+
+
+def render_values(values: dict[str, Any]) -> str:
+    header = _VALUES_HEADER.format(
+        project=values["project"],
+        environment=values["environment"],
+        annotation=BENTO_TAG_ANNOTATION,
+    )
+    return header + yaml.safe_dump(values, sort_keys=False, default_flow_style=False)
+
+
+def _sync(settings: Settings, project_name: str, environment: str, sync: Sync | None) -> Sync:
+    """Manual sync where promotions need an approval (production), automated elsewhere."""
+    if sync is not None:
+        return sync
+    project = project_for(settings, project_name)
+    return "manual" if environment in approval_required(settings, project) else "auto"
+
+
+def build_application(
+    release: Release,
+    *,
+    chart_repo: str,
+    chart_revision: str,
+    gitops_repo: str,
+    gitops_revision: str,
+    namespace: str,
+    sync: Sync,
+) -> dict[str, Any]:
+    """The Argo CD Application: the chart from the platform repository, the values file from the
+    GitOps repository (a multi-source Application, Argo CD >= 2.6)."""
+    name = release_name(release.project, release.environment)
+    spec: dict[str, Any] = {
+        "project": "default",
+        "destination": {"server": DESTINATION_SERVER, "namespace": namespace},
+        "sources": [
+            {
+                "repoURL": chart_repo,
+                "targetRevision": chart_revision,
+                "path": CHART_PATH,
+                "helm": {
+                    "releaseName": name,
+                    "valueFiles": [f"$values/{values_path(release.environment, release.project)}"],
+                },
+            },
+            {"repoURL": gitops_repo, "targetRevision": gitops_revision, "ref": "values"},
+        ],
+        "syncPolicy": {"syncOptions": ["CreateNamespace=true"]},
+    }
+    if sync == "auto":
+        spec["syncPolicy"] = {"automated": {"prune": True, "selfHeal": True}, **spec["syncPolicy"]}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": name,
+            "namespace": ARGOCD_NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/part-of": "modelops",
+                "modelops.io/project": release.project,
+                "modelops.io/environment": release.environment,
+            },
+        },
+        "spec": spec,
+    }
+
+
+def _update_application(
+    existing: dict[str, Any], namespace: str | None, sync: Sync | None
+) -> dict[str, Any]:
+    """An existing Application is left as it is, except what the command line asks to change."""
+    import copy
+
+    app = copy.deepcopy(existing)
+    spec = app.setdefault("spec", {})
+    if namespace is not None:
+        spec.setdefault("destination", {})["namespace"] = namespace
+    if sync is not None:
+        policy = spec.setdefault("syncPolicy", {}) or {}
+        spec["syncPolicy"] = policy
+        if sync == "auto":
+            policy["automated"] = {"prune": True, "selfHeal": True}
+        else:
+            policy.pop("automated", None)
+    return app
+
+
+def _render_application(app: dict[str, Any]) -> str:
+    return (
+        "# Argo CD Application written by modelops deploy; edits are kept by later deploys.\n"
+        + yaml.safe_dump(app, sort_keys=False, default_flow_style=False)
+    )
+
+
+def _files(
+    settings: Settings,
+    repo: gitops_io.GitOpsRepo,
+    release: Release,
+    *,
+    replicas: int | None,
+    namespace: str | None,
+    sync: Sync | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The values and the files (path -> text) this deploy writes."""
+    values_file = values_path(release.environment, release.project)
+    app_file = application_path(release.environment, release.project)
+    exists = repo.exists()
+    existing_text = repo.read(values_file) if exists else None
+    where = str(repo.path / values_file)
+    values = build_values(settings, release, _load_values(existing_text, where), replicas)
+    app_text = repo.read(app_file) if exists else None
+    app_existing = _load_values(app_text, str(repo.path / app_file))
+    if app_existing is not None:
+        app = _update_application(app_existing, namespace, sync)
+        rendered_app = app_text if app == app_existing else _render_application(app)
+    else:
+        chart_repo = gitops_io.remote_url(settings.root) or settings.root.resolve().as_uri()
+        gitops_url = (repo.remote_url() if exists else None) or repo.path.resolve().as_uri()
+        app = build_application(
+            release,
+            chart_repo=chart_repo,
+            chart_revision=settings.resolved_trusted_branch or "main",
+            gitops_repo=gitops_url,
+            gitops_revision=repo.branch() if exists else gitops_io.DEFAULT_BRANCH,
+            namespace=namespace or DEFAULT_NAMESPACE,
+            sync=_sync(settings, release.project, release.environment, sync),
+        )
+        rendered_app = _render_application(app)
+    assert rendered_app is not None
+    return values, {values_file: render_values(values), app_file: rendered_app}
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+def _trailers(pairs: list[tuple[str, str | None]]) -> str:
+    return "\n".join(f"{key}: {_one_line(value) or 'none'}" for key, value in pairs)
+
+
+def commit_message(
+    release: Release,
+    *,
+    actor: str,
+    anchor: str,
+    action: Literal["deploy", "rollback"] = "deploy",
+    from_version: str | None = None,
+    reason: str | None = None,
+) -> str:
+    """Subject, a body saying how the version got there, and ``Modelops-*`` trailers (the last,
+    ``Modelops-Ledger-Head``, is the ledger's head when the commit was made)."""
+    r, moved = release, release.moved_by
+    verdict = r.verdict_id or "none"
+    if action == "rollback":
+        was = f"v{from_version}" if from_version else "nothing"
+        subject = f"rollback {r.project} {r.environment} {was} → v{r.version}: {_one_line(reason)}"
+    else:
+        subject = f"deploy {r.project} {r.environment} v{r.version} (verdict {verdict}, by {actor})"
+    was = f"v{moved.from_version}" if moved.from_version else "nothing"
+    body = (
+        f"Ledger entry {moved.seq} ({moved.action} by {_one_line(moved.actor)}: "
+        f"{_one_line(moved.reason)}) moved {r.environment} from {was} to v{r.version}.\n"
+        f"Image: {r.image}"
+    )
+    trailers = _trailers(
+        [
+            ("Modelops-Action", action),
+            ("Modelops-Project", r.project),
+            ("Modelops-Environment", r.environment),
+            ("Modelops-Model-Version", r.version),
+            ("Modelops-Bento-Tag", r.bento_tag),
+            ("Modelops-Verdict", verdict),
+            ("Modelops-Actor", actor),
+            ("Modelops-Ledger-Entry", str(moved.seq)),
+            (LEDGER_HEAD_TRAILER, anchor),
+        ]
+    )
+    return f"{subject}\n\n{body}\n\n{trailers}\n"
+
+
+# ----------------------------------------------------------------------------- deploy
+
+
+def deploy(
+    settings: Settings,
+    project_name: str,
+    environment: str,
+    *,
+    push: bool = False,
+    direct: bool = False,
+    replicas: int | None = None,
+    dry_run: bool = False,
+    actor: str | None = None,
+    expect_version: str | None = None,
+    namespace: str | None = None,
+    sync: Sync | None = None,
+    kubeconfig: Path | None = None,
+    kube_context: str | None = None,
+) -> DeployResult:
+    """Write ``environment``'s holder to the GitOps repository and commit (or, ``direct``, patch
+    the Deployment); see the module docstring.
+
+    Raises:
+        DeployError: nothing holds the environment, ``expect_version`` is not the holder, a file
+            in the GitOps repository is not valid YAML, or ``push`` with ``direct``.
+        GitOpsError: git failed; ``push`` without a remote.
+        KubernetesError, ConfigError, ServiceUnavailableError: (``direct``) the API's answer.
+    """
+    if replicas is not None and replicas < 1:
+        raise DeployError(f"--replicas {replicas}: at least 1")
+    if direct and push:
+        raise DeployError("--direct patches the cluster and writes no GitOps commit: drop --push")
+    check_environment(settings, environment)
+    spec = project_for(settings, project_name).spec
+    ledger = ledger_for(settings)
+    who = resolve_actor(actor, settings.root) or "unknown"
+    release = _release(settings, ledger, spec.name, environment)  # refuse before any write
+    _expect(release, expect_version)
+    if direct:
+        return _direct(release, replicas, dry_run, namespace, kubeconfig, kube_context, who)
+    repo = gitops_io.GitOpsRepo(settings.resolved_gitops_repo)
+    if dry_run:
+        values, files = _files(
+            settings, repo, release, replicas=replicas, namespace=namespace, sync=sync
+        )
+        message = commit_message(release, actor=who, anchor=ledger.anchor())
+        return _result(release, repo, values, files, message, dry_run=True)
+    created = repo.ensure()
+    if push:
+        repo.require_remote()
+    with repo.locked():
+        if push:
+            repo.pull()
+        # again under the lock: a promotion may have moved the holder meanwhile
+        release = _release(settings, ledger, spec.name, environment)
+        _expect(release, expect_version)
+        values, files = _files(
+            settings, repo, release, replicas=replicas, namespace=namespace, sync=sync
+        )
+        repo.write(files)
+        message = commit_message(release, actor=who, anchor=ledger.anchor())
+        return _commit(repo, release, values, files, message, push=push, created=created)
+
+
+def is_deployed(settings: Settings, project_name: str, environment: str) -> bool:
+    """Whether the GitOps repository holds values for ``project_name`` in ``environment``.
+
+    An environment never deployed through GitOps has nothing for a rollback to rewrite: its
+    rollback stays a ledger and alias move until the first ``modelops deploy``.
+    """
+    repo = gitops_io.GitOpsRepo(settings.resolved_gitops_repo)
+    spec = project_for(settings, project_name).spec
+    return repo.exists() and repo.read(values_path(environment, spec.name)) is not None
+
+
+def record_rollback(
+    settings: Settings,
+    project_name: str,
+    environment: str,
+    *,
+    from_version: str | None,
+    to_version: str,
+    reason: str,
+    actor: str | None = None,
+    push: bool = False,
+) -> DeployResult:
+    """After ``modelops rollback`` moved the ledger: write ``to_version``'s values and commit
+    ``rollback <project> <env> v<from> → v<to>: <reason>``.
+
+    Raises:
+        DeployError: the ledger's holder of ``environment`` is not ``to_version``.
+        GitOpsError: git failed; ``push`` without a remote.
+    """
+    check_environment(settings, environment)
+    spec = project_for(settings, project_name).spec
+    ledger = ledger_for(settings)
+    who = resolve_actor(actor, settings.root) or "unknown"
+    _rolled_back(_release(settings, ledger, spec.name, environment), to_version)
+    repo = gitops_io.GitOpsRepo(settings.resolved_gitops_repo)
+    created = repo.ensure()
+    if push:
+        repo.require_remote()
+    with repo.locked():
+        if push:
+            repo.pull()
+        release = _release(settings, ledger, spec.name, environment)
+        _rolled_back(release, to_version)
+        values, files = _files(settings, repo, release, replicas=None, namespace=None, sync=None)
+        repo.write(files)
+        message = commit_message(
+            release,
+            actor=who,
+            anchor=ledger.anchor(),
+            action="rollback",
+            from_version=from_version,
+            reason=reason,
+        )
+        return _commit(repo, release, values, files, message, push=push, created=created)
+
+
+def _rolled_back(release: Release, to_version: str) -> None:
+    if release.version != str(to_version):
+        raise DeployError(
+            f"{release.project} {release.environment}: the ledger's holder is "
+            f"v{release.version}, not v{to_version}; record the rollback only after the ledger "
+            "moved"
+        )
+
+
+def _expect(release: Release, expect_version: str | None) -> None:
+    if expect_version is not None and str(expect_version) != release.version:
+        raise DeployError(
+            f"--expect-version {expect_version}: {release.environment} of {release.project} is "
+            f"held by v{release.version} in the ledger now; nothing deployed"
+        )
+
+
+def _result(
+    release: Release,
+    repo: gitops_io.GitOpsRepo | None,
+    values: dict[str, Any],
+    files: dict[str, str],
+    message: str,
+    **fields: Any,
+) -> DeployResult:
+    return DeployResult(
+        release=release,
+        repo=None if repo is None else repo.path,
+        values_path=values_path(release.environment, release.project),
+        application_path=application_path(release.environment, release.project),
+        values=values,
+        files=files,
+        message=message,
+        **fields,
+    )
+
+
+def _commit(
+    repo: gitops_io.GitOpsRepo,
+    release: Release,
+    values: dict[str, Any],
+    files: dict[str, str],
+    message: str,
+    *,
+    push: bool,
+    created: bool,
+) -> DeployResult:
+    made = repo.commit(sorted(files), message)
+    if push:
+        repo.push()
+    head = repo.head()
+    return _result(
+        release,
+        repo,
+        values,
+        files,
+        message if made else head.message,
+        commit=head.sha,
+        already_deployed=made is None,
+        pushed=push,
+        created_repo=created,
+    )
+
+
+def _direct(
+    release: Release,
+    replicas: int | None,
+    dry_run: bool,
+    namespace: str | None,
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    actor: str,
+) -> DeployResult:
+    from modelops.integrations import kubernetes as kubernetes_io
+
+    patch = kubernetes_io.DeploymentPatch(
+        namespace=namespace or DEFAULT_NAMESPACE,
+        name=deployment_name(release.project, release.environment),
+        container=CONTAINER,
+        image=release.image,
+        env={VERSION_VARIABLE: release.version},
+        labels={MODEL_VERSION_KEY: release.version},
+        annotations={
+            MODEL_VERSION_KEY: release.version,
+            BENTO_TAG_ANNOTATION: release.bento_tag,
+            "modelops.io/deployed-by": actor,
+        },
+        replicas=replicas,
+    )
+    direct: dict[str, Any] = {
+        "namespace": patch.namespace,
+        "deployment": patch.name,
+        "patch": kubernetes_io.patch_body(patch),
+        "generation": None,
+    }
+    if not dry_run:
+        done = kubernetes_io.patch_deployment(patch, kubeconfig=kubeconfig, context=kube_context)
+        direct["generation"] = done.generation
+    message = (
+        f"patch deployment {patch.namespace}/{patch.name}: {release.project} "
+        f"{release.environment} v{release.version} (verdict {release.verdict_id or 'none'}, "
+        f"by {actor}), image {release.image}"
+    )
+    return DeployResult(
+        release=release,
+        repo=None,
+        values_path=values_path(release.environment, release.project),
+        application_path=application_path(release.environment, release.project),
+        values={},
+        files={},
+        message=message,
+        dry_run=dry_run,
+        direct=direct,
+    )
+
+
+# ----------------------------------------------------------------------------- agreement
+
+
+def gitops_agrees(settings: Settings, project_name: str) -> GitOpsAgreement:
+    """Compare, per environment, the model version in the GitOps values file (``modelVersion``
+    and the ``v<version>-`` prefix of ``image.tag``) with the ledger's holder.
+
+    Reads the working tree of the GitOps repository (fetch first to compare with a remote); never
+    creates it.
+    """
+    spec = project_for(settings, project_name).spec
+    ledger = ledger_for(settings)
+    repo = gitops_io.GitOpsRepo(settings.resolved_gitops_repo)
+    exists = repo.exists()
+    rows: list[EnvironmentAgreement] = []
+    for environment in settings.environments:
+        held = ledger.holder(spec.name, environment).version
+        relative = values_path(environment, spec.name)
+        text = repo.read(relative) if exists else None
+        rows.append(_agreement(environment, held, text, str(repo.path / relative)))
+    return GitOpsAgreement(project=spec.name, repo=repo.path, environments=rows)
+
+
+def _agreement(
+    environment: str, held: str | None, text: str | None, where: str
+) -> EnvironmentAgreement:
+    ledger_says = f"v{held}" if held else "nothing"
+    if text is None:
+        if held is None:
+            return EnvironmentAgreement(environment, None, None, "agrees")
+        return EnvironmentAgreement(
+            environment, held, None, "not deployed", f"ledger {ledger_says}, GitOps nothing"
+        )
+    try:
+        values = _load_values(text, where) or {}
+    except DeployError as error:
+        return EnvironmentAgreement(environment, held, None, "differs", str(error))
+    raw = values.get("modelVersion")
+    version = None if raw is None else str(raw)
+    image = values.get("image")
+    tag = str(image.get("tag", "")) if isinstance(image, dict) else ""
+    if version != held:
+        detail = f"GitOps modelVersion {version!r} in {where}, ledger {ledger_says}"
+        return EnvironmentAgreement(environment, held, version, "differs", detail)
+    if held is not None and not tag.startswith(f"v{held}-"):
+        detail = f"GitOps image.tag {tag!r} in {where} is not a v{held} Bento (ledger v{held})"
+        return EnvironmentAgreement(environment, held, version, "differs", detail)
+    return EnvironmentAgreement(environment, held, version, "agrees")

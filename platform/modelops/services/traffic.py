@@ -1,0 +1,125 @@
+"""Requests to a running prediction service: what ``make demo`` sends, and how long each took.
+
+The bodies come from the project's own label table (entity key and request-time fields of its
+latest events), so every request names an entity the online store knows after materialization.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelops.config.settings import Settings
+from modelops.core.errors import ModelopsError
+from modelops.services.context import project as project_for
+from modelops.services.datasets import read_labels
+
+
+class ServiceNotReadyError(ModelopsError):
+    """The service did not answer ready in time."""
+
+
+@dataclass
+class TrafficResult:
+    """``sent`` requests, ``failed`` of them not 200; latencies in milliseconds, in order."""
+
+    url: str
+    sent: int
+    failed: int
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    samples: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        import numpy as np
+
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    @property
+    def per_second(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def request_bodies(settings: Settings, project_name: str, count: int) -> list[dict[str, Any]]:
+    """``count`` /predict bodies: the entity key and request fields of the latest events."""
+    project = project_for(settings, project_name)
+    spec = project.spec
+    labels = read_labels(settings, project)
+    columns = [spec.entity, *spec.label.request_columns]
+    latest = labels.sort_values(spec.label.timestamp).tail(count)
+    return [
+        {column: _plain(row[column]) for column in columns}
+        for row in latest[columns].to_dict("records")
+    ]
+
+
+def wait_ready(base_url: str, timeout: float = 120.0, process: Any = None) -> float:
+    """Seconds until ``GET /readyz`` answered 200; raises when ``process`` exits or on timeout."""
+    started = time.perf_counter()
+    last = "no answer"
+    while time.perf_counter() - started < timeout:
+        if process is not None and process.poll() is not None:
+            raise ServiceNotReadyError(
+                f"{base_url}: the service exited with code {process.returncode} before it was ready"
+            )
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return time.perf_counter() - started
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except OSError as exc:
+            last = type(exc).__name__
+        time.sleep(0.5)
+    raise ServiceNotReadyError(f"{base_url}/readyz: not ready after {timeout:.0f} s ({last})")
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            payload = json.loads(answer.read() or b"{}")
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        try:
+            payload = json.loads(exc.read() or b"{}")
+        except ValueError:
+            payload = {}
+    return status, payload, (time.perf_counter() - started) * 1000
+
+
+def send(
+    base_url: str, bodies: list[dict[str, Any]], *, concurrency: int = 8, samples: int = 3
+) -> TrafficResult:
+    """POST each body to ``/predict`` with ``concurrency`` clients; keeps the first answers."""
+    url = f"{base_url}/predict"
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(concurrency, 1)) as pool:
+        answers = list(pool.map(lambda body: _post(url, body), bodies))
+    result = TrafficResult(url=url, sent=len(bodies), failed=0, seconds=0.0)
+    result.seconds = time.perf_counter() - started
+    for body, (status, payload, ms) in zip(bodies, answers, strict=True):
+        result.latencies_ms.append(ms)
+        if status != 200:
+            result.failed += 1
+            if len(result.errors) < 3:
+                result.errors.append(f"HTTP {status}: {json.dumps(payload)[:300]}")
+        elif len(result.samples) < samples:
+            result.samples.append((body, payload))
+    return result

@@ -1,0 +1,78 @@
+"""A registered model folder, verified and loaded without MLflow.
+
+The service runs in an image that must stay small and start fast, so it reads the MLflow
+``sklearn`` flavour itself: ``MLmodel`` names the pickle and its format. The folder's SHA-256 is
+the one MLflow's registration recorded (:func:`modelops.integrations.mlflow.artifact_sha256`;
+the same algorithm, kept equal by a test), checked before anything is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelops.core.errors import ModelopsError
+
+MLMODEL = "MLmodel"
+# Written by MLflow into the download folder of a ``models:/`` URI; not part of what was logged.
+DOWNLOAD_META = "registered_model_meta"
+
+
+class ArtifactError(ModelopsError):
+    """The model folder is not the registered artifact, or cannot be read."""
+
+
+def tree_sha256(folder: Path) -> str:
+    """One SHA-256 over every file of a model folder: relative paths and bytes, in path order."""
+    root = Path(folder)
+    digest = hashlib.sha256()
+    files = (p for p in root.rglob("*") if p.is_file() and p != root / DOWNLOAD_META)
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def verify(folder: Path, expected_sha256: str, label: str) -> None:
+    """Raises ArtifactError unless the folder's files hash to ``expected_sha256``."""
+    if not (folder / MLMODEL).is_file():
+        raise ArtifactError(f"{label}: {folder} holds no {MLMODEL}")
+    actual = tree_sha256(folder)
+    if actual != expected_sha256:
+        raise ArtifactError(
+            f"{label}: artifact does not match its registration: sha256 {actual} found in "
+            f"{folder}, {expected_sha256} recorded; refusing to serve a replaced model"
+        )
+
+
+def load(folder: Path, expected_sha256: str, label: str) -> Any:
+    """The fitted model of a verified MLflow ``sklearn`` folder.
+
+    Raises:
+        ArtifactError: the hash differs, or the flavour is not a pickled scikit-learn model.
+    """
+    verify(folder, expected_sha256, label)
+    try:
+        meta = yaml.safe_load((folder / MLMODEL).read_text(encoding="utf-8"))
+        flavour = meta["flavors"]["sklearn"]
+        pickled = folder / flavour["pickled_model"]
+        fmt = flavour.get("serialization_format", "cloudpickle")
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise ArtifactError(f"{label}: {folder / MLMODEL} has no sklearn flavour ({exc})") from exc
+    if fmt not in ("cloudpickle", "pickle"):
+        raise ArtifactError(f"{label}: serialization format '{fmt}' is not served")
+    if flavour.get("code"):
+        raise ArtifactError(f"{label}: models logged with code paths are not served")
+    if fmt == "cloudpickle":
+        import cloudpickle
+
+        with pickled.open("rb") as handle:
+            return cloudpickle.load(handle)
+    import pickle
+
+    with pickled.open("rb") as handle:
+        return pickle.load(handle)

@@ -1,0 +1,481 @@
+"""The prediction log: every prediction a service makes, written off the request path.
+
+Writer: :class:`PredictionLog` takes records on a bounded queue (``submit`` never blocks: a full
+queue drops the record and counts it) and a background thread writes them in batches, every
+``flush_rows`` records or ``flush_seconds``, whichever comes first. A record that carries a
+shadow model is scored by that model on the same thread, so a shadow costs the response nothing.
+
+Sinks, chosen by the target:
+
+- a directory: parquet files partitioned by date, ``<dir>/date=YYYY-MM-DD/part-*.parquet``
+  (one file per write and date; hive partitioning, so any parquet reader filters by date);
+- a SQLAlchemy URL (``postgresql+psycopg://...``): rows appended to the table
+  ``modelops_prediction_log``, created on first use.
+
+Reader: :func:`read_prediction_log` returns the rows of a time range as a DataFrame, with the
+entity key and feature values expanded into columns (what monitoring compares).
+
+It lives here rather than in ``modelops.services`` because the Bento imports it: a service image
+carries the serving package and nothing of the platform's CLI or ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelops.core.scorer import Scorer
+    from modelops.serving.policy import DecisionPolicy
+
+log = logging.getLogger(__name__)
+
+TABLE = "modelops_prediction_log"
+COLUMNS = (
+    "request_id",
+    "logged_at",
+    "project",
+    "environment",
+    "model_version",
+    "endpoint",
+    "entity",
+    "request",
+    "features",
+    "score",
+    "decision",
+    "fallback",
+    "shadow_version",
+    "shadow_score",
+    "shadow_decision",
+    "latency_ms",
+)
+JSON_COLUMNS = ("entity", "request", "features")
+
+
+@dataclass
+class PredictionRecord:
+    """One prediction. ``entity``, ``request`` and ``features`` are stored as JSON text."""
+
+    request_id: str
+    logged_at: datetime
+    project: str
+    model_version: str
+    entity: dict[str, Any]
+    decision: str
+    score: float | None = None
+    features: dict[str, Any] | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    fallback: bool = False
+    environment: str | None = None
+    endpoint: str = "predict"
+    shadow_version: str | None = None
+    shadow_score: float | None = None
+    shadow_decision: str | None = None
+    latency_ms: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        values = asdict(self)
+        for name in JSON_COLUMNS:
+            values[name] = None if values[name] is None else json.dumps(values[name], default=str)
+        return values
+
+
+class Shadow(Protocol):
+    """What the writer needs of a shadow model (``modelops.serving.predictor.ServedModel``)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def scorer(self) -> Scorer: ...
+
+    @property
+    def policy(self) -> DecisionPolicy: ...
+
+
+class Sink(Protocol):
+    def write(self, rows: list[dict[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _arrow_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("logged_at", pa.timestamp("us", tz="UTC")),
+            ("project", pa.string()),
+            ("environment", pa.string()),
+            ("model_version", pa.string()),
+            ("endpoint", pa.string()),
+            ("entity", pa.string()),
+            ("request", pa.string()),
+            ("features", pa.string()),
+            ("score", pa.float64()),
+            ("decision", pa.string()),
+            ("fallback", pa.bool_()),
+            ("shadow_version", pa.string()),
+            ("shadow_score", pa.float64()),
+            ("shadow_decision", pa.string()),
+            ("latency_ms", pa.float64()),
+        ]
+    )
+
+
+class ParquetSink:
+    """Parquet files under ``<directory>/date=YYYY-MM-DD/``, one per write and date."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._schema = _arrow_schema()
+        self._prefix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._sequence = 0
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        by_date: dict[date, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_date.setdefault(row["logged_at"].astimezone(UTC).date(), []).append(row)
+        for day, day_rows in sorted(by_date.items()):
+            folder = self.directory / f"date={day.isoformat()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            table = pa.Table.from_pylist(day_rows, schema=self._schema)
+            self._sequence += 1
+            name = f"part-{time.time_ns()}-{self._prefix}-{self._sequence:06d}.parquet"
+            tmp = folder / f".{name}.tmp"
+            pq.write_table(table, tmp)
+            tmp.replace(folder / name)  # readers never see a half-written file
+
+    def close(self) -> None:
+        return None
+
+
+def _table(metadata: Any) -> Any:
+    import sqlalchemy as sa
+
+    return sa.Table(
+        TABLE,
+        metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("request_id", sa.String(128), nullable=False),
+        sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("project", sa.String(128), nullable=False),
+        sa.Column("environment", sa.String(64)),
+        sa.Column("model_version", sa.String(64), nullable=False),
+        sa.Column("endpoint", sa.String(32), nullable=False),
+        sa.Column("entity", sa.Text, nullable=False),
+        sa.Column("request", sa.Text),
+        sa.Column("features", sa.Text),
+        sa.Column("score", sa.Float),
+        sa.Column("decision", sa.String(64), nullable=False),
+        sa.Column("fallback", sa.Boolean, nullable=False),
+        sa.Column("shadow_version", sa.String(64)),
+        sa.Column("shadow_score", sa.Float),
+        sa.Column("shadow_decision", sa.String(64)),
+        sa.Column("latency_ms", sa.Float),
+        sa.Index(f"ix_{TABLE}_project_logged_at", "project", "logged_at"),
+    )
+
+
+class SqlSink:
+    """Rows appended to ``modelops_prediction_log`` in one transaction per write."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self._engine = sa.create_engine(url, pool_pre_ping=True)
+        metadata = sa.MetaData()
+        self._table = _table(metadata)
+        try:
+            metadata.create_all(self._engine, checkfirst=True)
+        except sa.exc.DatabaseError:  # another worker created it first
+            if not sa.inspect(self._engine).has_table(TABLE):
+                raise
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(self._table.insert(), rows)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def open_sink(target: str) -> Sink:
+    """A SQL sink for a SQLAlchemy URL, a parquet sink for anything else (a directory)."""
+    if "://" in target:
+        return SqlSink(target)
+    return ParquetSink(Path(target))
+
+
+@dataclass
+class LogStats:
+    submitted: int = 0
+    written: int = 0
+    dropped: int = 0
+    failed: int = 0
+    writes: int = 0
+
+
+_STOP = object()
+
+
+class PredictionLog:
+    """A bounded queue of records and one thread writing them in batches.
+
+    Args:
+        sink: where batches go (:func:`open_sink`).
+        flush_rows: write as soon as this many records wait.
+        flush_seconds: write records at most this long after the first of them arrived.
+        max_queue: records waiting at most; more are dropped (and counted), never waited for.
+        on_rows: called with ``("written" | "dropped" | "failed", count)`` for metrics.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        flush_rows: int = 1000,
+        flush_seconds: float = 1.0,
+        max_queue: int = 100_000,
+        on_rows: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self._sink = sink
+        self._flush_rows = max(1, flush_rows)
+        self._flush_seconds = flush_seconds
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._on_rows = on_rows or (lambda outcome, count: None)
+        self.stats = LogStats()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def submit(self, record: PredictionRecord, shadow: Shadow | None = None) -> bool:
+        """Queue one record; False (and counted as dropped) when the queue is full or closed."""
+        if self._closed:
+            self._dropped(1)
+            return False
+        try:
+            self._queue.put_nowait((record, shadow))
+        except queue.Full:
+            self._dropped(1)
+            return False
+        with self._lock:
+            self.stats.submitted += 1
+        return True
+
+    def submit_many(self, records: Sequence[PredictionRecord], shadow: Shadow | None = None) -> int:
+        return sum(self.submit(record, shadow) for record in records)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written (tests, shutdown)."""
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, stop the thread and close the sink."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            log.warning("prediction log: queue still full at shutdown; unwritten rows are lost")
+        self._thread.join(timeout)
+        self._sink.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _dropped(self, count: int) -> None:
+        with self._lock:
+            self.stats.dropped += count
+        self._on_rows("dropped", count)
+
+    def _run(self) -> None:
+        batch: list[tuple[PredictionRecord, Shadow | None]] = []
+        deadline: float | None = None
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                self._write(batch)
+                return
+            if isinstance(item, threading.Event):
+                self._write(batch)
+                batch, deadline = [], None
+                item.set()
+                continue
+            if item is not None:
+                batch.append(item)
+                if deadline is None:
+                    deadline = time.monotonic() + self._flush_seconds
+            if batch and (
+                len(batch) >= self._flush_rows
+                or (deadline is not None and time.monotonic() >= deadline)
+            ):
+                self._write(batch)
+                batch, deadline = [], None
+
+    def _write(self, batch: list[tuple[PredictionRecord, Shadow | None]]) -> None:
+        if not batch:
+            return
+        _score_shadows(batch)
+        rows = [record.row() for record, _ in batch]
+        try:
+            self._sink.write(rows)
+        except Exception:
+            log.exception("prediction log: writing %d rows failed; they are lost", len(rows))
+            with self._lock:
+                self.stats.failed += len(rows)
+            self._on_rows("failed", len(rows))
+            return
+        with self._lock:
+            self.stats.written += len(rows)
+            self.stats.writes += 1
+        self._on_rows("written", len(rows))
+
+
+def _score_shadows(batch: list[tuple[PredictionRecord, Shadow | None]]) -> None:
+    """Fill in the shadow score and decision of every record that carries a shadow model,
+    one ``score_rows`` call per shadow model."""
+    groups: dict[int, tuple[Shadow, list[PredictionRecord]]] = {}
+    for record, shadow in batch:
+        if shadow is not None and record.features is not None:
+            groups.setdefault(id(shadow), (shadow, []))[1].append(record)
+    for shadow, records in groups.values():
+        for record in records:
+            record.shadow_version = shadow.version
+        try:
+            scores = shadow.scorer.score_rows([r.features or {} for r in records])
+        except Exception as exc:
+            log.warning("prediction log: shadow v%s could not score: %s", shadow.version, exc)
+            continue
+        for record, score in zip(records, scores, strict=True):
+            value = float(score)
+            record.shadow_score = value
+            try:
+                record.shadow_decision = shadow.policy.decide(value)
+            except Exception:
+                record.shadow_decision = None
+
+
+def _empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({name: pd.Series(dtype="object") for name in COLUMNS})
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _read_parquet(directory: Path, start: datetime, end: datetime) -> pd.DataFrame:
+    import pyarrow.dataset as ds
+
+    if not directory.is_dir():
+        return _empty_frame()
+    days = []
+    day = start.date()
+    while day <= end.date():
+        days.append(day.isoformat())
+        day += timedelta(days=1)
+    files = [
+        str(path)
+        for d in days
+        if (directory / f"date={d}").is_dir()
+        for path in sorted((directory / f"date={d}").glob("*.parquet"))
+    ]
+    if not files:
+        return _empty_frame()
+    dataset = ds.dataset(files, format="parquet", schema=_arrow_schema())
+    table = dataset.to_table(
+        filter=(ds.field("logged_at") >= start) & (ds.field("logged_at") < end)
+    )
+    return table.to_pandas()
+
+
+def _read_sql(url: str, start: datetime, end: datetime, project: str | None) -> pd.DataFrame:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        if not inspector.has_table(TABLE):
+            return _empty_frame()
+        table = _table(sa.MetaData())
+        query = sa.select(*(table.c[name] for name in COLUMNS)).where(
+            table.c.logged_at >= start, table.c.logged_at < end
+        )
+        if project is not None:
+            query = query.where(table.c.project == project)
+        with engine.connect() as connection:
+            frame = pd.read_sql(query.order_by(table.c.logged_at), connection)
+    finally:
+        engine.dispose()
+    frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
+    return frame
+
+
+def read_prediction_log(
+    target: str | Path,
+    start: datetime,
+    end: datetime,
+    *,
+    project: str | None = None,
+    expand: bool = True,
+) -> pd.DataFrame:
+    """Predictions logged in ``[start, end)`` (UTC; naive times are taken as UTC), oldest first.
+
+    Args:
+        target: the log's directory or SQLAlchemy URL (settings ``resolved_prediction_log``).
+        project: only this project's rows.
+        expand: add one column per entity key and per feature (from the JSON columns); a name
+            that clashes with a log column gets the prefix ``feature.``.
+    """
+    import pandas as pd
+
+    start, end = _as_utc(start), _as_utc(end)
+    text = str(target)
+    if "://" in text:
+        frame = _read_sql(text, start, end, project)
+    else:
+        frame = _read_parquet(Path(text), start, end)
+        if project is not None and len(frame):
+            frame = frame[frame["project"] == project]
+    frame = frame.sort_values("logged_at", kind="stable").reset_index(drop=True)
+    if not expand or frame.empty:
+        return frame
+    expanded: dict[str, list[Any]] = {}
+    for name in ("entity", "features"):
+        parsed = [json.loads(v) if isinstance(v, str) else {} for v in frame[name]]
+        keys = list(dict.fromkeys(k for values in parsed for k in values))
+        for key in keys:
+            column = key if key not in frame.columns and key not in expanded else f"feature.{key}"
+            expanded[column] = [values.get(key) for values in parsed]
+    return pd.concat([frame, pd.DataFrame(expanded, index=frame.index)], axis=1)

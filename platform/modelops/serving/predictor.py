@@ -1,0 +1,341 @@
+"""The request path without HTTP: online read → score → decision → prediction log.
+
+:class:`Predictor` is what the BentoML service calls; it is plain Python so that every outcome
+(a decision, a missing entity under either policy, an input the model cannot score) is testable
+without a server. A :class:`Release` (manifest + verified models) is immutable; the predictor
+reads its current release once per request, so a reload that swaps it mid-request never mixes
+two versions in one answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelops.core.errors import DataError, ModelopsError, ServiceUnavailableError
+from modelops.core.skew import describe_entity
+from modelops.serving import artifact
+from modelops.serving.manifest import SAMPLES_FILE, Manifest, ModelEntry, read_manifest
+from modelops.serving.metrics import Metrics, NullMetrics
+from modelops.serving.online import OnlineSource
+from modelops.serving.policy import DecisionPolicy, NonFiniteScoreError
+from modelops.serving.prediction_log import PredictionLog, PredictionRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelops.core.scorer import Scorer, ScorerCheck
+
+log = logging.getLogger(__name__)
+
+MLFLOW_MODEL_FOLDER = "mlflow_model"  # where bentoml.mlflow.import_model keeps the MLflow files
+
+
+class RequestError(Exception):
+    """An answer other than a prediction: a 4xx (the caller's input) or a 503 (a dependency).
+
+    ``field`` names the request field (dotted for batch items, e.g. ``entities.3.account_id``).
+    """
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "field": self.field}
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A verified registered version with its serving scorer and decision policy."""
+
+    entry: ModelEntry
+    scorer: Scorer
+    policy: DecisionPolicy
+    check: ScorerCheck | None = None
+
+    @property
+    def version(self) -> str:
+        return self.entry.version
+
+
+@dataclass(frozen=True)
+class Release:
+    directory: Path
+    manifest: Manifest
+    model: ServedModel
+    shadow: ServedModel | None = None
+
+
+def model_folder(release: Path, entry: ModelEntry) -> Path:
+    """The MLflow model folder of an entry: in the release, or in the BentoML model store."""
+    if entry.directory:
+        return release / entry.directory
+    if entry.bentoml_model:
+        import bentoml
+
+        return Path(bentoml.models.get(entry.bentoml_model).path_of(MLFLOW_MODEL_FOLDER))
+    raise artifact.ArtifactError(f"v{entry.version}: the manifest names no model folder")
+
+
+def _samples(release: Path) -> pd.DataFrame | None:
+    path = release / SAMPLES_FILE
+    if not path.is_file():
+        return None
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def load_model(
+    release: Path,
+    entry: ModelEntry,
+    manifest: Manifest,
+    samples: pd.DataFrame | None,
+    role: str,
+) -> ServedModel:
+    """Verify the artifact's SHA-256, load it, build its scorer and check the scorer against the
+    pipeline on the release's sample rows (the same check ``modelops package`` made)."""
+    from modelops.core.scorer import build_scorer, verify_scorer
+
+    label = f"{manifest.registered_model} v{entry.version} ({role})"
+    fitted = artifact.load(model_folder(release, entry), entry.artifact_sha256, label)
+    scorer = build_scorer(fitted, list(entry.feature_names))
+    check = None
+    if samples is not None and len(samples):
+        missing = [f for f in entry.feature_names if f not in samples.columns]
+        if missing:
+            raise DataError(f"{label}: sample rows lack features {missing}")
+        check = verify_scorer(
+            scorer, fitted, samples, list(entry.feature_names), threshold=entry.threshold
+        ).require()
+    policy = DecisionPolicy.of(entry.threshold, manifest.decisions)
+    return ServedModel(entry=entry, scorer=scorer, policy=policy, check=check)
+
+
+def load_release(directory: Path) -> Release:
+    """A release directory, every model verified and checked; raises rather than serve less."""
+    manifest = read_manifest(directory)
+    samples = _samples(directory)
+    model = load_model(directory, manifest.model, manifest, samples, "served")
+    shadow = None
+    if manifest.shadow is not None:
+        shadow = load_model(directory, manifest.shadow, manifest, samples, "shadow")
+    return Release(directory=directory, manifest=manifest, model=model, shadow=shadow)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Predictor:
+    """Answers validated requests from the current release."""
+
+    def __init__(
+        self,
+        release: Release,
+        online: OnlineSource,
+        *,
+        prediction_log: PredictionLog | None = None,
+        metrics: Metrics | None = None,
+        environment: str | None = None,
+    ) -> None:
+        self._release = release
+        self._online = online
+        self._log = prediction_log
+        self._metrics = metrics or NullMetrics()
+        self._environment = environment
+        self._announce(release)
+
+    @property
+    def release(self) -> Release:
+        return self._release
+
+    def swap(self, release: Release) -> None:
+        """Serve ``release`` from the next request on (one attribute assignment: atomic).
+
+        Raises:
+            ModelopsError: the new release takes a different request (entity, fields, batch
+                limit); the API a running service publishes cannot change under its callers.
+        """
+        if not self._release.manifest.same_interface(release.manifest):
+            raise ModelopsError(
+                f"release {release.directory} takes a different request than the one served "
+                f"(v{self._release.model.version}); redeploy to change the API"
+            )
+        self._release = release
+        self._announce(release)
+
+    def _announce(self, release: Release) -> None:
+        shadow = release.shadow.version if release.shadow else None
+        self._metrics.model(release.model.version, release.model.entry.artifact_sha256, shadow)
+
+    def predict(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """One entity: ``fields`` holds the entity key, the request fields and an optional
+        ``request_id``."""
+        started = time.perf_counter()
+        release = self._release
+        request_id = fields.get("request_id") or _new_id()
+        try:
+            item = self._score(release, [fields], [request_id], "predict", started)[0]
+        except RequestError as exc:
+            self._metrics.request("predict", release.model.version, _outcome(exc), _since(started))
+            raise
+        outcome = "fallback" if item["fallback"] else "ok"
+        self._metrics.request("predict", release.model.version, outcome, _since(started))
+        return {
+            "request_id": request_id,
+            "project": release.manifest.project,
+            "model_version": release.model.version,
+            **item,
+        }
+
+    def predict_batch(
+        self, entities: Sequence[Mapping[str, Any]], request_id: str | None = None
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        release = self._release
+        batch_id = request_id or _new_id()
+        limit = release.manifest.serving.max_batch
+        if len(entities) > limit:  # also refused by the request schema
+            raise RequestError(
+                413,
+                f"batch of {len(entities)} entities exceeds serving.max_batch ({limit})",
+                "entities",
+            )
+        ids = [f"{batch_id}-{i}" for i in range(len(entities))]
+        try:
+            items = self._score(release, entities, ids, "predict_batch", started)
+        except RequestError as exc:
+            self._metrics.request(
+                "predict_batch", release.model.version, _outcome(exc), _since(started)
+            )
+            raise
+        outcome = "fallback" if any(i["fallback"] for i in items) else "ok"
+        self._metrics.request("predict_batch", release.model.version, outcome, _since(started))
+        return {
+            "request_id": batch_id,
+            "project": release.manifest.project,
+            "model_version": release.model.version,
+            "predictions": items,
+        }
+
+    def _score(
+        self,
+        release: Release,
+        entities: Sequence[Mapping[str, Any]],
+        request_ids: Sequence[str],
+        endpoint: str,
+        started: float,
+    ) -> list[dict[str, Any]]:
+        manifest = release.manifest
+        model = release.model
+        key = manifest.entity.name
+        request_names = [f.name for f in manifest.request_fields]
+        rows = [{name: item[name] for name in manifest.input_names} for item in entities]
+        try:
+            read = self._online.read(rows)
+        except ServiceUnavailableError as exc:
+            raise RequestError(503, str(exc)) from exc
+        except ModelopsError as exc:
+            raise RequestError(503, str(exc)) from exc
+
+        batch = endpoint == "predict_batch"
+        absent = [i for i, views in enumerate(read.missing) if views]
+        policy = manifest.serving.missing_features
+        if absent:
+            self._metrics.missing(model.version, policy, len(absent))
+            if policy == "error":
+                first = absent[0]
+                where = f"entities.{first}.{key}" if batch else key
+                shown = ", ".join(describe_entity({key: rows[i][key]}) for i in absent[:5]) + (
+                    f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+                )
+                raise RequestError(
+                    404,
+                    f"no online features for {shown} (feature views without a row: "
+                    f"{', '.join(read.missing[first])}); serving.missing_features is 'error'",
+                    where,
+                )
+        present = [i for i in range(len(rows)) if not read.missing[i]]
+        names = model.entry.feature_names
+        features = [
+            {name: read.columns.get(name, [None] * len(rows))[i] for name in names} for i in present
+        ]
+        try:
+            if len(present) == 1 and not batch:
+                scores = [model.scorer.score_one(features[0])]
+            elif present:
+                columns = {name: [row[name] for row in features] for name in names}
+                scores = [float(s) for s in model.scorer.score_columns(columns)]
+            else:
+                scores = []
+            decisions = [model.policy.decide(score) for score in scores]
+        except (DataError, NonFiniteScoreError) as exc:
+            raise RequestError(422, f"the model cannot score this input: {exc}") from exc
+
+        now = datetime.now(UTC)
+        latency_ms = _since(started) * 1000
+        by_row: dict[int, tuple[float, str, dict[str, Any]]] = {
+            i: (scores[k], decisions[k], features[k]) for k, i in enumerate(present)
+        }
+        items: list[dict[str, Any]] = []
+        records: list[PredictionRecord] = []
+        for i, row in enumerate(rows):
+            entity = {key: row[key]}
+            score: float | None = None
+            used: dict[str, Any] | None = None
+            if i in by_row:
+                score, decision, used = by_row[i]
+                item = {"score": score, "decision": decision, "fallback": False, "reason": None}
+            else:
+                decision = manifest.serving.fallback_decision or ""
+                item = {
+                    "score": None,
+                    "decision": decision,
+                    "fallback": True,
+                    "reason": "no online features (feature views without a row: "
+                    f"{', '.join(read.missing[i])})",
+                }
+            items.append({**({"request_id": request_ids[i]} if batch else {}), **entity, **item})
+            records.append(
+                PredictionRecord(
+                    request_id=request_ids[i],
+                    logged_at=now,
+                    project=manifest.project,
+                    model_version=model.version,
+                    entity=entity,
+                    request={name: row[name] for name in request_names},
+                    features=used,
+                    score=score,
+                    decision=decision,
+                    fallback=i not in by_row,
+                    environment=self._environment,
+                    endpoint=endpoint,
+                    latency_ms=latency_ms,
+                )
+            )
+        self._metrics.scores(model.version, scores, decisions)
+        if self._log is not None:
+            self._log.submit_many(records, release.shadow)
+        return items
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _outcome(error: RequestError) -> str:
+    if error.status == 404:
+        return "missing_features"
+    if error.status >= 500:
+        return "unavailable"
+    return "bad_request"

@@ -1,0 +1,310 @@
+"""The prediction service over HTTP: train, package, ``modelops serve`` (``bentoml serve``), send
+requests, fuzz its OpenAPI with schemathesis, promote another version and watch it swap in.
+
+Embedded profile (SQLite online store, parquet prediction log), so nothing outside this machine is
+needed; BentoML and schemathesis must be installed (skipped with the reason otherwise, failed
+under ``CI=true``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from modelops.cli.main import main
+from modelops.config.settings import Settings, load_settings
+from modelops.integrations.database import Ledger, LedgerEntry
+from modelops.services import data, features, train
+from modelops.serving.prediction_log import read_prediction_log
+from support import copy_workspace
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "fraud"
+ROWS = 20_000  # enough frauds in the holdout for the training run's own checks
+KEY = "account_id"
+READY_TIMEOUT_S = 240.0
+SCHEMATHESIS_EXAMPLES = 25
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _hold(settings: Settings, environment: str, version: str) -> None:
+    ledger = Ledger(settings.platform_database_url)
+    held = ledger.holder(PROJECT, environment)
+    ledger.transition(
+        LedgerEntry("promote", PROJECT, environment, "tester", "test", held.version, version),
+        expected=held,
+    )
+
+
+def _request(
+    url: str, body: Any = None, *, raw: bytes | None = None, ctype: str = "application/json"
+) -> tuple[int, Any]:
+    payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=payload, method="POST" if payload else "GET")
+    if payload is not None:
+        request.add_header("content-type", ctype)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read().decode()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        text, status = error.read().decode(), error.code
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    for module in ("bentoml", "schemathesis"):
+        if importlib.util.find_spec(module) is None:
+            _unavailable(f"{module} is not installed")
+    root = copy_workspace(tmp_path_factory.mktemp("serving") / "repo")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("MODELOPS_", "BENTOML_")):
+                patch.delenv(name)
+        patch.setenv("MODELOPS_ROOT", str(root))
+        patch.setenv("MODELOPS_ACTOR", "tester")
+        settings = load_settings(root)
+        summaries = data.generate(settings, [PROJECT], rows=ROWS, seed=5)
+        features.apply(settings)
+        end = max(t.end for s in summaries for t in s.tables) + timedelta(seconds=1)
+        features.materialize(settings, end)
+        result = train.train(settings, PROJECT)
+        _hold(settings, "staging", result.candidate.version)
+        labels = pd.read_parquet(settings.data_dir / "fraud_transactions.parquet")
+        latest = labels.sort_values("event_timestamp").drop_duplicates(KEY, keep="last").tail(60)
+        items = [
+            {
+                KEY: int(r[KEY]),
+                "amount": float(r["amount"]),
+                "merchant_category": str(r["merchant_category"]),
+                "hour_of_day": int(r["hour_of_day"]),
+            }
+            for r in latest.to_dict("records")
+        ]
+        yield {
+            "settings": settings,
+            "root": root,
+            "candidate": result.candidate.version,
+            "baseline": result.baseline.version,
+            "items": items,
+        }
+
+
+@pytest.fixture(scope="module")
+def server(trained: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """``modelops serve`` (which packages the holder first) with reload on promotion."""
+    root: Path = trained["root"]
+    port = _free_port()
+    log_path = root / "serve.log"
+    env = {**os.environ, "MODELOPS_ROOT": str(root), "MODELOPS_ACTOR": "tester"}
+    for name in list(env):
+        if name.startswith("BENTOML_"):
+            del env[name]
+    started = datetime.now(UTC)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modelops",
+                "serve",
+                PROJECT,
+                "--env",
+                "staging",
+                "--port",
+                str(port),
+                "--reload-on-promotion",
+                "--poll-seconds",
+                "1",
+                "--entities",
+                "60",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while True:
+            try:
+                if _request(f"{url}/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the service did not become ready:\n{log_path.read_text()[-4000:]}")
+            time.sleep(1)
+        yield {"url": url, "log": log_path, "started": started, **trained}
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # the CLI stops bentoml serve and its workers
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+
+
+def test_skew_is_zero_and_only_the_holder_is_packaged(
+    trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["skew", PROJECT, "--entities", "40"])
+    assert exit_info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "0 of 40 entities differ" in out and "txn_count_24h" in out
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["package", PROJECT, trained["candidate"], "--env", "production"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"v{trained['candidate']} does not hold production (nothing holds it)" in err
+
+
+def test_predictions_from_online_features(server: dict[str, Any]) -> None:
+    url, items = server["url"], server["items"]
+    assert "skew 0/60 entities" in server["log"].read_text()  # the package's skew check
+    status, answer = _request(f"{url}/predict", {**items[0], "request_id": "it-1"})
+    assert status == 200, answer
+    assert answer["model_version"] == server["candidate"] and answer["request_id"] == "it-1"
+    assert answer[KEY] == items[0][KEY] and 0.0 <= answer["score"] <= 1.0
+    assert answer["decision"] in ("block", "review", "allow") and answer["fallback"] is False
+
+    status, batch = _request(f"{url}/predict_batch", {"entities": items[:50]})
+    assert status == 200, batch
+    assert len(batch["predictions"]) == 50
+    assert batch["predictions"][0]["score"] == pytest.approx(answer["score"], abs=1e-12)
+
+    status, body = _request(f"{url}/predict", {**items[0], KEY: 1})
+    assert status == 404 and body["field"] == KEY and f"{KEY}=1" in body["error"]
+    status, body = _request(f"{url}/predict", raw=b'{"%s": 1, "amount": NaN}' % KEY.encode())
+    assert status == 422 and body["field"] == "amount"
+    status, body = _request(f"{url}/predict", raw=b"{", ctype="application/json")
+    assert status == 400 and body["field"] == "(body)"
+    status, body = _request(f"{url}/predict", raw=json.dumps(items[0]).encode(), ctype="text/csv")
+    assert status == 415 and body["field"] == "content-type"
+    status, body = _request(f"{url}/predict_batch", {"entities": items[:1] * 1001})
+    assert status == 413 and body["field"] == "entities"
+
+    assert _request(f"{url}/healthz")[0] == 200
+    metrics = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    version = f'model_version="{server["candidate"]}"'
+    assert "modelops_requests_total{" in metrics and version in metrics
+    assert "modelops_score_bucket{" in metrics and "modelops_missing_features_total{" in metrics
+    assert "modelops_request_latency_seconds_bucket{" in metrics
+    assert "bentoml_service_request_duration_seconds_bucket{" in metrics
+
+    deadline = time.monotonic() + 20
+    logged = pd.DataFrame()
+    while time.monotonic() < deadline:
+        logged = read_prediction_log(
+            server["settings"].resolved_prediction_log,
+            server["started"],
+            datetime.now(UTC) + timedelta(minutes=1),
+        )
+        if "it-1" in set(logged.get("request_id", [])):
+            break
+        time.sleep(0.5)
+    row = logged[logged["request_id"] == "it-1"].iloc[0]
+    assert row["score"] == pytest.approx(answer["score"]) and row[KEY] == items[0][KEY]
+    assert row["model_version"] == server["candidate"] and row["environment"] == "staging"
+
+
+def test_schemathesis_finds_no_server_error(server: dict[str, Any], tmp_path: Path) -> None:
+    command = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    assert command, "schemathesis CLI next to the interpreter"
+    done = subprocess.run(
+        [
+            command,
+            "run",
+            f"{server['url']}/docs.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            str(SCHEMATHESIS_EXAMPLES),
+            "--workers",
+            "1",
+            "--seed",
+            "1",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--no-color",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    print(done.stdout[-4000:])  # shown with -s: operations, cases and status codes seen
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert "Tested: 6" in done.stdout and "No issues found" in done.stdout
+
+
+def test_promotion_is_swapped_in_without_dropping_requests(server: dict[str, Any]) -> None:
+    url, items = server["url"], server["items"]
+    failures: list[Any] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            status, answer = _request(f"{url}/predict", items[1])
+            if status != 200:
+                failures.append((status, answer))
+            else:
+                versions.add(answer["model_version"])
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        _hold(server["settings"], "staging", server["baseline"])
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while server["baseline"] not in versions and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        sender.join()
+    assert server["baseline"] in versions, server["log"].read_text()[-3000:]
+    assert failures == []
+    metrics = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
+    reloads = [m for m in metrics.splitlines() if m.startswith("modelops_reloads_total{")]
+    assert any('outcome="swapped"' in line for line in reloads), reloads

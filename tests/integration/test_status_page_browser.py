@@ -1,0 +1,311 @@
+"""The status page in a real browser: headless Chromium (Debian's ``chromium``), driven over the
+Chrome DevTools Protocol with ``websocket-client`` (no browser download, no driver binary).
+
+From the front page, every page of the site and every file it links to (the Evidently reports,
+the summaries) is opened: each must load (no missing file), each fragment must name an element,
+and no page may log a console error, throw, or fail to load a resource. A screenshot of the front
+page is saved in the test's tmp directory.
+
+The state is the unit test's (tests/unit/test_status_page.py ``populate``), with a real MLflow
+registry instead of the stub and a real Evidently report instead of the placeholder.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from modelops.config.settings import Settings
+from modelops.services import status_page
+
+pytestmark = pytest.mark.integration
+
+UNIT = Path(__file__).resolve().parents[1] / "unit" / "test_status_page.py"
+CHROMIUM = os.environ.get("MODELOPS_CHROMIUM", "/usr/bin/chromium")
+PAGE_TIMEOUT_S = 60.0
+LINKS = (
+    "Array.from(document.querySelectorAll('a[href],link[href],img[src],script[src],iframe[src]'))"
+    ".map(e => e.href || e.src)"
+)
+
+
+def _has_id(fragment: str) -> str:
+    return f"document.getElementById({json.dumps(fragment)}) !== null"
+
+
+def unavailable(reason: str) -> None:
+    """Skip with the reason; under ``CI=true`` fail instead (see tests/integration/conftest.py)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+def _unit_state() -> Any:
+    spec = importlib.util.spec_from_file_location("status_page_state", UNIT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------- CDP
+
+
+class Browser:
+    """One page of a headless Chromium, over the DevTools protocol."""
+
+    def __init__(self, ws_url: str) -> None:
+        import websocket
+
+        self._ws = websocket.create_connection(ws_url, timeout=PAGE_TIMEOUT_S, suppress_origin=True)
+        self._id = 0
+        self.events: list[dict[str, Any]] = []
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.call(f"{domain}.enable")
+
+    def close(self) -> None:
+        self._ws.close()
+
+    def _receive(self, deadline: float) -> dict[str, Any]:
+        self._ws.settimeout(max(0.1, deadline - time.monotonic()))
+        message: dict[str, Any] = json.loads(self._ws.recv())
+        if "method" in message:
+            self.events.append(message)
+        return message
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._id += 1
+        self._ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        deadline = time.monotonic() + PAGE_TIMEOUT_S
+        while True:
+            message = self._receive(deadline)
+            if message.get("id") == self._id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message.get("result", {})
+                return result
+
+    def open(self, url: str) -> list[str]:
+        """Navigate to ``url`` and wait for its load event; every problem seen on the way."""
+        self.events.clear()
+        navigated = self.call("Page.navigate", url=url)
+        problems = []
+        if navigated.get("errorText"):
+            problems.append(f"navigation failed: {navigated['errorText']}")
+        deadline = time.monotonic() + PAGE_TIMEOUT_S
+        # a fragment of the open document navigates in place: no new load event then
+        loading = "loaderId" in navigated
+        while loading and not any(e["method"] == "Page.loadEventFired" for e in self.events):
+            if time.monotonic() > deadline:
+                problems.append(f"no load event in {PAGE_TIMEOUT_S:g} s")
+                break
+            self._receive(deadline)
+        time.sleep(0.3)  # let late console messages and scripts arrive
+        self.call("Runtime.evaluate", expression="1")
+        return problems + [p for p in map(_problem, self.events) if p]
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def screenshot(self, path: Path) -> None:
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1400,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def _problem(event: dict[str, Any]) -> str | None:
+    method, params = event["method"], event.get("params", {})
+    if method == "Runtime.exceptionThrown":
+        details = params.get("exceptionDetails", {})
+        return f"exception: {details.get('exception', {}).get('description') or details}"
+    if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+        args = [a.get("value", a.get("description")) for a in params.get("args", [])]
+        return f"console.{params['type']}: {args}"
+    if method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+        entry = params["entry"]
+        return f"console error ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}"
+    if method == "Network.loadingFailed" and not params.get("canceled"):
+        return f"failed to load ({params.get('type')}): {params.get('errorText')}"
+    if method == "Network.responseReceived":
+        response = params.get("response", {})
+        if int(response.get("status") or 0) >= 400:
+            return f"HTTP {response['status']}: {response.get('url')}"
+    return None
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    if not Path(CHROMIUM).is_file():
+        unavailable(f"{CHROMIUM} missing: install Debian's chromium (apt-get install chromium)")
+    try:
+        import websocket  # noqa: F401  # websocket-client
+    except ImportError:
+        unavailable("websocket-client is not installed (pip install websocket-client)")
+    profile = tmp_path / "chromium-profile"
+    process = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",  # root in containers and CI runners
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--remote-debugging-port=0",
+            "--remote-allow-origins=*",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "chromium.log").open("w"),
+    )
+    page: Browser | None = None
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.is_file() and port_file.read_text().count("\n") >= 1):
+            if process.poll() is not None or time.monotonic() > deadline:
+                log = (tmp_path / "chromium.log").read_text()[-2000:]
+                pytest.fail(f"chromium did not start (exit {process.poll()}):\n{log}")
+            time.sleep(0.1)
+        port = int(port_file.read_text().splitlines()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
+            targets = json.load(answer)
+        target = next(t for t in targets if t.get("type") == "page")
+        page = Browser(target["webSocketDebuggerUrl"])
+        yield page
+    finally:
+        if page is not None:
+            page.close()
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def _real_registry(settings: Settings) -> None:
+    """Two versions in the MLflow registry of the embedded profile, aliases lagging the ledger."""
+    from modelops.integrations import mlflow as mlflow_io
+    from modelops.services.context import tracking
+
+    source = settings.resolved_state_dir / "model"
+    source.mkdir(parents=True, exist_ok=True)
+    with mlflow_io.session(tracking(settings)) as client:
+        client.create_registered_model("credit_risk")
+        for _ in ("1", "2"):
+            client.create_model_version("credit_risk", source=source.as_uri())
+        client.set_registered_model_alias("credit_risk", "staging", "1")
+        client.set_registered_model_alias("credit_risk", "production", "2")
+
+
+def _real_evidently_report(path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    rng = np.random.default_rng(7)
+    reference = pd.DataFrame(
+        {"balance_min": rng.normal(size=300), "sector": rng.integers(0, 4, 300)}
+    )
+    current = pd.DataFrame(
+        {"balance_min": rng.normal(0.8, size=300), "sector": rng.integers(0, 4, 300)}
+    )
+    Report([DataDriftPreset()]).run(current_data=current, reference_data=reference).save_html(
+        str(path)
+    )
+
+
+# ----------------------------------------------------------------------------- test
+
+
+def test_every_page_and_link_opens_in_chromium_without_errors(
+    workspace: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, browser: Browser
+) -> None:
+    state = _unit_state()
+    state.populate(workspace, monkeypatch)
+    _real_registry(workspace)
+    report = status_page.monitoring_dir(workspace) / "credit_risk" / state.RUN_OK / "report.html"
+    _real_evidently_report(report)
+    site = status_page.build(workspace, tmp_path / "site")
+    assert site.gate_reports == 3 and site.monitoring_runs == 3
+
+    root = site.out.resolve()
+    start = site.index.resolve().as_uri()
+    seen: set[str] = set()
+    queue = [start]
+    problems: dict[str, list[str]] = {}
+    while queue:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        found = browser.open(url)
+        parts = urlsplit(url)
+        path = Path(unquote(parts.path))
+        if parts.fragment:  # a link into a page: the element must exist there
+            if not browser.evaluate(_has_id(parts.fragment)):
+                found.append(f"no element with id {parts.fragment!r}")
+        elif path.suffix == ".html" and path.name != "report.html":  # our pages: follow links
+            for link in browser.evaluate(LINKS):
+                target = urlsplit(link)
+                if target.scheme != "file" or not Path(unquote(target.path)).is_relative_to(root):
+                    found.append(f"{link}: leaves the site")
+                    continue
+                queue += [link, target._replace(fragment="").geturl()]
+        if found:
+            problems[url.removeprefix(root.as_uri())] = found
+
+    assert problems == {}
+    opened = {Path(unquote(urlsplit(u).path)) for u in seen}
+    assert {p.resolve() for p in site.pages} <= opened
+    assert report.resolve() not in opened  # the site's copy is opened, never the source
+    assert (root / "monitoring/credit_risk" / state.RUN_OK / "report.html") in opened
+
+    # the registry was real: the lagging production alias is flagged on the front page
+    browser.open(start)
+    text = browser.evaluate("document.body.innerText")
+    assert "disagrees with the ledger" in text
+    assert state.MALICIOUS in text  # shown as text, never run
+    assert browser.evaluate("document.scripts.length") == 0
+
+    # the checks see what they look for
+    missing = browser.open((root / "missing.html").as_uri())
+    assert any("ERR_FILE_NOT_FOUND" in p for p in missing), missing
+    browser.open(f"{start}#nowhere")
+    assert not browser.evaluate(_has_id("nowhere"))
+
+    browser.open(start)
+    shot = tmp_path / "status-page.png"
+    browser.screenshot(shot)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
