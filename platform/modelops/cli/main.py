@@ -16,8 +16,10 @@ from modelops.cli import (
     ledger,
     lifecycle,
     models,
+    monitor,
     project,
     serving,
+    simulate,
     status,
     train,
 )
@@ -48,6 +50,8 @@ app.command("skew")(serving.skew)
 app.command("deploy")(deploy.deploy)
 app.command("demo")(demo.demo)
 app.command("report")(status.report)
+app.command("monitor")(monitor.monitor)
+app.command("simulate")(simulate.simulate)
 
 
 def _version(value: bool) -> None:

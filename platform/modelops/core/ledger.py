@@ -38,7 +38,8 @@ from modelops.core.errors import (
     ServiceUnavailableError,
 )
 
-ACTIONS = ("validate", "promote", "approve", "refuse", "rollback")
+ACTIONS = ("validate", "promote", "approve", "refuse", "rollback", "retrain", "propose", "alert")
+"""Every kind of entry: the gate, moves and approvals, and what the monitor decided."""
 TRANSITIONS = ("promote", "rollback")
 GENESIS_HASH = "0" * 64
 MAX_PROBLEMS = 1000

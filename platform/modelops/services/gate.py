@@ -72,6 +72,8 @@ judged, against the absolute ceiling, and no ratio has to be stable. The median 
 varies between repeated measurements about as much as that of 100 (the machine's load decides:
 20 to 32 ms against 28 to 32 ms for a bundled LightGBM on a busy machine, 4 ms on a quiet one),
 for a third of the time."""
+LATENCY_FLOOR_SHARE = 0.1
+"""Share of ``max_latency_ms`` under which the latency ratio is not judged."""
 LEAKAGE_SAMPLE = 5_000
 SCORE_CHUNK_ROWS = 200_000
 SCORER_CHECK_ROWS = 2_000
@@ -714,8 +716,14 @@ def _judge(
         samples=samples,
     )
     if reference.model is not None:
+        # A candidate within a tenth of the latency budget is never refused for being relatively
+        # slower: on the serving scorer both models take microseconds, where a ratio measures
+        # the machine's load more than the models.
         latency_finding = judge_latency(
-            latency, max_ms=p.max_latency_ms, max_ratio=p.max_latency_ratio
+            latency,
+            max_ms=p.max_latency_ms,
+            max_ratio=p.max_latency_ratio,
+            floor_ms=p.max_latency_ms * LATENCY_FLOOR_SHARE,
         )
     else:  # a constant costs nothing: only the absolute ceiling applies
         latency_finding = (

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from modelops.config.project import Project
 from modelops.config.settings import Settings
@@ -296,10 +297,12 @@ def rollback(
     reason: str,
     to_version: str | None = None,
     actor: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Move:
     """Restore the previous holder (or ``to_version``, which must have held ``environment``).
 
-    Skips the gate: returning to a version that already served is the safe path.
+    Skips the gate: returning to a version that already served is the safe path. ``details``
+    (JSON) goes into the ledger entry: the monitor's evidence and report links.
     """
     _check_environment(settings, environment)
     project = project_for(settings, project_name)
@@ -338,6 +341,7 @@ def rollback(
             reason=reason.strip(),
             from_version=holder.version,
             to_version=target,
+            details=dict(details or {}),
         ),
         expected=holder,
         refuse_on_conflict=True,

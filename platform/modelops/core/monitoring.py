@@ -1,0 +1,609 @@
+"""Monitoring policy: what one run's findings make the platform do. Pure logic, no I/O.
+
+A monitoring run (``services.monitor``) measures; this module decides. Its inputs are plain
+records (:class:`Findings` of this run, :class:`History` of earlier runs and actions, the
+project's :class:`Policy`) and its output is a :class:`Decision`: the actions to take, the ones
+the policy would take but a cooldown or a data-quality failure holds back, and notes.
+
+The rules, in order of precedence (one incident, one action):
+
+1. **Data quality** (a broken schema; missing values, unseen categories or out-of-range values
+   above their thresholds): an ``alert``, and retraining is blocked for this run, whatever else
+   is found: a model is never retrained on bad data.
+2. **Rollback**: while the serving version is on probation (it was *promoted*, and its first
+   logged prediction is less than ``probation_days`` old), its live primary metric is more than
+   ``max_drop_in_probation`` below its gate-time value, or below the previous version's live
+   value over the same period. Needs ``min_labels`` labelled predictions with ``min_positives``
+   of each class, and an earlier holder to return to (else an alert).
+3. **Proposal**: a shadow version beats the serving one on the same live labelled requests by
+   the gate's statistical rule (:func:`compare_shadow`); it is proposed for promotion.
+4. **Retraining**: ``drift_windows`` consecutive windows each with a drifted-feature share of at
+   least ``drift_share``, or, after probation, a primary-metric decay of more than ``max_decay``
+   below the gate-time value.
+
+A past action of the same kind within ``cooldown_hours`` holds an action back (a proposal only
+for the same version). ``dry_run`` decides the same and executes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelops.core.metrics import CostModel, direction
+from modelops.core.stats import DecisionKind, decide, paired_interval
+
+ROLLBACK = "rollback"
+PROPOSE = "propose"
+RETRAIN = "retrain"
+ALERT = "alert"
+ACTION_KINDS = (ROLLBACK, PROPOSE, RETRAIN, ALERT)
+"""Every action a monitor takes, most urgent first; also the ledger actions it records (a
+rollback is the ledger's own ``rollback`` move)."""
+LEDGER_ACTIONS = (RETRAIN, PROPOSE, ALERT)
+"""Monitor actions recorded as ledger entries of their own (not moves)."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The ``monitoring`` section of project.yaml, with the gate settings the rules reuse."""
+
+    primary_metric: str
+    min_labels: int = 200
+    min_positives: int = 20
+    probation_days: float = 30.0
+    max_drop_in_probation: float = 0.05
+    max_decay: float = 0.05
+    drift_share: float = 0.3
+    drift_windows: int = 3
+    cooldown_hours: float = 24.0
+    max_missing_share: float = 0.05
+    max_unseen_share: float = 0.02
+    max_out_of_range_share: float = 0.02
+    auto_rollback: bool = True
+    auto_retrain: bool = True
+    decision: DecisionKind = "non_inferiority"
+    margin: float = 0.01
+
+
+# ----------------------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True)
+class FeatureQuality:
+    """Shares of the window's predictions; None where the check does not apply to the type."""
+
+    missing_share: float
+    reference_missing_share: float = 0.0
+    unseen_share: float | None = None
+    out_of_range_share: float | None = None
+
+
+@dataclass(frozen=True)
+class Quality:
+    rows: int
+    features: dict[str, FeatureQuality] = field(default_factory=dict)
+    schema_problems: tuple[str, ...] = ()
+
+
+def quality_problems(quality: Quality, policy: Policy) -> list[str]:
+    """One sentence per data-quality failure of the window, in feature order."""
+    problems = list(quality.schema_problems)
+    for name, q in quality.features.items():
+        if q.missing_share > policy.max_missing_share and q.missing_share > (
+            q.reference_missing_share
+        ):
+            problems.append(
+                f"{name} missing on {q.missing_share:.1%} of predictions (reference "
+                f"{q.reference_missing_share:.1%}; max_missing_share {policy.max_missing_share:g})"
+            )
+        if q.unseen_share is not None and q.unseen_share > policy.max_unseen_share:
+            problems.append(
+                f"{name}: {q.unseen_share:.1%} of values never seen in the reference "
+                f"(max_unseen_share {policy.max_unseen_share:g})"
+            )
+        if q.out_of_range_share is not None and q.out_of_range_share > (
+            policy.max_out_of_range_share
+        ):
+            problems.append(
+                f"{name}: {q.out_of_range_share:.1%} of values outside the reference's range "
+                f"(max_out_of_range_share {policy.max_out_of_range_share:g})"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Evidently's per-feature drift of the window against the reference."""
+
+    method: str
+    share: float
+    drifted: tuple[str, ...]
+    scores: dict[str, float]
+    threshold: float | None = None
+    prediction_score: float | None = None
+    prediction_drifted: bool | None = None
+    rows_used: int = 0
+    rows_total: int = 0
+    reference_rows: int = 0
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Live metrics of the serving version on its labelled predictions, and what to compare
+    them with: the metrics its verdict measured (``gate``) and the previous holder's live ones
+    over the same performance window (``previous``, None without enough labels)."""
+
+    version: str
+    rows: int
+    positives: int
+    metrics: dict[str, float]
+    gate: dict[str, float] | None = None
+    gate_source: str = ""
+    previous_version: str | None = None
+    previous: dict[str, float] | None = None
+    previous_rows: int = 0
+    previous_positives: int = 0
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """A shadow version against the served one on the same labelled requests."""
+
+    version: str
+    rows: int
+    positives: int
+    served_metrics: dict[str, float]
+    shadow_metrics: dict[str, float]
+    interval: dict[str, Any]
+    gate_rule: str
+    beats: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Tenure:
+    """How the serving version got there and for how long it has been serving."""
+
+    moved_by: str | None  # "promote", "rollback" or None (no recorded move)
+    moved_at: datetime | None
+    first_seen: datetime | None  # its first logged prediction within the run's look-back
+    as_of: datetime
+    rollback_target: str | None = None  # the version a rollback would return to
+
+
+def in_probation(tenure: Tenure, policy: Policy) -> bool:
+    """Promoted (a rollback starts no probation) and first seen less than ``probation_days``
+    before the run's time (or not seen yet)."""
+    if tenure.moved_by != "promote" or policy.probation_days <= 0:
+        return False
+    if tenure.first_seen is None:
+        return True
+    return tenure.as_of - tenure.first_seen < timedelta(days=policy.probation_days)
+
+
+@dataclass(frozen=True)
+class Findings:
+    project: str
+    environment: str
+    version: str
+    quality: Quality
+    tenure: Tenure
+    drift: Drift | None = None
+    performance: Performance | None = None
+    shadow: Shadow | None = None
+
+
+# ----------------------------------------------------------------------------- history
+
+
+@dataclass(frozen=True)
+class PastAction:
+    kind: str
+    at: datetime
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    """``drift_shares``: earlier distinct windows of the serving version since it took over,
+    newest first; ``actions``: the monitor's earlier actions on this environment."""
+
+    drift_shares: tuple[float, ...] = ()
+    actions: tuple[PastAction, ...] = ()
+
+
+def drift_streak(current: float | None, previous: tuple[float, ...], share: float) -> int:
+    """Consecutive windows, this one first, whose drifted-feature share is at least ``share``."""
+    if current is None or current < share:
+        return 0
+    streak = 1
+    for value in previous:
+        if value < share:
+            break
+        streak += 1
+    return streak
+
+
+def metric_drop(metric: str, live: float, reference: float) -> float:
+    """How much worse ``live`` is than ``reference`` (positive: worse), whichever way the metric
+    improves; NaN when either is not a number."""
+    if not (math.isfinite(live) and math.isfinite(reference)):
+        return math.nan
+    return (reference - live) * direction(metric)
+
+
+def enough_labels(rows: int, positives: int, policy: Policy) -> bool:
+    return (
+        rows >= policy.min_labels
+        and positives >= policy.min_positives
+        and rows - positives >= policy.min_positives
+    )
+
+
+def compare_shadow(
+    version: str,
+    labels: Any,
+    served_scores: Any,
+    shadow_scores: Any,
+    *,
+    metric: str,
+    decision: DecisionKind,
+    margin: float,
+    served_threshold: float,
+    shadow_threshold: float,
+    costs: CostModel,
+    served_metrics: dict[str, float],
+    shadow_metrics: dict[str, float],
+    resamples: int = 2000,
+) -> Shadow:
+    """Does the shadow beat the served version on these rows, by the gate's rule?
+
+    The paired-bootstrap interval of the shadow's gain on ``metric``
+    (:func:`~modelops.core.stats.paired_interval`, the gate's BCa interval) must pass the gate's
+    own decision (``decision`` with ``margin``) *and* lie above zero: the gate lets a candidate
+    through that is merely not worse, but only one shown better is proposed over the one
+    serving.
+    """
+    import numpy as np
+
+    y = np.asarray(labels, dtype=np.int64)
+    interval = paired_interval(
+        metric,
+        y,
+        shadow_scores,
+        served_scores,
+        resamples=resamples,
+        threshold_c=shadow_threshold,
+        threshold_r=served_threshold,
+        costs=costs,
+    )
+    rule = decide(interval, decision, margin)
+    better = decide(interval, "superiority", 0.0)
+    beats = rule.passed and better.passed
+    detail = rule.detail if not rule.passed else better.detail
+    return Shadow(
+        version=version,
+        rows=len(y),
+        positives=int(y.sum()),
+        served_metrics=served_metrics,
+        shadow_metrics=shadow_metrics,
+        interval=interval.to_dict(),
+        gate_rule=f"{decision} with margin {margin:g}, and shown better than the served version",
+        beats=beats,
+        detail=detail,
+    )
+
+
+# ----------------------------------------------------------------------------- decision
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action: ``kind`` (one of :data:`ACTION_KINDS`), why, on which version, and the numbers
+    behind it."""
+
+    kind: str
+    reason: str
+    target: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Held:
+    action: Action
+    why: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``actions`` to take now; ``held`` back (cooldown, bad data, policy), with why; ``notes``
+    on findings that lead to nothing (yet). ``dry_run``: nothing is executed."""
+
+    actions: tuple[Action, ...]
+    held: tuple[Held, ...] = ()
+    notes: tuple[str, ...] = ()
+    drift_streak: int = 0
+    in_probation: bool = False
+    retraining_blocked: bool = False
+    dry_run: bool = False
+
+    @property
+    def executable(self) -> tuple[Action, ...]:
+        """What the run executes: the actions, or nothing in a dry run."""
+        return () if self.dry_run else self.actions
+
+    @property
+    def kinds(self) -> list[str]:
+        return [a.kind for a in self.actions]
+
+    def headline(self) -> str:
+        """One line: what is done (or would be, in a dry run), else that nothing is."""
+        if not self.actions:
+            held = f"; held: {', '.join(h.action.kind for h in self.held)}" if self.held else ""
+            return f"no action{held}"
+        said = "; ".join(f"{a.kind}: {a.reason}" for a in self.actions)
+        return f"would {said} (dry run)" if self.dry_run else said
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "actions": [asdict(a) for a in self.actions],
+            "held": [{"action": asdict(h.action), "why": h.why} for h in self.held],
+            "notes": list(self.notes),
+            "drift_streak": self.drift_streak,
+            "in_probation": self.in_probation,
+            "retraining_blocked": self.retraining_blocked,
+            "dry_run": self.dry_run,
+            "headline": self.headline(),
+        }
+
+
+def cooling(
+    kind: str, history: History, now: datetime, hours: float, version: str | None = None
+) -> PastAction | None:
+    """The latest earlier action of ``kind`` (for a proposal: of the same version) within the
+    cooldown, if any."""
+    if hours <= 0:
+        return None
+    since = now - timedelta(hours=hours)
+    recent = [
+        a
+        for a in history.actions
+        if a.kind == kind and a.at > since and (kind != PROPOSE or a.version == version)
+    ]
+    return max(recent, key=lambda a: a.at) if recent else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _performance_evidence(
+    perf: Performance, metric: str, drop_gate: float, drop_previous: float
+) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "version": perf.version,
+        "live": perf.metrics.get(metric),
+        "gate": (perf.gate or {}).get(metric),
+        "gate_source": perf.gate_source,
+        "drop_vs_gate": drop_gate,
+        "previous_version": perf.previous_version,
+        "previous_live": (perf.previous or {}).get(metric),
+        "drop_vs_previous": drop_previous,
+        "labelled_predictions": perf.rows,
+        "positives": perf.positives,
+        "cost_per_1000": {
+            "live": perf.metrics.get("cost_per_1000"),
+            "gate": (perf.gate or {}).get("cost_per_1000"),
+        },
+    }
+
+
+def decide_actions(
+    findings: Findings,
+    history: History,
+    policy: Policy,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+) -> Decision:
+    """Apply the rules of this module's docstring to one run's findings.
+
+    ``now`` is the wall-clock time that cooldowns are measured against (past actions are
+    ledger times); the run's data time is ``findings.tenure.as_of``.
+    """
+    metric = policy.primary_metric
+    actions: list[Action] = []
+    held: list[Held] = []
+    notes: list[str] = []
+
+    def take(action: Action, *, version: str | None = None) -> bool:
+        past = cooling(action.kind, history, now, policy.cooldown_hours, version)
+        if past is not None:
+            held.append(
+                Held(
+                    action,
+                    f"cooldown: a {action.kind} at {past.at:%Y-%m-%d %H:%M} UTC, less than "
+                    f"cooldown_hours {policy.cooldown_hours:g} ago",
+                )
+            )
+            return False
+        actions.append(action)
+        return True
+
+    # 1. data quality
+    problems = quality_problems(findings.quality, policy)
+    blocked = bool(problems)
+    if problems:
+        take(
+            Action(
+                ALERT,
+                "data quality: " + "; ".join(problems) + "; retraining on this data is blocked",
+                findings.version,
+                {"problems": problems, "rows": findings.quality.rows},
+            )
+        )
+
+    # 2. probation: roll back
+    probation = in_probation(findings.tenure, policy)
+    perf = findings.performance
+    judged = perf is not None and enough_labels(perf.rows, perf.positives, policy)
+    drop_gate = drop_previous = math.nan
+    if perf is not None:
+        if perf.gate and metric in perf.gate:
+            drop_gate = metric_drop(metric, perf.metrics.get(metric, math.nan), perf.gate[metric])
+        if perf.previous and enough_labels(perf.previous_rows, perf.previous_positives, policy):
+            drop_previous = metric_drop(
+                metric, perf.metrics.get(metric, math.nan), perf.previous[metric]
+            )
+        if not judged:
+            notes.append(
+                f"performance not judged: {perf.rows} labelled predictions with {perf.positives} "
+                f"positives (min_labels {policy.min_labels}, min_positives "
+                f"{policy.min_positives})"
+            )
+    else:
+        notes.append("performance not judged: no labelled predictions of the serving version")
+    rolling_back = False
+    if probation and judged and perf is not None:
+        worse = [
+            f"{drop:.4g} below its {what}"
+            for drop, what in (
+                (drop_gate, f"gate-time {_fmt((perf.gate or {}).get(metric))}"),
+                (
+                    drop_previous,
+                    f"predecessor v{perf.previous_version}'s live "
+                    f"{_fmt((perf.previous or {}).get(metric))}",
+                ),
+            )
+            if drop > policy.max_drop_in_probation
+        ]
+        if worse:
+            evidence = _performance_evidence(perf, metric, drop_gate, drop_previous)
+            evidence["max_drop_in_probation"] = policy.max_drop_in_probation
+            reason = (
+                f"v{perf.version} on probation: live {metric} {_fmt(perf.metrics.get(metric))} "
+                f"on {perf.rows} labelled predictions is " + " and ".join(worse)
+            )
+            target = findings.tenure.rollback_target
+            if target is None:
+                take(Action(ALERT, reason + "; no earlier version to roll back to", None, evidence))
+            elif not policy.auto_rollback:
+                take(Action(ALERT, reason + "; auto_rollback is off", target, evidence))
+            else:
+                rolling_back = take(Action(ROLLBACK, reason, target, evidence))
+                if not rolling_back:
+                    rolling_back = True  # held by cooldown: still the incident of this run
+        else:
+            notes.append(
+                f"v{perf.version} on probation: {metric} {_fmt(perf.metrics.get(metric))} within "
+                f"{policy.max_drop_in_probation:g} of its gate-time and predecessor's values"
+            )
+
+    # 3. a shadow that beats the served version
+    proposing = False
+    shadow = findings.shadow
+    if shadow is not None and not rolling_back:
+        if not enough_labels(shadow.rows, shadow.positives, policy):
+            notes.append(
+                f"shadow v{shadow.version} not judged: {shadow.rows} labelled requests with "
+                f"{shadow.positives} positives"
+            )
+        elif shadow.beats:
+            proposing = True
+            take(
+                Action(
+                    PROPOSE,
+                    f"shadow v{shadow.version} beats v{findings.version} on {shadow.rows} live "
+                    f"labelled requests: {shadow.detail}",
+                    shadow.version,
+                    {
+                        "metric": metric,
+                        "interval": shadow.interval,
+                        "served": shadow.served_metrics,
+                        "shadow": shadow.shadow_metrics,
+                        "rule": shadow.gate_rule,
+                    },
+                ),
+                version=shadow.version,
+            )
+        else:
+            notes.append(f"shadow v{shadow.version} does not beat v{findings.version}")
+
+    # 4. retraining
+    drift = findings.drift
+    streak = drift_streak(drift.share if drift else None, history.drift_shares, policy.drift_share)
+    reasons: list[str] = []
+    retrain_evidence: dict[str, Any] = {}
+    if drift is not None:
+        retrain_evidence["drift"] = {
+            "share": drift.share,
+            "drifted": list(drift.drifted),
+            "method": drift.method,
+            "streak": streak,
+            "drift_windows": policy.drift_windows,
+            "drift_share": policy.drift_share,
+            "prediction_score": drift.prediction_score,
+        }
+        if streak >= policy.drift_windows:
+            reasons.append(
+                f"{len(drift.drifted)} of {len(drift.scores)} features drifted "
+                f"({', '.join(drift.drifted)}; share {drift.share:.2f} >= {policy.drift_share:g}) "
+                f"for {streak} consecutive windows"
+            )
+        elif streak:
+            notes.append(
+                f"drift in {streak} of {policy.drift_windows} consecutive windows needed (share "
+                f"{drift.share:.2f}: {', '.join(drift.drifted)})"
+            )
+    if judged and perf is not None and not probation and drop_gate > policy.max_decay:
+        reasons.append(
+            f"{metric} decayed to {_fmt(perf.metrics.get(metric))}, {drop_gate:.4g} below its "
+            f"gate-time {_fmt((perf.gate or {}).get(metric))} (max_decay {policy.max_decay:g})"
+        )
+        retrain_evidence["performance"] = _performance_evidence(
+            perf, metric, drop_gate, drop_previous
+        )
+    if reasons:
+        action = Action(RETRAIN, "; ".join(reasons), findings.version, retrain_evidence)
+        if rolling_back:
+            held.append(Held(action, "a rollback answers this run's incident"))
+        elif proposing:
+            held.append(Held(action, "a shadow version that beats the served one is proposed"))
+        elif blocked:
+            held.append(Held(action, "data-quality failure: retraining on bad data is blocked"))
+        elif not policy.auto_retrain:
+            take(Action(ALERT, action.reason + "; auto_retrain is off", None, retrain_evidence))
+        else:
+            take(action)
+
+    return Decision(
+        actions=tuple(actions),
+        held=tuple(held),
+        notes=tuple(notes),
+        drift_streak=streak,
+        in_probation=probation,
+        retraining_blocked=blocked,
+        dry_run=dry_run,
+    )
+
+
+def findings_dict(findings: Findings) -> dict[str, Any]:
+    """JSON-ready findings (NaN becomes None)."""
+    return _clean(asdict(findings))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value

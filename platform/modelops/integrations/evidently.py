@@ -1,0 +1,267 @@
+"""Evidently (0.7): run the monitoring reports, save them as HTML and JSON, read the numbers back.
+
+Two reports per monitoring run:
+
+- :func:`drift_report`: per-column drift of the current rows against the reference rows
+  (``DataDriftPreset`` with the chosen methods, and ``ValueDrift`` of the score for prediction
+  drift), plus missing values, values outside the reference's range and values outside its
+  categories of every feature;
+- :func:`performance_report`: classification quality (``ClassificationPreset``) of one or more
+  scored columns against the labels, side by side (the served version and a shadow).
+
+Each returns the numbers a policy needs and the paths of the saved ``.html`` (Evidently's own
+self-contained page) and ``.json`` (``Snapshot.dict()``: metrics and tests). What the numbers
+mean for the model is not decided here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+P_VALUE_METHODS = frozenset({"ks", "chisquare", "z", "mannw", "t_test", "es", "fisher_exact"})
+"""Evidently methods whose score is a p-value (drift when below the threshold); every other
+method's score is a distance (drift at or above it)."""
+
+
+@dataclass(frozen=True)
+class Saved:
+    html: Path
+    json: Path
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    score: float
+    method: str
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Per-feature drift, the share Evidently counts as drifted, the score's drift, and the
+    sample's data-quality shares (``missing``, ``out_of_range``, ``out_of_list``)."""
+
+    columns: dict[str, ColumnDrift]
+    share: float
+    prediction: ColumnDrift | None
+    missing: dict[str, float] = field(default_factory=dict)
+    out_of_range: dict[str, float] = field(default_factory=dict)
+    out_of_list: dict[str, float] = field(default_factory=dict)
+    current_rows: int = 0
+    reference_rows: int = 0
+    saved: Saved | None = None
+
+    @property
+    def drifted(self) -> list[str]:
+        return [name for name, c in self.columns.items() if c.drifted]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One scored column judged against the labels: ``name``, its score column, the decision
+    threshold."""
+
+    name: str
+    score: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class PerformanceResult:
+    metrics: dict[str, dict[str, float]]  # classification name -> Evidently metric -> value
+    rows: int
+    saved: Saved | None = None
+
+
+def _definition(numerical: list[str], categorical: list[str], classifications: Any = None) -> Any:
+    from evidently import DataDefinition
+
+    return DataDefinition(
+        numerical_columns=list(numerical),
+        categorical_columns=list(categorical),
+        classification=classifications,
+    )
+
+
+def _drifted(method: str, score: float, threshold: float) -> bool:
+    if not math.isfinite(score):
+        return False
+    return score < threshold if method in P_VALUE_METHODS else score >= threshold
+
+
+def _save(snapshot: Any, html: Path, json_path: Path, started: float) -> Saved:
+    html.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(html))
+    snapshot.save_json(str(json_path))
+    return Saved(html, json_path, time.perf_counter() - started)
+
+
+def drift_report(
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    *,
+    numerical: list[str],
+    categorical: list[str],
+    score: str | None,
+    numerical_method: str,
+    categorical_method: str,
+    threshold: float | None,
+    drift_share: float,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    categories: dict[str, list[str]] | None = None,
+    html: Path | None = None,
+    json_path: Path | None = None,
+) -> DriftResult:
+    """Drift of ``current`` against ``reference`` for the named columns, and their quality.
+
+    Args:
+        score: the prediction column (its drift is prediction drift), or None.
+        numerical_method, categorical_method: Evidently stattest names for each column type
+            (the score is numerical).
+        threshold: one threshold for every column; None: each method's default.
+        drift_share: the share of drifted columns Evidently's dataset-drift summary uses.
+        ranges, categories: the reference's ``[min, max]`` per numerical column and its values
+            per categorical one; the report counts what falls outside.
+        html, json_path: where to save the report (both, or neither).
+    """
+    from evidently import Dataset, Report
+    from evidently.metrics import (
+        MissingValueCount,
+        OutListValueCount,
+        OutRangeValueCount,
+        RowCount,
+        ValueDrift,
+    )
+    from evidently.presets import DataDriftPreset
+
+    started = time.perf_counter()
+    features = [*numerical, *categorical]
+    metrics: list[Any] = [
+        RowCount(),
+        DataDriftPreset(
+            columns=features,
+            num_method=numerical_method,
+            cat_method=categorical_method,
+            threshold=threshold,
+            drift_share=drift_share,
+            include_tests=False,
+        ),
+    ]
+    if score is not None:
+        metrics.append(ValueDrift(column=score, method=numerical_method, threshold=threshold))
+    metrics += [MissingValueCount(column=c) for c in features]
+    for column, (low, high) in (ranges or {}).items():
+        metrics.append(OutRangeValueCount(column=column, left=low, right=high))
+    for column, values in (categories or {}).items():
+        metrics.append(OutListValueCount(column=column, values=list(values)))
+    columns = [*features, *([score] if score is not None else [])]
+    definition = _definition([*numerical, *([score] if score else [])], categorical)
+    snapshot = Report(metrics, include_tests=False).run(
+        Dataset.from_pandas(current[columns].reset_index(drop=True), data_definition=definition),
+        Dataset.from_pandas(reference[columns].reset_index(drop=True), data_definition=definition),
+    )
+    result: dict[str, Any] = {
+        "columns": {},
+        "share": math.nan,
+        "prediction": None,
+        "missing": {},
+        "out_of_range": {},
+        "out_of_list": {},
+    }
+    for item in snapshot.dict()["metrics"]:
+        config, value = item.get("config", {}), item.get("value")
+        kind = str(config.get("type", "")).rsplit(":", 1)[-1]
+        column = config.get("column")
+        if kind == "ValueDrift":
+            method = str(config.get("method"))
+            limit = float(config.get("threshold"))
+            drift = ColumnDrift(float(value), method, limit, _drifted(method, float(value), limit))
+            if column == score and column not in features:
+                result["prediction"] = drift
+            else:
+                result["columns"][column] = drift
+        elif kind == "DriftedColumnsCount":
+            result["share"] = float(value["share"])
+        elif kind in ("MissingValueCount", "OutRangeValueCount", "OutListValueCount"):
+            key = {
+                "MissingValueCount": "missing",
+                "OutRangeValueCount": "out_of_range",
+                "OutListValueCount": "out_of_list",
+            }[kind]
+            result[key][column] = float(value["share"])
+    saved = _save(snapshot, html, json_path, started) if html and json_path else None
+    return DriftResult(
+        columns={c: result["columns"][c] for c in features if c in result["columns"]},
+        share=result["share"],
+        prediction=result["prediction"],
+        missing=result["missing"],
+        out_of_range=result["out_of_range"],
+        out_of_list=result["out_of_list"],
+        current_rows=len(current),
+        reference_rows=len(reference),
+        saved=saved,
+    )
+
+
+_CLASSIFICATION_METRICS = {
+    "Accuracy": "accuracy",
+    "Precision": "precision",
+    "Recall": "recall",
+    "F1Score": "f1",
+    "RocAuc": "roc_auc",
+    "LogLoss": "log_loss",
+    "FPR": "false_positive_rate",
+    "FNR": "false_negative_rate",
+    "TPR": "true_positive_rate",
+    "TNR": "true_negative_rate",
+}
+
+
+def performance_report(
+    current: pd.DataFrame,
+    *,
+    label: str,
+    classifications: list[Classification],
+    html: Path | None = None,
+    json_path: Path | None = None,
+) -> PerformanceResult:
+    """Classification quality of each scored column of ``current`` against ``label`` (0/1),
+    at its own threshold, side by side in one report."""
+    from evidently import BinaryClassification, Dataset, Report
+    from evidently.presets import ClassificationPreset
+
+    started = time.perf_counter()
+    definition = _definition(
+        [c.score for c in classifications],
+        [],
+        [
+            BinaryClassification(name=c.name, target=label, prediction_probas=c.score, pos_label=1)
+            for c in classifications
+        ],
+    )
+    frame = current[[label, *(c.score for c in classifications)]].reset_index(drop=True)
+    metrics = [
+        ClassificationPreset(probas_threshold=c.threshold, classification_name=c.name)
+        for c in classifications
+    ]
+    snapshot = Report(metrics, include_tests=False).run(
+        Dataset.from_pandas(frame, data_definition=definition), None
+    )
+    found: dict[str, dict[str, float]] = {c.name: {} for c in classifications}
+    for item in snapshot.dict()["metrics"]:
+        config, value = item.get("config", {}), item.get("value")
+        kind = str(config.get("type", "")).rsplit(":", 1)[-1]
+        name = config.get("classification_name")
+        if name in found and kind in _CLASSIFICATION_METRICS and isinstance(value, int | float):
+            found[name][_CLASSIFICATION_METRICS[kind]] = float(value)
+    saved = _save(snapshot, html, json_path, started) if html and json_path else None
+    return PerformanceResult(found, len(frame), saved)

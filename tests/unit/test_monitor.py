@@ -1,0 +1,531 @@
+"""``modelops monitor`` end to end on real models, MLflow, Feast, Evidently and the ledger.
+
+One module-scoped workspace (fraud example data, one training run: a LightGBM candidate and a
+logistic baseline) keeps the suite short; each test gets its own ledger and prediction log.
+Traffic is constructed: the November and December payments joined point-in-time, scored by the
+serving version and written to the prediction log with the service's own writer, as they were
+made (logged at their event time); drift and concept drift are applied to those rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from modelops.cli.main import main
+from modelops.config.project import load_project
+from modelops.config.settings import Settings, load_settings
+from modelops.core import ledger as chain
+from modelops.core import monitoring as policy
+from modelops.core.scorer import build_scorer
+from modelops.integrations import mlflow as mlflow_io
+from modelops.integrations.database import Ledger, LedgerEntry
+from modelops.services import data, datasets, features, monitor, promote, train
+from modelops.services.context import tracking
+from modelops.serving.prediction_log import ParquetSink, PredictionRecord
+from support import copy_workspace
+
+PROJECT = "fraud"
+ROWS = 60_000
+SHIFT = timedelta(days=-35)  # the serving versions were trained on older windows
+TRAFFIC = (date(2025, 11, 1), date(2025, 12, 31))
+MONITORING = {
+    "window_hours": 168,
+    "performance_window_days": 60,
+    "probation_days": 30,
+    "min_labels": 200,
+    "min_positives": 10,
+    "max_drop_in_probation": 0.15,  # ~70 frauds in the traffic: PR-AUC noise is large
+    "max_decay": 0.2,
+    "drift_windows": 2,
+    "drift_sample_rows": 5_000,
+    "reference_rows": 20_000,
+}
+GATE = {  # a gate this small data can pass: a few dozen frauds per holdout
+    "margin": 0.5,
+    "max_drop": 0.5,
+    "max_segment_drop": 0.5,
+    "min_segment_positives": 3,
+    "max_ece_increase": 0.5,
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = copy_workspace(tmp_path_factory.mktemp("monitor") / "repo")
+    (root / "modelops.yaml").write_text(
+        "environments: [staging, production]\napproval_required: [production]\n"
+    )
+    spec_file = root / "projects" / PROJECT / "project.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["monitoring"] = MONITORING
+    spec["promotion"].update(GATE)
+    spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    with pytest.MonkeyPatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("MODELOPS_")]:
+            env.delenv(name)
+        settings = load_settings(root)
+        data.generate(settings, [PROJECT], rows=ROWS, seed=5)
+        features.apply(settings)
+        project = load_project(settings.resolved_projects_dir, PROJECT)
+        windows = {
+            w: (
+                getattr(project.spec.windows, w).start + SHIFT,
+                getattr(project.spec.windows, w).end + SHIFT,
+            )
+            for w in ("train", "validation", "holdout")
+        }
+        result = train.train(settings, PROJECT, windows=windows)
+        traffic_project = train.with_windows(
+            project,
+            {
+                "train": (date(2025, 7, 8), date(2025, 8, 31)),
+                "validation": (date(2025, 9, 1), date(2025, 9, 30)),
+                "holdout": TRAFFIC,
+            },
+        )
+        joined = datasets.build_training_set(
+            settings, traffic_project, datetime(2026, 6, 1, tzinfo=UTC), windows=("holdout",)
+        ).frames["holdout"]
+        with mlflow_io.session(tracking(settings)) as client:
+            names = (
+                client.get_model_version(PROJECT, result.candidate.version)
+                .tags["modelops.features"]
+                .split(",")
+            )
+            scorers = {
+                v: build_scorer(mlflow_io.load_model(f"models:/{PROJECT}/{v}"), names)
+                for v in (result.baseline.version, result.candidate.version)
+            }
+    return {
+        "root": root,
+        "old": result.baseline.version,  # the version served before
+        "new": result.candidate.version,  # the version serving now
+        "features": names,
+        "traffic": joined,
+        "scorers": scorers,
+    }
+
+
+@pytest.fixture
+def platform_(trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The trained workspace with an empty ledger and log and no aliases; the monitor's ledger
+    actions allowed (``modelops.core.ledger.ACTIONS`` may not list them yet in this tree)."""
+    for name in [n for n in os.environ if n.startswith("MODELOPS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MODELOPS_ROOT", str(trained["root"]))
+    monkeypatch.setenv("MODELOPS_DATABASE_URL", f"sqlite:///{tmp_path / 'platform.db'}")
+    monkeypatch.setenv("MODELOPS_PREDICTION_LOG_URL", str(tmp_path / "predictions"))
+    monkeypatch.setenv("MODELOPS_ACTOR", "tester")
+    missing = [a for a in policy.LEDGER_ACTIONS if a not in chain.ACTIONS]
+    monkeypatch.setattr(chain, "ACTIONS", (*chain.ACTIONS, *missing))
+    settings = load_settings()
+    with mlflow_io.session(tracking(settings)) as client:
+        for alias in list(mlflow_io.aliases(client, PROJECT)):
+            mlflow_io.delete_alias(client, PROJECT, alias)
+    return settings
+
+
+def _seed(settings: Settings, environment: str, *versions: str) -> None:
+    """Given: ``versions`` were promoted to ``environment`` in that order (an operator's setup)."""
+    ledger = Ledger(settings.platform_database_url)
+    for version in versions:
+        held = ledger.holder(PROJECT, environment)
+        ledger.transition(
+            LedgerEntry("promote", PROJECT, environment, "setup", "setup", held.version, version),
+            expected=held,
+        )
+        with mlflow_io.session(tracking(settings)) as client:
+            mlflow_io.set_alias(client, PROJECT, environment, version)
+
+
+def _traffic(trained: dict[str, Any], *, drifted_from: date | None = None) -> pd.DataFrame:
+    """The November/December payments; from ``drifted_from`` on with covariate drift: amounts
+    up 40 %, busy hours two hours later, 30 % of payments moved to online retail."""
+    frame = trained["traffic"].copy()
+    if drifted_from is not None:
+        rows = frame["event_timestamp"] >= pd.Timestamp(drifted_from, tz="UTC")
+        rng = np.random.default_rng(1)
+        for column in ("txn_amount", "amount_to_avg_24h", "amount_to_avg_7d"):
+            scaled = rows & (frame[column] > 0)  # -1: no earlier payment to compare with
+            frame.loc[scaled, column] = frame.loc[scaled, column] * 1.4
+        frame.loc[rows, "txn_hour"] = (frame.loc[rows, "txn_hour"] + 2) % 24
+        moved = rows & (rng.random(len(frame)) < 0.3)
+        frame.loc[moved, "txn_merchant_category"] = "online_retail"
+    return frame
+
+
+def _log(
+    settings: Settings,
+    trained: dict[str, Any],
+    frame: pd.DataFrame,
+    version: str,
+    *,
+    until: date | None = None,
+    broken: dict[str, Any] | None = None,
+) -> None:
+    """Write ``frame``'s rows to the prediction log as served by ``version`` (scored by it), with
+    the service's writer; ``broken``: feature -> value replacing it on 40 % of the rows."""
+    if until is not None:
+        frame = frame[frame["event_timestamp"] < pd.Timestamp(until, tz="UTC")]
+    names = trained["features"]
+    values = frame[names].astype(object).where(frame[names].notna(), None)
+    if broken:
+        hit = np.random.default_rng(2).random(len(values)) < 0.4
+        for column, value in broken.items():
+            values.loc[hit, column] = value
+    scores = trained["scorers"][version].score_columns({f: frame[f].to_numpy() for f in names})
+    records = [
+        PredictionRecord(
+            request_id=f"r{i}",
+            logged_at=stamp.to_pydatetime(),
+            project=PROJECT,
+            environment="production",
+            model_version=version,
+            entity={"account_id": int(account)},
+            features=row,
+            score=float(score),
+            decision="block" if score >= 0.5 else "allow",
+        ).row()
+        for i, (stamp, account, row, score) in enumerate(
+            zip(
+                frame["event_timestamp"],
+                frame["account_id"],
+                values.to_dict("records"),
+                scores,
+                strict=True,
+            )
+        )
+    ]
+    ParquetSink(Path(settings.resolved_prediction_log)).write(records)
+
+
+def _ledger(settings: Settings) -> list[Any]:
+    return Ledger(settings.platform_database_url).entries(PROJECT)
+
+
+def _aliases(settings: Settings) -> dict[str, str]:
+    with mlflow_io.session(tracking(settings)) as client:
+        return mlflow_io.aliases(client, PROJECT)
+
+
+def _versions(settings: Settings) -> int:
+    with mlflow_io.session(tracking(settings)) as client:
+        return len(mlflow_io.list_versions(client, PROJECT))
+
+
+def _at(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
+def _shuffled_labels(settings: Settings, trained: dict[str, Any]) -> pd.DataFrame:
+    """Concept drift: the payments look the same, but which of them are fraud no longer follows
+    from them (labels permuted), and every label is known at once."""
+    frame = trained["traffic"][["account_id", "event_timestamp", "is_fraud"]].copy()
+    frame["is_fraud"] = np.random.default_rng(7).permutation(frame["is_fraud"].to_numpy())
+    frame["label_available_at"] = frame["event_timestamp"]
+    return frame
+
+
+# --- healthy -----------------------------------------------------------------------------------
+
+
+def test_healthy_traffic_leads_to_no_action(platform_: Settings, trained: dict[str, Any]) -> None:
+    _seed(platform_, "production", trained["old"], trained["new"])
+    _log(platform_, trained, _traffic(trained), trained["new"])
+    before = _ledger(platform_)
+
+    run = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 29)))
+
+    assert run.decision.actions == (), run.decision.to_dict()
+    assert run.outcomes == [] and _ledger(platform_) == before
+    assert run.findings.quality.rows > 1000
+    drift = run.findings.drift
+    assert drift is not None and drift.share < 0.3
+    assert drift.rows_used == min(5_000, drift.rows_total) == min(5_000, run.findings.quality.rows)
+    assert drift.prediction_score is not None
+    perf = run.findings.performance
+    assert perf is not None and perf.rows >= 200 and perf.positives >= 10
+    assert perf.gate_source == "registered holdout metrics"
+    assert "cost_per_1000" in perf.metrics
+    summary = json.loads(run.summary_json.read_text())
+    assert summary["action"] == "none" and summary["run_id"] == run.run_id
+    assert {"project", "environment", "started_at", "findings"} <= set(summary)
+    assert (run.run_dir / "report.html").stat().st_size > 100_000
+    assert (run.run_dir / "evidently.json").is_file()
+    assert run.performance_html is not None and run.performance_html.is_file()
+    assert run.mlflow_run_id is not None
+    with mlflow_io.session(tracking(platform_)) as client:
+        logged = client.get_run(run.mlflow_run_id)
+        artifacts = {a.path for a in client.list_artifacts(run.mlflow_run_id)}
+    assert logged.data.tags["modelops.monitor.version"] == trained["new"]
+    assert math.isclose(logged.data.metrics["drift_share"], drift.share)
+    assert {"report.html", "summary.json", "evidently.json"} <= artifacts
+    out = Path(platform_.root) / "monitor.json"
+    assert (
+        _cli(
+            "monitor",
+            PROJECT,
+            "--once",
+            "--dry-run",
+            "--as-of",
+            "2025-12-29T00:00:00",
+            "--json-out",
+            str(out),
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["dry_run"] is True and _ledger(platform_) == before
+    text = run.prometheus.read_text() if run.prometheus else ""
+    assert f'modelops_monitor_drift_share{{project="{PROJECT}",environment="production"' in text
+    assert "# TYPE modelops_monitor_live_metric gauge" in text
+
+
+# --- covariate drift ---------------------------------------------------------------------------
+
+
+def test_sustained_covariate_drift_retrains_gates_and_respects_the_cooldown(
+    platform_: Settings, trained: dict[str, Any]
+) -> None:
+    _seed(platform_, "staging", trained["new"])
+    _seed(platform_, "production", trained["new"])
+    _log(platform_, trained, _traffic(trained, drifted_from=date(2025, 12, 8)), trained["new"])
+    versions = _versions(platform_)
+
+    first = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 22)))
+    assert first.findings.drift is not None and first.findings.drift.share >= 0.3
+    assert first.decision.actions == () and first.decision.drift_streak == 1
+    assert {"txn_amount", "txn_hour"} <= set(first.findings.drift.drifted)
+
+    second = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 29)))
+    assert second.decision.kinds == [policy.RETRAIN], second.decision.to_dict()
+    assert second.decision.drift_streak == 2
+    (outcome,) = second.outcomes
+    assert _versions(platform_) == versions + 2  # a candidate and its baseline
+    entries = _ledger(platform_)
+    retrain = next(e for e in entries if e.action == "retrain")
+    assert retrain.details["run_id"] == second.run_id
+    assert retrain.details["evidence"]["drift"]["streak"] == 2
+    assert Path(retrain.details["report_html"]).is_file()
+    gated = [e for e in entries if e.action == "validate" and e.to_version == retrain.to_version]
+    assert gated, "the retrained version was gated"
+    start, end = retrain.details["windows"]["holdout"]  # judged on its own latest holdout
+    assert all(start <= e.details["verdict"]["holdout"]["start"][:10] for e in gated)
+    assert all(e.details["verdict"]["holdout"]["end"][:10] <= end for e in gated)
+    assert {v["environment"] for v in retrain.details["verdicts"]} >= {"staging"}
+    holders = promote.holders(platform_, PROJECT)
+    assert holders["production"] == trained["new"]  # production needs an approval
+    if outcome.done:  # passed its gates: staging serves it, production waits for approval
+        assert holders["staging"] == retrain.to_version
+        pending = second.pending_promotion
+        assert pending is not None and pending["environment"] == "production"
+        proposal = next(e for e in entries if e.action == "propose")
+        assert proposal.to_version == retrain.to_version and proposal.verdict_id
+    else:
+        assert holders["staging"] == trained["new"]
+        assert retrain.details["stopped"]
+
+    third = monitor.run(platform_, PROJECT, as_of=_at(date(2026, 1, 5)))
+    assert third.decision.actions == ()
+    assert [h.action.kind for h in third.decision.held] == [policy.RETRAIN]
+    assert "cooldown" in third.decision.held[0].why
+    assert _versions(platform_) == versions + 2
+
+
+# --- concept drift after a promotion -----------------------------------------------------------
+
+
+def test_concept_drift_after_a_promotion_rolls_back_with_evidence_and_a_dry_run_changes_nothing(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = trained["old"], trained["new"]
+    _seed(platform_, "production", old, new)
+    _log(
+        platform_,
+        trained,
+        _traffic(trained)[lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")],
+        new,
+    )
+    labels = _shuffled_labels(platform_, trained)
+    monkeypatch.setattr(monitor, "read_known_labels", lambda s, p, as_of: labels)
+    as_of = _at(date(2025, 12, 29))
+    before, aliases = _ledger(platform_), _aliases(platform_)
+
+    dry = monitor.run(platform_, PROJECT, as_of=as_of, dry_run=True)
+    assert dry.decision.kinds == [policy.ROLLBACK] and dry.decision.in_probation
+    assert dry.outcomes == [] and dry.mlflow_run_id is None and dry.prometheus is None
+    assert _ledger(platform_) == before and _aliases(platform_) == aliases
+    assert promote.holders(platform_, PROJECT)["production"] == new
+    assert json.loads(dry.summary_json.read_text())["dry_run"] is True
+
+    run = monitor.run(platform_, PROJECT, as_of=as_of)
+    assert run.decision.kinds == [policy.ROLLBACK]
+    assert run.outcomes[0].done and run.exit_code == 0
+    assert promote.holders(platform_, PROJECT)["production"] == old
+    assert _aliases(platform_)["production"] == old
+    assert promote.alias_drift(platform_, PROJECT) == []
+    entry = _ledger(platform_)[-1]
+    assert entry.action == "rollback" and entry.to_version == old and entry.from_version == new
+    assert entry.actor == monitor.MONITOR_ACTOR
+    assert f"monitor run {run.run_id}" in entry.reason and "pr_auc" in entry.reason
+    assert str(run.report_html) in entry.reason
+    evidence = run.decision.actions[0].evidence
+    assert evidence["drop_vs_gate"] > 0.15 and evidence["labelled_predictions"] >= 200
+    summary = json.loads(run.summary_json.read_text())
+    assert summary["action"] == "rollback" and summary["outcomes"][0]["done"]
+    if "details" in entry.details or entry.details:
+        assert entry.details["evidence"]["metric"] == "pr_auc"
+
+    after = monitor.run(platform_, PROJECT, as_of=as_of)  # v-old serves again: not on probation
+    assert policy.ROLLBACK not in after.decision.kinds
+
+
+# --- bad data ----------------------------------------------------------------------------------
+
+
+def test_bad_data_alerts_and_blocks_retraining(
+    platform_: Settings, trained: dict[str, Any]
+) -> None:
+    _seed(platform_, "staging", trained["new"])
+    _seed(platform_, "production", trained["new"])
+    frame = _traffic(trained, drifted_from=date(2025, 12, 8))
+    _log(
+        platform_,
+        trained,
+        frame,
+        trained["new"],
+        broken={"txn_amount_7d": None, "txn_merchant_category": "??"},
+    )
+    versions = _versions(platform_)
+
+    first = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 22)))
+    second = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 29)))
+
+    assert first.decision.kinds == [policy.ALERT] and first.decision.retraining_blocked
+    reason = first.decision.actions[0].reason
+    assert "txn_amount_7d missing" in reason and "txn_merchant_category" in reason
+    assert second.decision.drift_streak == 2 and second.decision.actions == ()
+    held = {h.action.kind: h.why for h in second.decision.held}
+    assert "bad data" in held[policy.RETRAIN] and "cooldown" in held[policy.ALERT]
+    entries = _ledger(platform_)
+    assert [e.action for e in entries if e.action in policy.LEDGER_ACTIONS] == ["alert"]
+    alert = next(e for e in entries if e.action == "alert")
+    assert alert.details["run_id"] == first.run_id and alert.details["evidence"]["problems"]
+    assert _versions(platform_) == versions
+    assert promote.holders(platform_, PROJECT) == {
+        "staging": trained["new"],
+        "production": trained["new"],
+    }
+
+
+# --- crashes -----------------------------------------------------------------------------------
+
+
+def test_a_crash_in_the_middle_of_a_rollback_leaves_a_repairable_state(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = trained["old"], trained["new"]
+    _seed(platform_, "production", old, new)
+    _log(
+        platform_,
+        trained,
+        _traffic(trained)[lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")],
+        new,
+    )
+    labels = _shuffled_labels(platform_, trained)
+    monkeypatch.setattr(monitor, "read_known_labels", lambda s, p, as_of: labels)
+    as_of = _at(date(2025, 12, 29))
+
+    # 1. the process dies inside the ledger's move: nothing moved, nothing recorded
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as crash:
+        crash.setattr(Ledger, "transition", die)
+        before = _ledger(platform_)
+        with pytest.raises(RuntimeError, match="killed"):
+            monitor.run(platform_, PROJECT, as_of=as_of)
+    assert _ledger(platform_) == before
+    assert promote.holders(platform_, PROJECT)["production"] == new
+    assert promote.alias_drift(platform_, PROJECT) == []
+
+    # 2. MLflow is down after the ledger moved: the move stands, the alias lags, exit 3;
+    #    models sync repairs it
+    real_set_alias = mlflow_io.set_alias
+
+    def mlflow_down(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("mlflow down")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(mlflow_io, "set_alias", mlflow_down)
+        run = monitor.run(platform_, PROJECT, as_of=as_of)  # the crash above held nothing back
+    assert run.decision.kinds == [policy.ROLLBACK]
+    assert run.exit_code == 3 and "models sync" in run.outcomes[0].detail
+    assert promote.holders(platform_, PROJECT)["production"] == old
+    assert promote.alias_drift(platform_, PROJECT)  # the alias lags behind the ledger
+    assert mlflow_io.set_alias is real_set_alias
+    assert promote.sync_aliases(platform_, PROJECT) == {"production": (new, old)}
+    assert promote.alias_drift(platform_, PROJECT) == []
+    assert Ledger(platform_.platform_database_url).verify().ok
+
+
+# --- pieces ------------------------------------------------------------------------------------
+
+
+def _cli(*argv: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    return int(exit_info.value.code or 0)
+
+
+def test_watch_runs_on_schedule_and_survives_a_failed_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes: list[Any] = ["first", monitor.MonitorError("log unreadable"), "third"]
+
+    def fake_run(*args: Any, **kwargs: Any) -> Any:
+        result = outcomes.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    slept: list[float] = []
+    monkeypatch.setattr(monitor, "run", fake_run)
+    results = list(
+        monitor.watch(
+            Settings(),
+            PROJECT,
+            interval=60,
+            runs=3,
+            sleep=slept.append,  # type: ignore[arg-type]
+        )
+    )
+    assert results[0] == "first" and isinstance(results[1], monitor.MonitorError)
+    assert results[2] == "third"
+    assert len(slept) == 2 and all(55 < s <= 60 for s in slept)
+
+
+def test_the_latest_windows_end_on_the_last_completely_labelled_day(
+    platform_: Settings,
+) -> None:
+    project = load_project(platform_.resolved_projects_dir, PROJECT)
+    labels = datasets.read_labels(platform_, project)
+    windows = monitor.latest_windows(project, labels, _at(date(2025, 12, 29)))
+    waiting = labels[
+        (labels["label_available_at"] > pd.Timestamp("2025-12-29", tz="UTC"))
+        & (labels["event_timestamp"] <= pd.Timestamp("2025-12-29", tz="UTC"))
+    ]
+    first_waiting = waiting["event_timestamp"].min().date()
+    assert windows["holdout"][1] == first_waiting - timedelta(days=1)
+    spec = project.spec.windows
+    assert windows["train"][1] - windows["train"][0] == spec.train.end - spec.train.start
+    assert (
+        windows["holdout"][0] - windows["validation"][1] == spec.holdout.start - spec.validation.end
+    )
