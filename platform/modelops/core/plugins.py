@@ -42,23 +42,6 @@ class FitBaseline(Protocol):
     def __call__(self, x_train: pd.DataFrame, y_train: pd.Series) -> Any: ...
 
 
-class ModelModule(Protocol):
-    """A complete ``model.py``: the three functions, all pure (no I/O, no MLflow, no Feast)."""
-
-    def build_features(self, frame: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame: ...
-
-    def fit(
-        self,
-        x_train: pd.DataFrame,
-        y_train: pd.Series,
-        x_valid: pd.DataFrame,
-        y_valid: pd.Series,
-        params: dict[str, Any],
-    ) -> Any: ...
-
-    def fit_baseline(self, x_train: pd.DataFrame, y_train: pd.Series) -> Any: ...
-
-
 class FitModule(Protocol):
     """A ``model.py`` that keeps the platform's feature step and brings its own fitting."""
 
@@ -72,6 +55,12 @@ class FitModule(Protocol):
     ) -> Any: ...
 
     def fit_baseline(self, x_train: pd.DataFrame, y_train: pd.Series) -> Any: ...
+
+
+class ModelModule(FitModule, Protocol):
+    """A complete ``model.py``: the three functions, all pure (no I/O, no MLflow, no Feast)."""
+
+    def build_features(self, frame: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame: ...
 
 
 class DataModule(Protocol):
