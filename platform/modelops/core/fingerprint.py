@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
 
@@ -35,3 +37,26 @@ def fingerprint(frame: pd.DataFrame, timestamp_column: str) -> DatasetFingerprin
         end=str(times.max()) if len(frame) else "",
         sha256=digest.hexdigest(),
     )
+
+
+MODEL_DOWNLOAD_META = "registered_model_meta"
+"""Written by MLflow into the download folder of a ``models:/`` URI; not part of what was
+logged, so not part of a model folder's hash."""
+
+
+def model_folder_sha256(folder: str | Path) -> str:
+    """One SHA-256 over every file of a model folder: relative paths and bytes, in path order.
+
+    What registration records (``modelops.artifact_sha256``), the gate and ``promote`` verify, and
+    a prediction service checks before it unpickles anything.
+    """
+    from pathlib import Path
+
+    root = Path(folder)
+    digest = hashlib.sha256()
+    files = (p for p in root.rglob("*") if p.is_file() and p != root / MODEL_DOWNLOAD_META)
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()

@@ -231,24 +231,10 @@ def load_json_artifact(client: MlflowClient, run_id: str, name: str) -> Any:
         return json.load(handle)
 
 
-# Written by MLflow into the download folder of a ``models:/<name>/<version>`` URI (the name and
-# version it was downloaded as); not part of what was logged.
-_DOWNLOAD_META = "registered_model_meta"
-
-
 def _tree_sha256(folder: Any) -> str:
-    """One SHA-256 over every file of a model folder: relative paths and bytes, in path order."""
-    import hashlib
-    from pathlib import Path
+    from modelops.core.fingerprint import model_folder_sha256
 
-    root = Path(folder)
-    digest = hashlib.sha256()
-    files = (p for p in root.rglob("*") if p.is_file() and p != root / _DOWNLOAD_META)
-    for path in sorted(files):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return digest.hexdigest()
+    return model_folder_sha256(folder)
 
 
 def artifact_sha256(model_uri: str) -> str:

@@ -2,23 +2,21 @@
 
 The service runs in an image that must stay small and start fast, so it reads the MLflow
 ``sklearn`` flavour itself: ``MLmodel`` names the pickle and its format. The folder's SHA-256 is
-the one MLflow's registration recorded (:func:`modelops.integrations.mlflow.artifact_sha256`;
-the same algorithm, kept equal by a test), checked before anything is unpickled.
+the one MLflow's registration recorded (both use
+:func:`modelops.core.fingerprint.model_folder_sha256`), checked before anything is unpickled.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from modelops.core.errors import ModelopsError
+from modelops.core.fingerprint import model_folder_sha256
 
 MLMODEL = "MLmodel"
-# Written by MLflow into the download folder of a ``models:/`` URI; not part of what was logged.
-DOWNLOAD_META = "registered_model_meta"
 
 
 class ArtifactError(ModelopsError):
@@ -26,15 +24,8 @@ class ArtifactError(ModelopsError):
 
 
 def tree_sha256(folder: Path) -> str:
-    """One SHA-256 over every file of a model folder: relative paths and bytes, in path order."""
-    root = Path(folder)
-    digest = hashlib.sha256()
-    files = (p for p in root.rglob("*") if p.is_file() and p != root / DOWNLOAD_META)
-    for path in sorted(files):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return digest.hexdigest()
+    """The folder's SHA-256 as registration computed it (:func:`model_folder_sha256`)."""
+    return model_folder_sha256(folder)
 
 
 def verify(folder: Path, expected_sha256: str, label: str) -> None:
