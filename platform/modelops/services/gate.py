@@ -118,28 +118,21 @@ class _Model:
 
         if self.scorer is None:  # prevalence-only reference: one score for every row
             return np.full(len(frame), self.threshold_free_score)
-        if self.scorer.kind == PIPELINE:  # no native mirror: the registered pipeline itself
-            return np.concatenate(
-                [
-                    np.asarray(
-                        self.model.predict_proba(
-                            frame[self.features].iloc[start : start + SCORE_CHUNK_ROWS]
-                        )[:, 1],
-                        dtype=np.float64,
-                    )
-                    for start in range(0, max(len(frame), 1), SCORE_CHUNK_ROWS)
-                ]
-            )
-        scorer = self.scorer
-        columns = {f: frame[f].to_numpy() for f in self.features}
-        return np.concatenate(
-            [
-                scorer.score_columns(
-                    {f: values[start : start + SCORE_CHUNK_ROWS] for f, values in columns.items()}
-                )
-                for start in range(0, max(len(frame), 1), SCORE_CHUNK_ROWS)
-            ]
-        )
+        scorer, model, features = self.scorer, self.model, self.features
+        if scorer.kind == PIPELINE:  # no native mirror: the registered pipeline itself
+            x = frame[features]
+
+            def chunk(rows: slice) -> np.ndarray:
+                return np.asarray(model.predict_proba(x.iloc[rows])[:, 1], dtype=np.float64)
+
+        else:
+            columns = {f: frame[f].to_numpy() for f in features}
+
+            def chunk(rows: slice) -> np.ndarray:
+                return scorer.score_columns({f: v[rows] for f, v in columns.items()})
+
+        starts = range(0, max(len(frame), 1), SCORE_CHUNK_ROWS)
+        return np.concatenate([chunk(slice(s, s + SCORE_CHUNK_ROWS)) for s in starts])
 
     def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
         """scikit-learn's interface over the serving scorer (permutation importance uses it)."""
