@@ -14,6 +14,7 @@ import math
 import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,8 @@ MONITORING = {
     "drift_windows": 2,
     "drift_sample_rows": 5_000,
     "reference_rows": 20_000,
+    "cooldown_hours": 240,  # the runs below are a week apart in data time
+    "label_maturity_days": 0,  # every label known is judged (test_label_maturity: inferred)
 }
 GATE = {  # a gate this small data can pass: a few dozen frauds per holdout
     "margin": 0.5,
@@ -290,6 +293,35 @@ def test_healthy_traffic_leads_to_no_action(platform_: Settings, trained: dict[s
     assert "# TYPE modelops_monitor_live_metric gauge" in text
 
 
+def test_label_maturity_leaves_out_predictions_whose_labels_are_still_arriving(
+    platform_: Settings, trained: dict[str, Any]
+) -> None:
+    """Frauds are confirmed after 2-30 days, genuine payments at 30: judged on the labels known
+    so far, the last 30 days would count nearly every fraud and few genuine payments."""
+    _seed(platform_, "production", trained["old"], trained["new"])
+    _log(platform_, trained, _traffic(trained), trained["new"])
+    as_of = _at(date(2025, 12, 29))
+    everything = monitor.run(platform_, PROJECT, as_of=as_of, dry_run=True)
+
+    spec_file = Path(trained["root"]) / "projects" / PROJECT / "project.yaml"
+    original = spec_file.read_text()
+    spec = yaml.safe_load(original)
+    spec["monitoring"]["label_maturity_days"] = None  # inferred from the label table
+    spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        mature = monitor.run(platform_, PROJECT, as_of=as_of, dry_run=True)
+    finally:
+        spec_file.write_text(original)
+
+    young, old = everything.findings.performance, mature.findings.performance
+    assert young is not None and old is not None
+    assert old.rows < young.rows
+    assert old.positives / old.rows < young.positives / young.rows  # the early frauds left out
+    note = next(n for n in mature.notes if "labels mature after" in n)
+    assert "30 days (the longest label delay known)" in note and "2025-11-29 00:00:00" in note
+    assert not any("labels mature after" in n for n in everything.notes)
+
+
 # --- covariate drift ---------------------------------------------------------------------------
 
 
@@ -337,7 +369,9 @@ def test_sustained_covariate_drift_retrains_gates_and_respects_the_cooldown(
     third = monitor.run(platform_, PROJECT, as_of=_at(date(2026, 1, 5)))
     assert third.decision.actions == ()
     assert [h.action.kind for h in third.decision.held] == [policy.RETRAIN]
-    assert "cooldown" in third.decision.held[0].why
+    # The cooldown runs on the data clock: the retrain's run time, not the ledger's wall clock.
+    assert retrain.details["as_of"] == second.as_of.isoformat()
+    assert "cooldown: a retrain at 2025-12-29 00:00 UTC" in third.decision.held[0].why
     assert _versions(platform_) == versions + 2
 
 
@@ -479,6 +513,48 @@ def test_a_crash_in_the_middle_of_a_rollback_leaves_a_repairable_state(
 
 
 # --- pieces ------------------------------------------------------------------------------------
+
+
+def test_a_retraining_whose_alias_lags_ends_the_run_with_exit_code_3(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger moved staging but MLflow did not follow: the move stands, is recorded as
+    lagging, and the run ends with 3 (``modelops models sync``), as a rollback's would."""
+    from modelops.services import gate
+
+    _seed(platform_, "staging", trained["new"])
+    _seed(platform_, "production", trained["new"])
+    project = load_project(platform_.resolved_projects_dir, PROJECT)
+    retrained = SimpleNamespace(
+        candidate=SimpleNamespace(version=trained["old"]),
+        baseline=SimpleNamespace(version=trained["new"]),
+    )
+    monkeypatch.setattr(train, "train", lambda *args, **kwargs: retrained)
+    passing = SimpleNamespace(id="verdict-1", passed=True, failed_rules=[])
+    monkeypatch.setattr(gate, "validate", lambda *args, **kwargs: passing)
+
+    def lagging(*args: Any, **kwargs: Any) -> None:
+        raise promote.AliasLagError("staging moved in the ledger; the MLflow alias lags")
+
+    monkeypatch.setattr(promote, "promote", lagging)
+    as_of = _at(date(2026, 1, 5))
+    action = policy.Action(policy.RETRAIN, "drift", None, {"drift": {"streak": 2}})
+    outcome = monitor._execute(
+        platform_,
+        project,
+        "production",
+        action,
+        monitor.read_lineage(platform_, project, trained["new"]),
+        as_of,
+        "tester",
+        False,
+        {"run_id": "run-1", "as_of": as_of.isoformat(), "summary_json": "summary.json"},
+    )
+    assert outcome.done and outcome.exit_code == 3
+    assert "the MLflow alias lags" in outcome.detail
+    (staging,) = outcome.details["promotions"]
+    assert staging["environment"] == "staging" and "alias_lags" in staging
+    assert outcome.details["pending_promotion"]["environment"] == "production"
 
 
 def _cli(*argv: str) -> int:

@@ -20,8 +20,9 @@ from modelops.config.project import load_project
 from modelops.config.settings import Settings, load_settings
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import LedgerEntry
-from modelops.services import data, features, prediction_log, promote, simulate, train
+from modelops.services import data, features, monitor, prediction_log, promote, simulate, train
 from modelops.services.context import ledger as ledger_for
+from modelops.services.context import project as project_for
 from modelops.services.context import tracking
 from modelops.services.data import load_data_module
 from support import REPO, copy_workspace
@@ -328,9 +329,19 @@ def test_bad_model_goes_through_the_gate_and_an_approval_that_says_so(
         candidate=SimpleNamespace(version=trained["other"]),
         baseline=SimpleNamespace(version=trained["twin"]),
     )
-    monkeypatch.setattr(train, "train", lambda settings, project: offered)
+    asked: dict[str, Any] = {}
+
+    def trains(settings: Settings, project: str, **kwargs: Any) -> SimpleNamespace:
+        asked.update(kwargs)
+        return offered
+
+    monkeypatch.setattr(train, "train", trains)
 
     result = simulate.simulate(settings, PROJECT, scenario="bad-model", days=2, rate=60.0)
+
+    # Trained as the holder was, so the gate judges it on the holder's own holdout.
+    held = monitor.read_lineage(settings, project_for(settings, PROJECT), trained["good"])
+    assert asked == {"as_of": held.as_of, "windows": held.windows}
 
     drill = result.drill
     assert drill is not None and drill.trained

@@ -349,6 +349,15 @@ class Monitoring(_Strict):
         description="How far back logged predictions are joined with the labels known by the "
         "run's time; must exceed the labels' delay to measure anything.",
     )
+    label_maturity_days: float | None = Field(
+        None,
+        ge=0,
+        description="Predictions younger than this are not judged: their labels are still "
+        "arriving (frauds are confirmed early, genuine payments only when the dispute window "
+        "closes), and the labels known so far over-count one class. null: the longest delay "
+        "among the labels known by the run (label.available_at - label.timestamp; 0 without "
+        "available_at). Must stay below performance_window_days.",
+    )
     label_join_tolerance_seconds: float = Field(
         1.0,
         ge=0,
@@ -452,7 +461,8 @@ class Monitoring(_Strict):
         24,
         ge=0,
         description="After an action, the same kind of action (rollback, retrain, propose, "
-        "alert) is held for this long: one incident, one action.",
+        "alert) is held for this long: one incident, one action. Measured on the runs' data "
+        "time (--as-of; the wall clock in production), so simulated periods keep it.",
     )
     auto_rollback: bool = Field(
         True,
@@ -468,6 +478,19 @@ class Monitoring(_Strict):
         "there by the monitor; only where production needs no approval, otherwise it waits "
         "as a pending promotion.",
     )
+
+    @model_validator(mode="after")
+    def _judgeable(self) -> Monitoring:
+        if (
+            self.label_maturity_days is not None
+            and self.label_maturity_days >= self.performance_window_days
+        ):
+            raise ValueError(
+                f"label_maturity_days {self.label_maturity_days:g} must be below "
+                f"performance_window_days {self.performance_window_days:g}: no prediction could "
+                "ever be judged"
+            )
+        return self
 
 
 class Model(_Strict):

@@ -413,8 +413,9 @@ def decide_actions(
 ) -> Decision:
     """Apply the rules of this module's docstring to one run's findings.
 
-    ``now`` is the wall-clock time that cooldowns are measured against (past actions are
-    ledger times); the run's data time is ``findings.tenure.as_of``.
+    ``now`` is the run's data time (its ``as_of``) and past actions carry the data times of the
+    runs that took them: cooldowns follow the clock of the data, so a simulated or replayed
+    period keeps them as production would (where ``as_of`` is the wall clock).
     """
     metric = policy.primary_metric
     actions: list[Action] = []

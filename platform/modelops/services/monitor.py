@@ -194,6 +194,16 @@ def _lineage(client: Any, model_name: str, version: str) -> Lineage:
     )
 
 
+def read_lineage(settings: Settings, project: Project, version: str) -> Lineage:
+    """``version``'s recorded lineage: features, threshold, windows and training time."""
+    with mlflow_io.session(tracking(settings)) as client:
+        return _lineage(client, project.spec.registered_model, version)
+
+
+def _days(span: timedelta) -> str:
+    return f"{span.total_seconds() / 86400:.4g} days"
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -697,6 +707,27 @@ def read_known_labels(settings: Settings, project: Project, as_of: datetime) -> 
     return frame[frame[label.timestamp] <= pd.Timestamp(as_of)]
 
 
+def label_maturity(project: Project, labels: pd.DataFrame) -> tuple[timedelta, str]:
+    """How old a prediction must be before it is judged, and where that figure comes from
+    (``monitoring.label_maturity_days``, else the longest delay among ``labels``)."""
+    import pandas as pd
+
+    spec = project.spec
+    configured = spec.monitoring.label_maturity_days
+    if configured is not None:
+        return timedelta(days=configured), "monitoring.label_maturity_days"
+    available = spec.label.available_at
+    if not available or labels.empty or available not in labels.columns:
+        return timedelta(0), "labels carry no availability time"
+    delay = pd.to_datetime(labels[available], utc=True) - pd.to_datetime(
+        labels[spec.label.timestamp], utc=True
+    )
+    longest = delay.max()
+    if pd.isna(longest) or longest <= pd.Timedelta(0):
+        return timedelta(0), "the longest label delay known"
+    return longest.to_pytimedelta(), "the longest label delay known"
+
+
 def _join_keys(left: pd.Series, right: pd.Series) -> tuple[Any, Any]:
     """Entity keys both sides can be matched on: integers as they are, anything else as text."""
     import pandas as pd
@@ -805,6 +836,18 @@ def _is_monitors(entry: RecordedEntry, actor: str) -> bool:
     )
 
 
+def _data_time(entry: RecordedEntry) -> datetime:
+    """The data time of the run that took a monitor action (its ``as_of``, in the entry's
+    details); the ledger time for entries written before runs recorded it."""
+    raw = entry.details.get("as_of")
+    if isinstance(raw, str):
+        try:
+            return _utc(datetime.fromisoformat(raw))
+        except ValueError:
+            pass
+    return entry.at
+
+
 def history(
     ledger: Ledger,
     client: Any,
@@ -820,9 +863,11 @@ def history(
     actions: list[policy_core.PastAction] = []
     for e in ledger.entries(project, environment):
         if e.action in policy_core.LEDGER_ACTIONS:
-            actions.append(policy_core.PastAction(e.action, e.at, e.to_version))
+            actions.append(policy_core.PastAction(e.action, _data_time(e), e.to_version))
         elif e.action == "rollback" and _is_monitors(e, actor):
-            actions.append(policy_core.PastAction(policy_core.ROLLBACK, e.at, e.to_version))
+            actions.append(
+                policy_core.PastAction(policy_core.ROLLBACK, _data_time(e), e.to_version)
+            )
     shares: list[float] = []
     if client is not None:
         shares = _earlier_shares(client, project, environment, version, tenure_start, window_start)
@@ -1016,8 +1061,23 @@ def run(
         performance_html: Path | None = None
         if len(scored):
             labels = read_known_labels(settings, project, as_of)
+            maturity, maturity_source = label_maturity(project, labels)
             performance_start = as_of - timedelta(days=monitoring.performance_window_days)
-            recent = scored[scored["logged_at"] >= pd.Timestamp(performance_start)]
+            mature_by = as_of - maturity
+            recent = scored[
+                (scored["logged_at"] >= pd.Timestamp(performance_start))
+                & (scored["logged_at"] <= pd.Timestamp(mature_by))
+            ]
+            if maturity > timedelta(0):
+                notes.append(
+                    f"performance judged on predictions logged {performance_start:%F %T} .. "
+                    f"{mature_by:%F %T}: labels mature after {_days(maturity)} ({maturity_source})"
+                    + (
+                        "; none can: performance_window_days does not exceed it"
+                        if mature_by <= performance_start
+                        else ""
+                    )
+                )
             labelled = join_labels(recent, labels, project, monitoring.label_join_tolerance_seconds)
         lap("labels")
         live, rows, positives = _version_metrics(labelled, holder, lineage.threshold, costs)
@@ -1072,7 +1132,7 @@ def run(
             who,
         )
         decision = policy_core.decide_actions(
-            findings, past_actions, policy_of(project), now=datetime.now(UTC), dry_run=dry_run
+            findings, past_actions, policy_of(project), now=as_of, dry_run=dry_run
         )
         lap("decide")
 
@@ -1111,6 +1171,7 @@ def run(
             lap("MLflow run")
     links = {
         "run_id": run_id,
+        "as_of": as_of.isoformat(),
         "report_html": str(run_dir / "report.html") if drift_result else None,
         "performance_html": str(performance_html) if performance_html else None,
         "summary_json": str(summary_path),
@@ -1843,7 +1904,6 @@ def _retrain(
 
     order = list(settings.environments)
     judged = _judged_on(settings, project, windows, links["run_id"])
-    needs_approval = set(approval_required(settings, project))
     targets = [*order[: order.index(environment)], environment]
     needs_approval = set(approval_required(settings, project))
     verdicts: list[dict[str, Any]] = []
@@ -1941,13 +2001,16 @@ def _retrain(
     if pending is not None:
         summary["pending_promotion"] = pending
     done = chosen is not None
+    lagging = [p for p in promotions if "alias_lags" in p]
     return Outcome(
         action.kind,
         done,
         f"trained v{trained.candidate.version}/v{trained.baseline.version}; "
-        f"{stopped or 'promoted to ' + environment}",
+        f"{stopped or 'promoted to ' + environment}"
+        + "".join(f"; {p['alias_lags']}" for p in lagging),
         entry.seq,
         summary,
+        exit_code=promote.AliasLagError.exit_code if lagging else None,
     )
 
 

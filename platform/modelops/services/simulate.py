@@ -767,9 +767,14 @@ def _drill(
         )
     trained = bad_version is None
     if bad_version is None:
-        # Both versions of a training run are offered, the candidate first: the gate lets at
-        # most one through when it compares them with the same holder.
-        result = train.train(settings, spec.name)
+        # Trained as the holder was (its windows, its training time), so the gate judges it on
+        # the same holdout and it can pass; what makes it bad is the traffic that follows. Both
+        # versions of the run are offered, the candidate first: the gate lets at most one
+        # through when it compares them with the same holder.
+        from modelops.services.monitor import read_lineage
+
+        held = read_lineage(settings, project, previous)
+        result = train.train(settings, spec.name, as_of=held.as_of, windows=held.windows)
         offered = [result.candidate.version, result.baseline.version]
     else:
         offered = [str(bad_version)]
@@ -815,6 +820,11 @@ def _drill(
             moves[env] = move.entry.seq
         else:
             gitops = _deploy(settings, spec.name, environment, actor)
+            from modelops.services.deploy import is_deployed
+
+            below = [e for e in moves if e != environment and is_deployed(settings, spec.name, e)]
+            for env in below:  # GitOps keeps agreeing with the ledger everywhere it deploys
+                gitops += f"; {env}: {_deploy(settings, spec.name, env, actor)}"
             return Drill(previous, version, trained, verdicts, moves, approver, reason, gitops)
         if moves:  # already promoted somewhere: never switch versions half-way
             break
@@ -1181,7 +1191,8 @@ def _labels_enough_from(
     settings: Settings, project: Project, environment: str, version: str, since: datetime
 ) -> datetime | None:
     """The earliest time by which ``version``'s logged predictions (since ``since``) have as
-    many labels known as the monitoring policy needs to judge performance; None if never.
+    many labels known, on predictions old enough to be judged (``monitor.label_maturity``), as
+    the monitoring policy needs to judge performance; None if never.
 
     A cheap pre-scan of the log and the label table: monitor runs before that moment cannot
     hold performance evidence, so :func:`measure_reaction` starts there.
@@ -1231,6 +1242,12 @@ def _labels_enough_from(
     ).dropna(subset=["_y"])
     if merged.empty:
         return None
+    from modelops.services.monitor import label_maturity
+
+    maturity, _ = label_maturity(project, labels)
+    merged["_known"] = merged["_known"].where(
+        merged["_known"] >= merged["_t"] + maturity, merged["_t"] + maturity
+    )  # the monitor judges a prediction once its label is known and it is mature
     merged = merged.sort_values("_known", kind="stable")
     positives = np.cumsum(merged["_y"].to_numpy())
     rows = np.arange(1, len(merged) + 1)
