@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from test_workflows import _calls, _checkout, _load, _run_step, _step, _stub, require
+from test_workflows import SECRETS, _calls, _checkout, _load, _run_step, _step, _stub, require
 
 from modelops.core import monitoring as policy
 from modelops.services import monitor
@@ -30,13 +30,6 @@ NAME = "monitor.yml"
 REPOSITORY = "acme/modelops"
 STARTED = datetime(2030, 1, 6, 6, 17, 3, tzinfo=UTC)
 MAIN_SHA = "0123456789abcdef0123456789abcdef01234567"
-SECRETS = (
-    "MODELOPS_MLFLOW_TRACKING_URI",
-    "MODELOPS_FEAST_REGISTRY_URL",
-    "MODELOPS_REDIS_CONNECTION",
-    "MODELOPS_DATABASE_URL",
-    "MODELOPS_LEDGER_KEY",
-)
 WHY = {
     "rollback": "live pr_auc 0.41 fell 0.22 below the gate's 0.63 in probation",
     "retrain": "drift in 4 of 9 features for 3 windows",
@@ -270,6 +263,9 @@ case "$1 $2" in
   "pr list") if [ -n "${OPEN_PR:-}" ]; then echo "$OPEN_PR"; fi ;;
   "pr create") echo "https://github.com/acme/modelops/pull/77" ;;
   "api repos/acme/modelops/git/ref/heads/main") echo "$MAIN_SHA" ;;
+  "api repos/acme/modelops/contents/"*)
+    [ -n "${FILE_SHA:-}" ] || { echo "gh: Not Found (HTTP 404)" >&2; exit 1; }
+    echo "$FILE_SHA" ;;
   "api -X") echo '{}' ;;
   "workflow run") ;;
   *) exit 97 ;;
@@ -786,7 +782,11 @@ def test_one_odd_promotion_stops_every_dispatch(tmp_path: Path, doc: dict[str, A
 
 
 def _propose(
-    tmp_path: Path, doc: dict[str, Any], *summaries: dict[str, Any], open_pr: str = ""
+    tmp_path: Path,
+    doc: dict[str, Any],
+    *summaries: dict[str, Any],
+    open_pr: str = "",
+    file_sha: str = "",
 ) -> Any:
     runner = _runner(tmp_path)
     _download(runner, *summaries)
@@ -797,7 +797,7 @@ def _propose(
         tmp_path=tmp_path,
         context=_context(runner),
         stub_bin=stubs,
-        extra_env={"RUNNER_TEMP": str(runner), "OPEN_PR": open_pr, **env},
+        extra_env={"RUNNER_TEMP": str(runner), "OPEN_PR": open_pr, "FILE_SHA": file_sha, **env},
     )
     return result, _calls(tmp_path / "gh.log")
 
@@ -826,6 +826,7 @@ def test_a_pending_promotion_gets_a_branch_a_file_and_a_pull_request(
         ["pr", "list", "--repo"],
         ["api", f"repos/{REPOSITORY}/git/ref/heads/main", "--jq"],
         ["api", "-X", "POST"],
+        ["api", f"repos/{REPOSITORY}/contents/promotions/fraud/v9.md?ref={branch}", "--jq"],
         ["api", "-X", "PUT"],
         ["pr", "create", "--repo"],
     ]
@@ -838,11 +839,12 @@ def test_a_pending_promotion_gets_a_branch_a_file_and_a_pull_request(
     }
     assert calls[2][3] == f"repos/{REPOSITORY}/git/refs"
     assert _flags(calls[2]) == {"ref": f"refs/heads/{branch}", "sha": MAIN_SHA}
-    assert calls[3][3] == f"repos/{REPOSITORY}/contents/promotions/fraud/v9.md"
-    put = _flags(calls[3])
+    assert calls[4][3] == f"repos/{REPOSITORY}/contents/promotions/fraud/v9.md"
+    put = _flags(calls[4])
+    assert "sha" not in put  # a new file
     assert put["message"] == "Proposed: fraud v9 to production"
     assert put["branch"] == branch
-    create = _flags(calls[4])
+    create = _flags(calls[5])
     assert create["--base"] == "main"
     assert create["--head"] == branch
     assert create["--title"] == "Promote fraud v9 to production (monitor)"
@@ -876,6 +878,19 @@ def test_every_project_with_a_pending_promotion_gets_its_own(
     ]
     shadow = Path(created[0]["--body-file"]).read_text()
     assert "- source: shadow\n- verdict: none" in shadow
+
+
+def test_a_branch_left_by_a_closed_pull_request_is_reused(
+    tmp_path: Path, doc: dict[str, Any]
+) -> None:
+    """Its evidence file exists: the update names the file's sha, as GitHub requires."""
+    require("bash", "jq", "base64")
+    summary = _summary("fraud", _retrained(("dev", "staging"), "production"))
+    result, calls = _propose(tmp_path, doc, summary, file_sha="5ca1ab1e")
+    assert result.returncode == 0, result.stdout + result.stderr
+    put = next(c for c in calls if c[:3] == ["api", "-X", "PUT"])
+    assert _flags(put)["sha"] == "5ca1ab1e"
+    assert calls[-1][:2] == ["pr", "create"]
 
 
 def test_no_second_pull_request_while_one_is_open(tmp_path: Path, doc: dict[str, Any]) -> None:
