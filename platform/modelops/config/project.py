@@ -353,8 +353,8 @@ class Monitoring(_Strict):
         None,
         ge=0,
         description="Predictions younger than this are not judged: their labels are still "
-        "arriving (frauds are confirmed early, genuine payments only when the dispute window "
-        "closes), and the labels known so far over-count one class. null: the longest delay "
+        "arriving (positives often confirmed early, negatives only when the delay has passed), "
+        "and the labels known so far over-count one class. null: the longest delay "
         "among the labels known by the run (label.available_at - label.timestamp; 0 without "
         "available_at). Must stay below performance_window_days.",
     )

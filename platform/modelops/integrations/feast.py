@@ -345,17 +345,57 @@ def service_features(service: FeatureService) -> list[str]:
     ]
 
 
-def service_request_fields(store: FeatureStore, service: FeatureService) -> list[str]:
-    """Request-time fields the service's on-demand views need from the caller."""
-    fields: list[str] = []
+@dataclass(frozen=True)
+class TypedField:
+    """A field as the Feast registry declares it: ``type`` is Feast's type name (INT64, ...)."""
+
+    name: str
+    type: str
+    description: str = ""
+
+
+def _type_name(value: Any) -> str:
+    return str(getattr(value, "name", None) or value)
+
+
+def entity_field(store: FeatureStore, join_key: str) -> TypedField | None:
+    """The registered entity whose join key is ``join_key``, typed; None if there is none."""
+    for entity in store.list_entities():
+        if entity.join_key == join_key:
+            return TypedField(join_key, _type_name(entity.value_type), entity.description or "")
+    return None
+
+
+def service_request_schema(store: FeatureStore, service: FeatureService) -> list[TypedField]:
+    """Request-time fields the service's on-demand views need from the caller, typed, each once
+    in the order the views declare them."""
+    found: dict[str, TypedField] = {}
     for projection in service.feature_view_projections:
         try:
             odfv = store.get_on_demand_feature_view(projection.name)
         except Exception:
             continue
         for source in odfv.source_request_sources.values():
-            fields.extend(f.name for f in source.schema if f.name not in fields)
-    return fields
+            for f in source.schema:
+                found.setdefault(
+                    f.name, TypedField(f.name, _type_name(f.dtype), f.description or "")
+                )
+    return list(found.values())
+
+
+def service_request_fields(store: FeatureStore, service: FeatureService) -> list[str]:
+    """Request-time fields the service's on-demand views need from the caller."""
+    return [f.name for f in service_request_schema(store, service)]
+
+
+def service_batch_features(store: FeatureStore, service: FeatureService) -> dict[str, list[str]]:
+    """Feature names the service reads from each of its (not on-demand) feature views."""
+    on_demand = {v.name for v in store.list_on_demand_feature_views()}
+    return {
+        p.name: [f.name for f in p.features]
+        for p in service.feature_view_projections
+        if p.name not in on_demand
+    }
 
 
 def _strip_volatile(message: Any) -> None:

@@ -255,43 +255,25 @@ def _feast_type(value: Any, where: str) -> str:
 
 
 def _entity_field(store: Any, join_key: str) -> InputField:
-    for entity in store.list_entities():
-        if entity.join_key == join_key:
-            return InputField(
-                name=join_key,
-                type=_feast_type(entity.value_type, f"entity '{entity.name}'"),
-                description=entity.description or "",
-            )
-    raise PackageRefusedError(f"no Feast entity has the join key '{join_key}'")
+    entity = feast_io.entity_field(store, join_key)
+    if entity is None:
+        raise PackageRefusedError(f"no Feast entity has the join key '{join_key}'")
+    return InputField(
+        name=join_key,
+        type=_feast_type(entity.type, f"entity key '{join_key}'"),
+        description=entity.description,
+    )
 
 
 def _request_fields(store: Any, service: Any) -> tuple[InputField, ...]:
-    found: dict[str, InputField] = {}
-    for projection in service.feature_view_projections:
-        try:
-            view = store.get_on_demand_feature_view(projection.name)
-        except Exception:
-            continue
-        for source in view.source_request_sources.values():
-            for f in source.schema:
-                found.setdefault(
-                    f.name,
-                    InputField(
-                        name=f.name,
-                        type=_feast_type(f.dtype, f"request field '{f.name}'"),
-                        description=f.description or "",
-                    ),
-                )
-    return tuple(found.values())
-
-
-def _batch_views(store: Any, service: Any) -> dict[str, tuple[str, ...]]:
-    on_demand = {v.name for v in store.list_on_demand_feature_views()}
-    return {
-        p.name: tuple(f.name for f in p.features)
-        for p in service.feature_view_projections
-        if p.name not in on_demand
-    }
+    return tuple(
+        InputField(
+            name=f.name,
+            type=_feast_type(f.type, f"request field '{f.name}'"),
+            description=f.description,
+        )
+        for f in feast_io.service_request_schema(store, service)
+    )
 
 
 def _example(frame: Any, inputs: tuple[InputField, ...]) -> dict[str, Any] | None:
@@ -388,7 +370,12 @@ def _prepare(
         shadow=_entry(second, spec.name) if second else None,
         decisions=spec.decisions,
         serving=spec.serving,
-        feast=FeastConfig(config_file=config.name, batch_views=_batch_views(store, service)),
+        feast=FeastConfig(
+            config_file=config.name,
+            batch_views={
+                k: tuple(v) for k, v in feast_io.service_batch_features(store, service).items()
+            },
+        ),
         skew=SkewSummary(
             entities=report.entities,
             mismatched_entities=report.mismatched_entities,
