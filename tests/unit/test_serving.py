@@ -3,6 +3,8 @@ policy, shadow scoring, reloads and the prediction log."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +39,7 @@ from modelops.serving.manifest import (
 from modelops.serving.online import OnlineRead
 from modelops.serving.policy import DecisionPolicy, NonFiniteScoreError
 from modelops.serving.prediction_log import (
+    COLUMNS,
     ParquetSink,
     PredictionLog,
     PredictionRecord,
@@ -545,6 +548,19 @@ def _record(i: int, at: datetime | None = None, project: str = "payments") -> Pr
         score=i / 100,
         decision="allow",
     )
+
+
+def test_a_log_row_holds_every_column_with_the_json_ones_as_text() -> None:
+    record = _record(3, datetime(2026, 3, 1, tzinfo=UTC))
+    record.shadow_version, record.latency_ms = "8", 1.5
+    row = record.row()
+    assert set(row) == set(COLUMNS)
+    assert json.loads(row["entity"]) == {"account_id": 3}
+    assert json.loads(row["request"]) == {"channel": "web"}
+    assert json.loads(row["features"]) == {"amount": 3.0, "segment": "a"}
+    plain = {k: v for k, v in row.items() if k not in ("entity", "request", "features")}
+    assert plain == {k: getattr(record, k) for k in plain}
+    assert dataclasses.replace(record, features=None).row()["features"] is None
 
 
 def test_log_writes_in_batches(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -86,10 +86,15 @@ class PredictionRecord:
     latency_ms: float | None = None
 
     def row(self) -> dict[str, Any]:
-        values = asdict(self)
+        """The record as a log row: a shallow read of the fields (``dataclasses.asdict`` deep-
+        copied every dict, 21 % of a batch's CPU), the JSON columns serialised."""
+        values = {name: getattr(self, name) for name in _RECORD_FIELDS}
         for name in JSON_COLUMNS:
             values[name] = None if values[name] is None else json.dumps(values[name], default=str)
         return values
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
 
 
 class Shadow(Protocol):
