@@ -32,6 +32,9 @@ from typing import Any
 import pytest
 import yaml
 
+from modelops.core.errors import ConfigError
+from modelops.serving.config import PREFIX, VARIABLES, load_config
+
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
 README = CHARTS / "README.md"
@@ -698,6 +701,16 @@ def test_the_pod_knows_what_it_serves(
     tag = render.values["image"]["tag"]
     assert image.endswith(f":{tag}") or "@sha256:" in image
     assert labels["app.kubernetes.io/version"] == tag
+    # The service refuses unknown MODELOPS_SERVING_* variables at start-up, and a release of
+    # another project or version than these two declare.
+    serving_vars = {name for name in env if name.startswith(PREFIX)}
+    assert serving_vars <= set(VARIABLES), sorted(serving_vars - set(VARIABLES))
+    config = load_config(
+        {name: env[name]["value"] for name in serving_vars if "value" in env[name]}
+    )
+    config.check_release(project, version, "the image")
+    with pytest.raises(ConfigError, match="MODELOPS_SERVING_MODEL_VERSION"):
+        config.check_release(project, f"{version}0", "the image")
 
 
 @pytest.mark.parametrize("case", ["minimal", "production"])

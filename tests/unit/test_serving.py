@@ -524,6 +524,26 @@ def test_pointer_names_the_release_to_start_with(tmp_path: Path, models: dict[st
         locate_release(tmp_path / "nowhere", None)
 
 
+def test_the_release_must_be_the_one_the_deployment_declares() -> None:
+    config = load_config(
+        {"MODELOPS_SERVING_PROJECT": "fraud", "MODELOPS_SERVING_MODEL_VERSION": "4"}
+    )
+    config.check_release("fraud", "4", "/release")
+    with pytest.raises(ConfigError, match=r"MODELOPS_SERVING_MODEL_VERSION: '4', but the release"):
+        config.check_release("fraud", "5", "/release")
+    with pytest.raises(ConfigError, match=r"MODELOPS_SERVING_PROJECT: 'fraud'.*'credit_risk'"):
+        config.check_release("credit_risk", "4", "/release")
+    load_config({}).check_release("anything", "1", "/release")  # nothing declared: any release
+
+
+def test_prediction_routes_are_untraced_unless_asked() -> None:
+    assert load_config({}).tracing == {"excluded_urls": ["predict", "predict_batch"]}
+    traced = load_config({"MODELOPS_SERVING_TRACE_PREDICTIONS": "true"})
+    assert traced.tracing == {}
+    with pytest.raises(ConfigError, match="MODELOPS_SERVING_TRACE_PREDICTIONS"):
+        load_config({"MODELOPS_SERVING_TRACE_PREDICTIONS": "sometimes"})
+
+
 def test_serving_variables_are_checked() -> None:
     config = load_config({"MODELOPS_SERVING_THREADS": "8", "MODELOPS_SERVING_ACCESS_LOG": "true"})
     assert config.threads == 8 and config.access_log and config.workers == 1

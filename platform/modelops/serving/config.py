@@ -25,6 +25,13 @@ variable                                   meaning (default)
 ``MODELOPS_SERVING_THREADS``               request threads per worker (4)
 ``MODELOPS_SERVING_ACCESS_LOG``            ``true`` turns BentoML's per-request access log on
 ``MODELOPS_SERVING_ENVIRONMENT``           environment name shown in metrics and the log
+``MODELOPS_SERVING_PROJECT``               the project the release must be of (the Helm chart
+                                           sets it); another release stops the start-up
+``MODELOPS_SERVING_MODEL_VERSION``         the model version the release must carry (the chart
+                                           sets it from ``modelVersion``); likewise
+``MODELOPS_SERVING_TRACE_PREDICTIONS``     ``true`` keeps BentoML's OpenTelemetry span on
+                                           ``/predict`` and ``/predict_batch`` (off: a span per
+                                           request cost about a third of the worker's CPU)
 ``MODELOPS_SERVING_READY_CACHE_SECONDS``   how long a successful online-store probe counts (2)
 =========================================  =====================================================
 """
@@ -56,8 +63,12 @@ _KNOWN = (
     "ACCESS_LOG",
     "ENVIRONMENT",
     "READY_CACHE_SECONDS",
+    "PROJECT",
+    "MODEL_VERSION",
+    "TRACE_PREDICTIONS",
 )
 VARIABLES = tuple(PREFIX + name for name in _KNOWN)
+PREDICTION_ROUTES = ("predict", "predict_batch")
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,30 @@ class ServingConfig:
     access_log: bool = False
     environment: str | None = None
     ready_cache_seconds: float = 2.0
+    project: str | None = None
+    model_version: str | None = None
+    trace_predictions: bool = False
+
+    @property
+    def tracing(self) -> dict[str, object]:
+        """BentoML's ``tracing`` service option: the prediction routes untraced unless asked."""
+        return {} if self.trace_predictions else {"excluded_urls": list(PREDICTION_ROUTES)}
+
+    def check_release(self, project: str, version: str, where: object) -> None:
+        """Refuse a release of another project or version than the deployment declares.
+
+        Raises:
+            ConfigError: naming the variable, the declared and the found value.
+        """
+        for name, declared, found in (
+            ("PROJECT", self.project, project),
+            ("MODEL_VERSION", self.model_version, version),
+        ):
+            if declared is not None and declared != found:
+                raise ConfigError(
+                    f"environment {PREFIX}{name}: {declared!r}, but the release at {where} holds "
+                    f"{found!r}; deploy the image built for it"
+                )
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, kind: type) -> float:
@@ -133,4 +168,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> ServingConfig:
         access_log=_flag(env, "ACCESS_LOG"),
         environment=env.get(PREFIX + "ENVIRONMENT") or None,
         ready_cache_seconds=_number(env, "READY_CACHE_SECONDS", 2.0, float),
+        project=env.get(PREFIX + "PROJECT") or None,
+        model_version=env.get(PREFIX + "MODEL_VERSION") or None,
+        trace_predictions=_flag(env, "TRACE_PREDICTIONS"),
     )
