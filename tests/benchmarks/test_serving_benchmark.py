@@ -32,9 +32,8 @@ process and its descendants (BentoML's worker, uvicorn), read from ``/proc``. Fo
 single and batch calls, and where the time of a request goes without HTTP (the Feast read, the
 scorer, the service's own predictor with its prediction log, the request and response models of
 the API). Then (a) restarted at 8 connections, as shipped and with one setting changed at a
-time, to show what each buys: BentoML's defaults (access log on; 1 thread), 2 workers, and, not
-shipped, BentoML's OpenTelemetry middleware skipped for the prediction routes
-(``tracing.excluded_urls`` through ``BENTOML_CONFIG_OVERRIDES``), alone and with 2 workers.
+time, to show what each buys: BentoML's defaults (access log on; 1 thread; an OpenTelemetry
+span on the prediction routes, ``MODELOPS_SERVING_TRACE_PREDICTIONS=true``) and 2 workers.
 
 Targets at 8 connections: (a) requests/s >= 5x (b); (a) p99 <= 10 ms; (a) batch rows/s >= 50 %
 of (c)'s; RSS <= 400 MiB per worker. Asserted always: everything ran and no request failed
@@ -632,7 +631,6 @@ def _part_lines(parts: dict[str, dict[str, float]]) -> list[str]:
 
 
 def test_serving_benchmark(workspace: dict[str, Any]) -> None:
-    from modelops.core.release import bento_name
     from modelops.integrations import bentoml as bentoml_io
     from modelops.services.package import plan_serve
 
@@ -779,26 +777,15 @@ def test_serving_benchmark(workspace: dict[str, Any]) -> None:
     # (a') one setting changed at a time, at 8 connections, the shipped one restarted first
     variants: dict[str, Server] = {}
     if VARIANTS:
-        # BentoML's OpenTelemetry middleware runs on every request (a span even when nothing
-        # is exported); tracing.excluded_urls skips it for the prediction routes.
-        untraced = {
-            "BENTOML_CONFIG_OVERRIDES": json.dumps(
-                {
-                    "services": {
-                        bento_name(PROJECT): {
-                            "tracing": {"excluded_urls": ["predict", "predict_batch"]}
-                        }
-                    }
-                }
-            )
-        }
         for label, extra in (
-            ("as shipped (access log off, 4 threads, 1 worker)", {}),
+            ("as shipped (no span on /predict*, access log off, 4 threads, 1 worker)", {}),
+            (
+                "spans on /predict* (BentoML default)",
+                {"MODELOPS_SERVING_TRACE_PREDICTIONS": "true"},
+            ),
             ("access log on (BentoML default)", {"MODELOPS_SERVING_ACCESS_LOG": "true"}),
             ("1 thread (BentoML default)", {"MODELOPS_SERVING_THREADS": "1"}),
             (WORKERS_2, {"MODELOPS_SERVING_WORKERS": "2"}),
-            ("not shipped: no tracing of /predict*", untraced),
-            ("not shipped: no tracing, 2 workers", {**untraced, "MODELOPS_SERVING_WORKERS": "2"}),
         ):
             variant_plan = dataclasses.replace(plan, server_env={**plan.server_env, **extra})
             log = scratch / f"service-{len(variants)}.log"
