@@ -7,7 +7,6 @@ status page, with a timeline of wall-clock and simulated times.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import subprocess
@@ -110,8 +109,8 @@ class _Timeline:
         self.started = datetime.now(UTC)
         self.events: list[tuple[datetime, datetime | None, str]] = []
 
-    def elapsed(self) -> str:
-        seconds = (datetime.now(UTC) - self.started).total_seconds()
+    def elapsed(self, at: datetime | None = None) -> str:
+        seconds = ((at or datetime.now(UTC)) - self.started).total_seconds()
         return f"+{int(seconds // 60)}:{int(seconds % 60):02d}"
 
     def mark(self, text: str, simulated: datetime | date | None = None) -> None:
@@ -122,11 +121,8 @@ class _Timeline:
 
     def echo(self) -> None:
         for at, simulated, text in self.events:
-            seconds = (at - self.started).total_seconds()
             sim = f"{simulated:%Y-%m-%d %H:%M}" if simulated else " " * 16
-            typer.echo(
-                f"  {at:%H:%M:%S} +{int(seconds // 60)}:{int(seconds % 60):02d}  {sim}  {text}"
-            )
+            typer.echo(f"  {at:%H:%M:%S} {self.elapsed(at)}  {sim}  {text}")
 
 
 TIMELINE = _Timeline()
@@ -158,7 +154,9 @@ def _start_service(project: str) -> _Service:
     log_file = settings.resolved_state_dir / "serving" / f"{project}-production.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        *_modelops_command(),
+        sys.executable,
+        "-m",
+        "modelops",
         "serve",
         project,
         "--env",
@@ -185,23 +183,13 @@ def _start_service(project: str) -> _Service:
     return service
 
 
-def _modelops_command() -> list[str]:
-    return [sys.executable, "-m", "modelops"]
-
-
 def _stop_service(service: _Service) -> None:
-    import os
+    """SIGINT first: the CLI then stops the server it started in a process group of its own."""
     import signal
 
-    if service.process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(service.process.pid, signal.SIGINT)  # the CLI stops its server and exits
-        try:
-            service.process.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(service.process.pid, signal.SIGKILL)
-            service.process.wait(10)
+    from modelops.services import package
+
+    package.stop_server(service.process, timeout=30, first=signal.SIGINT)
 
 
 def _send(service: _Service, requests: int) -> None:
@@ -256,18 +244,18 @@ def _labels_in_time(project: str) -> tuple[bool, str]:
     performance can judge a new version while it is on probation)."""
     from modelops.services.context import project as project_for
     from modelops.services.datasets import read_labels
+    from modelops.services.monitor import label_maturity
 
     settings = STATE.settings
     loaded = project_for(settings, project)
     spec = loaded.spec
     if not spec.label.available_at:
         return False, "labels carry no availability time"
-    labels = read_labels(settings, loaded)
-    delay = labels[spec.label.available_at] - labels[spec.label.timestamp]
-    longest = delay.max().total_seconds() / 86400
+    maturity, source = label_maturity(loaded, read_labels(settings, loaded))
+    days = maturity.total_seconds() / 86400
     probation = spec.monitoring.probation_days
-    said = f"labels up to {longest:.0f} days late, probation {probation:g} days"
-    return longest < probation, said
+    said = f"labels mature after {days:.0f} days ({source}), probation {probation:g} days"
+    return days < probation, said
 
 
 def _monitor(project: str, as_of: datetime) -> MonitorRun:

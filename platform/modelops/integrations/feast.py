@@ -388,11 +388,13 @@ def service_request_fields(store: FeatureStore, service: FeatureService) -> list
     return [f.name for f in service_request_schema(store, service)]
 
 
-def service_batch_features(store: FeatureStore, service: FeatureService) -> dict[str, list[str]]:
+def service_batch_features(
+    store: FeatureStore, service: FeatureService
+) -> dict[str, tuple[str, ...]]:
     """Feature names the service reads from each of its (not on-demand) feature views."""
     on_demand = {v.name for v in store.list_on_demand_feature_views()}
     return {
-        p.name: [f.name for f in p.features]
+        p.name: tuple(f.name for f in p.features)
         for p in service.feature_view_projections
         if p.name not in on_demand
     }

@@ -372,9 +372,7 @@ def _prepare(
         serving=spec.serving,
         feast=FeastConfig(
             config_file=config.name,
-            batch_views={
-                k: tuple(v) for k, v in feast_io.service_batch_features(store, service).items()
-            },
+            batch_views=feast_io.service_batch_features(store, service),
         ),
         skew=SkewSummary(
             entities=report.entities,
@@ -696,11 +694,13 @@ def start_server(
     )
 
 
-def stop_server(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    """Stop the server and its workers (SIGTERM to its process group, then SIGKILL)."""
+def stop_server(
+    process: subprocess.Popen[bytes], timeout: float = 20.0, first: int = signal.SIGTERM
+) -> int:
+    """Stop the server and its workers (``first`` to its process group, then SIGKILL)."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, first)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:

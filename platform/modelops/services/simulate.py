@@ -566,42 +566,35 @@ def _in_process(
     try:
         records: list[PredictionRecord] = []
         for i in range(len(joined)):
-            entity = {spec.entity: entities[i]}
-            request = {n: requests[n][i] for n in request_names}
             if missing_rows[i]:
                 if policy != "fallback":
                     refused += 1  # the service answers 404 and logs nothing
                     continue
                 fallbacks += 1
-                record = PredictionRecord(
-                    request_id=f"{run_tag}-{i}",
-                    logged_at=times[i],
-                    project=spec.name,
-                    model_version=served.version,
-                    entity=entity,
-                    request=request,
-                    features=None,
-                    score=None,
-                    decision=spec.serving.fallback_decision or "",
-                    fallback=True,
-                    environment=environment,
-                    endpoint="predict_batch",
-                )
+                scored: dict[str, Any] = {
+                    "features": None,
+                    "score": None,
+                    "decision": spec.serving.fallback_decision or "",
+                    "fallback": True,
+                }
             else:
                 score = float(scores[i])
-                record = PredictionRecord(
-                    request_id=f"{run_tag}-{i}",
-                    logged_at=times[i],
-                    project=spec.name,
-                    model_version=served.version,
-                    entity=entity,
-                    request=request,
-                    features={n: values[n][i] for n in names},
-                    score=score,
-                    decision=served.policy.decide(score),
-                    environment=environment,
-                    endpoint="predict_batch",
-                )
+                scored = {
+                    "features": {n: values[n][i] for n in names},
+                    "score": score,
+                    "decision": served.policy.decide(score),
+                }
+            record = PredictionRecord(
+                request_id=f"{run_tag}-{i}",
+                logged_at=times[i],
+                project=spec.name,
+                model_version=served.version,
+                entity={spec.entity: entities[i]},
+                request={n: requests[n][i] for n in request_names},
+                environment=environment,
+                endpoint="predict_batch",
+                **scored,
+            )
             records.append(record)
             if len(records) >= LOG_CHUNK:
                 logged += _submit(writer, records, shadow)
