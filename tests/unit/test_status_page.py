@@ -449,3 +449,17 @@ def test_a_monitor_actions_run_and_summary_are_read_from_what_the_monitor_writes
     assert collect.read_summary(summary) == (None, "summary.json is not a JSON object")
     summary.write_text(_summary(RUN_OK, None))
     assert collect.read_summary(summary) == (json.loads(_summary(RUN_OK, None)), None)
+
+
+def test_runs_an_action_names_are_kept_beyond_the_newest(
+    workspace: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    populate(workspace, monkeypatch)
+    stub_registry(workspace, monkeypatch)
+    site = status_page.build(workspace, tmp_path / "site", max_runs_per_project=1)
+    # the newest run (RUN_OK, also the rollback's) and the alert's older run; the broken one goes
+    assert site.monitoring_runs == 2
+    monitoring = (site.out / "monitoring.html").read_text(encoding="utf-8")
+    assert f"{PROJECT}: 1 older runs not included." in monitoring
+    alert = (site.out / "actions/8.html").read_text(encoding="utf-8")
+    assert "monitoring run run&lt;&#34;b&#34;&gt;&amp;x" in alert

@@ -388,7 +388,8 @@ def _runs(
     root = monitoring_dir(settings)
     if not root.is_dir():
         return [], {}
-    referenced = {(e.project, monitor_run_id(settings, e)) for e in actions}
+    named = ((e.project, monitor_run_id(settings, e)) for e in actions)
+    referenced = {(project, run) for project, run in named if run is not None}
     runs: list[MonitoringRun] = []
     skipped: dict[str, int] = {}
     for project_dir in sorted(p for p in root.iterdir() if p.is_dir()):
