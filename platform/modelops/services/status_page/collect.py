@@ -134,10 +134,11 @@ def is_monitor_action(entry: RecordedEntry) -> bool:
 
 def monitor_run_id(settings: Settings, entry: RecordedEntry) -> str | None:
     """The monitoring run (of ``entry.project``) a monitor action came from: the ``run_id`` the
-    monitor records with every action, else the run folder holding a file it names."""
+    monitor records with every action; for an entry that names only the run's files (a rollback
+    recorded by hand with the report as its evidence), the run folder holding them."""
     run_id = entry.details.get("run_id")
-    if isinstance(run_id, str | int) and str(run_id):
-        return str(run_id)
+    if isinstance(run_id, str) and run_id:
+        return run_id
     root = (monitoring_dir(settings) / entry.project).resolve()
     for key in MONITOR_FILES:
         value = entry.details.get(key)
