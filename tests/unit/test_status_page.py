@@ -18,12 +18,14 @@ from modelops.core import ledger as chain
 from modelops.core.errors import RegistryError
 from modelops.core.fingerprint import DatasetFingerprint
 from modelops.core.gate_rules import Evaluation, Rule
+from modelops.core.ledger import RecordedEntry
 from modelops.core.metrics import COMPARED_METRICS
 from modelops.core.verdict import Verdict, inputs_key
 from modelops.integrations.database import Holder, Ledger, LedgerEntry
 from modelops.services import registry, status_page
 from modelops.services.context import prepare_state
 from modelops.services.context import project as project_for
+from modelops.services.status_page import collect
 
 PROJECT = "credit_risk"
 MALICIOUS = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
@@ -409,3 +411,55 @@ def test_report_command(
         main(["report", "--out", str(tmp_path / "taken")])
     assert refused.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1  # one line
+
+
+def test_a_monitor_actions_run_and_summary_are_read_from_what_the_monitor_writes(
+    workspace: Settings, tmp_path: Path
+) -> None:
+    run = status_page.monitoring_dir(workspace) / PROJECT / RUN_OK
+
+    def entry(details: dict[str, object]) -> RecordedEntry:
+        return RecordedEntry(
+            "rollback", PROJECT, "production", "modelops-monitor", details=details,
+            seq=1, at=datetime.now(UTC), prev_hash="", hash="",
+        )  # fmt: skip
+
+    links = {  # services/monitor.py run(): the links every recorded action carries
+        "run_id": RUN_OK,
+        "as_of": "2026-01-05T00:00:00+00:00",
+        "report_html": None,
+        "performance_html": None,
+        "summary_json": str(run / "summary.json"),
+        "mlflow_run_id": None,
+    }
+    assert collect.monitor_run_id(workspace, entry({**links, "evidence": {}})) == RUN_OK
+    assert collect.monitor_run_id(workspace, entry({"report_html": str(run / "report.html")})) == (
+        RUN_OK
+    )
+    outside = str(tmp_path / RUN_OK / "summary.json")
+    assert collect.monitor_run_id(workspace, entry({"summary_json": outside})) is None
+    assert collect.monitor_run_id(workspace, entry({"report": str(run / "report.html")})) is None
+    assert collect.monitor_evidence(entry({**links, "evidence": {"psi": 0.3}})) == {"psi": 0.3}
+    assert status_page.is_monitor_action(entry(links))
+    assert not status_page.is_monitor_action(entry({"passed": True}))
+
+    summary = tmp_path / "summary.json"
+    assert collect.read_summary(summary) == (None, "no summary.json")
+    summary.write_text("[1]")
+    assert collect.read_summary(summary) == (None, "summary.json is not a JSON object")
+    summary.write_text(_summary(RUN_OK, None))
+    assert collect.read_summary(summary) == (json.loads(_summary(RUN_OK, None)), None)
+
+
+def test_runs_an_action_names_are_kept_beyond_the_newest(
+    workspace: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    populate(workspace, monkeypatch)
+    stub_registry(workspace, monkeypatch)
+    site = status_page.build(workspace, tmp_path / "site", max_runs_per_project=1)
+    # the newest run (RUN_OK, also the rollback's) and the alert's older run; the broken one goes
+    assert site.monitoring_runs == 2
+    monitoring = (site.out / "monitoring.html").read_text(encoding="utf-8")
+    assert f"{PROJECT}: 1 older runs not included." in monitoring
+    alert = (site.out / "actions/8.html").read_text(encoding="utf-8")
+    assert "monitoring run run&lt;&#34;b&#34;&gt;&amp;x" in alert

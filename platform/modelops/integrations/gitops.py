@@ -47,6 +47,21 @@ class Commit:
     message: str
 
 
+@dataclass(frozen=True)
+class LoggedCommit:
+    """One commit of the history, as a status page lists it."""
+
+    sha: str
+    author: str
+    """``Name <email>``."""
+    at: str
+    """The author date, ISO 8601."""
+    subject: str
+    body: str
+    files: tuple[str, ...]
+    """The paths the commit touched."""
+
+
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env.update(LC_ALL="C", LANG="C", GIT_TERMINAL_PROMPT="0")
@@ -310,3 +325,36 @@ class GitOpsRepo:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ history
+
+    def recent_commits(self, n: int) -> list[LoggedCommit]:
+        """The newest ``n`` commits of HEAD, newest first, with the files each touched; empty
+        when the branch has no commit yet.
+
+        Raises:
+            GitOpsError: git is missing, ``path`` is not a repository, or ``git log`` failed.
+        """
+        fmt = "%x1e%H%x1f%an <%ae>%x1f%aI%x1f%s%x1f%b%x1f"
+        done = _git(self.path, "log", f"-n{n}", f"--format={fmt}", "--name-only", check=False)
+        if done.returncode != 0:
+            if "does not have any commits" in done.stderr:
+                return []
+            raise GitOpsError(f"GitOps repo {self.path}: 'git log' failed: {_first(done)}")
+        commits = []
+        for record in done.stdout.split("\x1e")[1:]:
+            parts = record.split("\x1f")
+            if len(parts) < 6:
+                continue
+            sha, author, at, subject, body, files = parts[:6]
+            commits.append(
+                LoggedCommit(
+                    sha=sha.strip(),
+                    author=author,
+                    at=at,
+                    subject=subject,
+                    body=body.strip(),
+                    files=tuple(f for f in files.split("\n") if f.strip()),
+                )
+            )
+        return commits
