@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from modelops.cli import (
 from modelops.cli.state import STATE, configure_logging
 from modelops.core.errors import ModelopsError
 from modelops.core.redact import redact
+from modelops.core.telemetry import disable_telemetry
 
 app = typer.Typer(
     name="modelops",
@@ -90,10 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors exit with their code and one line, bugs with a traceback.
 
     Every line shown goes through :func:`~modelops.core.redact.redact`, so a password in a URI
-    or a configuration value never reaches the terminal or a CI log.
+    or a configuration value never reaches the terminal or a CI log. Usage reporting of the
+    libraries is turned off first, before any of them is imported (:mod:`modelops.core.telemetry`).
     """
     import traceback
 
+    disable_telemetry(os.environ)
     STATE.reset()
     try:
         app(args=argv, prog_name="modelops")
