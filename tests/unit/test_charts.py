@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from modelops.core.errors import ConfigError
+from modelops.core.telemetry import TELEMETRY_OFF, disable_telemetry
 from modelops.serving.config import PREFIX, VARIABLES, load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -826,6 +827,42 @@ def walk_strings(node: Any) -> Iterator[str]:
             yield from walk_strings(value)
     elif isinstance(node, str):
         yield node
+
+
+def container_envs(docs: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, dict[str, str]]]:
+    """(workload/container, its plain env values) of every container."""
+    render = Render("", "", "", {}, {}, tuple(docs))
+    for name, _, spec in pod_specs(render):
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+            yield f"{name}/{container['name']}", env
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=CASE_IDS)
+def test_every_container_turns_usage_reporting_off(
+    renders: dict[tuple[str, str], Render], case: tuple[str, str]
+) -> None:
+    containers = list(container_envs(renders[case].docs))
+    assert containers
+    for where, env in containers:
+        for name, value in TELEMETRY_OFF.items():
+            assert env.get(name) == value, f"{where}: {name}={env.get(name)!r}"
+
+
+@pytest.mark.parametrize("chart", sorted({chart for chart, _ in CASES}))
+def test_telemetry_enabled_opts_every_container_in(engine: HelmEngine, chart: str) -> None:
+    case = next(c for c_chart, c in CASES if c_chart == chart)
+    values = merge(case_values(chart, case), {"telemetry": {"enabled": True}})
+    texts = engine.render(CHARTS / chart, values, "telemetry")
+    docs = tuple(d for text in texts.values() for d in yaml.safe_load_all(text) if d is not None)
+    containers = list(container_envs(docs))
+    assert containers
+    for where, env in containers:
+        # what the platform's start-up leaves of them: the opt-in survives it
+        disable_telemetry(env)
+        assert env["MLFLOW_DISABLE_TELEMETRY"] == "false", where
+        assert env["BENTOML_DO_NOT_TRACK"] == "false", where
+        assert "DO_NOT_TRACK" not in env, where
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=CASE_IDS)

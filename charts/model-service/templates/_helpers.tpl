@@ -87,3 +87,17 @@ Where the ConfigMap's feature_store.yaml is mounted.
 {{- define "model-service.featureRepoDir" -}}
 /etc/modelops/feature_repo
 {{- end }}
+
+{{/*
+Usage reporting of the libraries in the image (MLflow, Evidently, BentoML): off unless
+telemetry.enabled. Each value is the one its library reads; the opt-in values are explicit
+because modelops turns reporting off at start-up unless told otherwise (docs/configuration.md).
+*/}}
+{{- define "model-service.telemetryEnv" -}}
+- name: MLFLOW_DISABLE_TELEMETRY
+  value: {{ ternary "false" "true" .Values.telemetry.enabled | quote }}
+- name: DO_NOT_TRACK
+  value: {{ ternary "0" "1" .Values.telemetry.enabled | quote }}
+- name: BENTOML_DO_NOT_TRACK
+  value: {{ ternary "false" "true" .Values.telemetry.enabled | quote }}
+{{- end }}

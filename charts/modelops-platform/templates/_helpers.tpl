@@ -149,6 +149,7 @@ Environment of the modelops CLI jobs: the production profile, every connection f
 {{ include "platform.secretEnv" (dict "name" "MODELOPS_LEDGER_KEY" "ref" .Values.secrets.ledgerKey) }}
 - name: HOME
   value: /tmp
+{{ include "platform.telemetryEnv" . }}
 {{- end }}
 
 {{/*
@@ -307,4 +308,18 @@ spec:
     {{- with .extraEgress }}
     {{- . | nindent 4 }}
     {{- end }}
+{{- end }}
+
+{{/*
+Usage reporting of the libraries in the image (MLflow, Evidently, BentoML): off unless
+telemetry.enabled. Each value is the one its library reads; the opt-in values are explicit
+because modelops turns reporting off at start-up unless told otherwise (docs/configuration.md).
+*/}}
+{{- define "platform.telemetryEnv" -}}
+- name: MLFLOW_DISABLE_TELEMETRY
+  value: {{ ternary "false" "true" .Values.telemetry.enabled | quote }}
+- name: DO_NOT_TRACK
+  value: {{ ternary "0" "1" .Values.telemetry.enabled | quote }}
+- name: BENTOML_DO_NOT_TRACK
+  value: {{ ternary "false" "true" .Values.telemetry.enabled | quote }}
 {{- end }}

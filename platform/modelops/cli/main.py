@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from modelops import __version__
 from modelops.cli import (
@@ -26,6 +30,7 @@ from modelops.cli import (
 from modelops.cli.state import STATE, configure_logging
 from modelops.core.errors import ModelopsError
 from modelops.core.redact import redact
+from modelops.core.telemetry import disable_telemetry
 
 app = typer.Typer(
     name="modelops",
@@ -62,16 +67,71 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Debug logs and full tracebacks.")
-    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
     """modelops: from feature definitions to a gated, traceable production model."""
-    STATE.verbose = verbose
-    configure_logging(verbose)
+
+
+def _record_verbose(value: bool) -> None:
+    if value:
+        STATE.verbose = True
+
+
+def _verbose_option() -> Any:
+    """``--verbose``/``-v`` as Typer builds it: a flag that records itself in ``STATE``."""
+    flag = typer.Typer()
+
+    @flag.command()
+    def verbose(
+        verbose: Annotated[
+            bool,
+            typer.Option(
+                "--verbose",
+                "-v",
+                help="Debug logs and full tracebacks.",
+                callback=_record_verbose,
+                expose_value=False,
+            ),
+        ] = False,
+    ) -> None:
+        """Only here to have Typer build the option."""
+
+    return typer.main.get_command(flag).params[0]
+
+
+def _logging_first(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        configure_logging(STATE.verbose)
+        return callback(*args, **kwargs)
+
+    return run
+
+
+def accept_verbose(group: TyperGroup, option: Any = None) -> TyperGroup:
+    """Give ``group`` and every command under it ``--verbose``/``-v``.
+
+    ``modelops --verbose train x`` and ``modelops train x --verbose`` are the same: the flag of
+    whichever level it is given at records itself, and logging is configured once, from it, as
+    the command that runs starts (after every level has been parsed).
+    """
+    option = option or _verbose_option()
+    group.params.insert(0, option)
+    for command in group.commands.values():
+        if isinstance(command, TyperGroup):
+            accept_verbose(command, option)
+        else:
+            command.params.append(option)
+            if command.callback is not None:
+                command.callback = _logging_first(command.callback)
+    return group
+
+
+def command_tree() -> TyperGroup:
+    """The click command of :data:`app`, every command taking ``--verbose``."""
+    return accept_verbose(typer.main.get_group(app))
 
 
 # Errors raised inside these libraries are about the systems they talk to (a read-only database,
@@ -90,13 +150,15 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors exit with their code and one line, bugs with a traceback.
 
     Every line shown goes through :func:`~modelops.core.redact.redact`, so a password in a URI
-    or a configuration value never reaches the terminal or a CI log.
+    or a configuration value never reaches the terminal or a CI log. Usage reporting of the
+    libraries is turned off first, before any of them is imported (:mod:`modelops.core.telemetry`).
     """
     import traceback
 
+    disable_telemetry(os.environ)
     STATE.reset()
     try:
-        app(args=argv, prog_name="modelops")
+        command_tree()(args=argv, prog_name="modelops")
     except ModelopsError as error:
         if STATE.verbose:
             traceback.print_exc()

@@ -32,6 +32,7 @@ BentoML defaults changed here, each for latency or for the caller:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ import bentoml
 from starlette.responses import JSONResponse
 
 from modelops.core.release import bento_name
+from modelops.core.telemetry import disable_telemetry
 from modelops.serving.config import load_config
 from modelops.serving.http import ITEM_BYTES, RequestGuard, build_models
 from modelops.serving.manifest import locate_release, read_manifest, read_pointer
@@ -48,6 +50,9 @@ from modelops.serving.metrics import LATENCY_BUCKETS
 
 log = logging.getLogger("modelops.serving")
 
+# No usage reporting from the libraries this process imports. BentoML decides for its own
+# before it imports this module, from the pod's environment: the chart sets the same variables.
+disable_telemetry(os.environ)
 CONFIG = load_config()
 _SERVICES: list[Any] = []  # the instance of this worker, once started
 RELEASE_DIR = locate_release(CONFIG.release, CONFIG.watch)
