@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from modelops.cli.main import main
 from modelops.config.settings import Settings, load_settings
@@ -195,6 +196,18 @@ def test_skew_is_zero_and_only_the_holder_is_packaged(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f"v{trained['candidate']} does not hold production (nothing holds it)" in err
+
+
+def test_the_served_bento_sends_no_usage_reports(server: dict[str, Any]) -> None:
+    """The Bento's own environment turns usage reporting off, so ``bentoml serve`` or its image
+    run outside the platform's CLI and charts reports nothing either."""
+    from modelops.core.telemetry import TELEMETRY_OFF
+
+    built = list(Path(server["root"]).rglob("bentos/*/*/bento.yaml"))
+    assert built, "no Bento was built"
+    for path in built:
+        envs = {e["name"]: e["value"] for e in yaml.safe_load(path.read_text()).get("envs", [])}
+        assert envs == {**envs, **TELEMETRY_OFF}, path
 
 
 def test_predictions_from_online_features(server: dict[str, Any]) -> None:

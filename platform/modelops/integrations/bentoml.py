@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from modelops.core.errors import ModelopsError
+from modelops.core.telemetry import TELEMETRY_OFF
 
 MLFLOW_MODEL_FOLDER = "mlflow_model"
 _ANSWER = "MODELOPS-BENTOML-ANSWER "
@@ -55,7 +56,7 @@ class Store:
     home: Path
 
     def environment(self) -> dict[str, str]:
-        return {"BENTOML_HOME": str(self.home), "BENTOML_DO_NOT_TRACK": "true"}
+        return {"BENTOML_HOME": str(self.home), **TELEMETRY_OFF}
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,8 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
         answer["models"][tag] = model.path_of(MLFLOW_MODEL_FOLDER)
     spec = request.get("build")
     if spec:
+        from bentoml._internal.bento.build_config import BentoEnvSchema
+
         bento = bentoml.bentos.build(
             service=spec["service"],
             name=spec["name"],
@@ -240,6 +243,9 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
             include=spec["include"],
             exclude=spec["exclude"],
             models=spec["models"],
+            # A Bento run outside the charts (bentoml serve, its image) reports nothing either.
+            # bentoml.bentos.build takes the schema objects only (no converter for dicts).
+            envs=[BentoEnvSchema(name=k, value=v) for k, v in TELEMETRY_OFF.items()],
             python={"packages": spec["packages"], "lock_packages": False},
             docker={"python_version": spec["python_version"], "distro": "debian"},
             build_ctx=spec["build_ctx"],
