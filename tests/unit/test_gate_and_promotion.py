@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -616,3 +617,96 @@ def test_when_mlflow_fails_after_the_move_the_move_stands_and_says_the_alias_lag
     assert promote.sync_aliases(platform_, PROJECT) == {
         "dev": (trained["noisy"], trained["candidate"])
     }
+
+
+# ----------------------------------------------------------------------------- the one walk
+
+
+def test_walk_tries_the_next_candidate_only_after_a_failed_first_gate_and_waits_where_told(
+    platform_: Settings, trained: dict[str, Any]
+) -> None:
+    from modelops.services.workflows import promotion
+
+    # segment_blind fails against good_in_segment (see the segment test above); the real
+    # candidate is the same model everywhere and passes
+    _seed(platform_, trained["good_in_segment"], ("dev", "staging", "production"))
+    result = promotion.walk(
+        platform_,
+        PROJECT,
+        promotion.WalkOptions(
+            target="production",
+            candidates=[trained["segment_blind"], trained["candidate"]],
+            reason=lambda version, env, step: f"walked v{version} to {env} on {step.verdict_id}",
+            actor="monitor",
+            waits={"production": "needs an approval"},
+        ),
+    )
+    gated = [(g.version, g.environment, g.passed) for g in result.gates]
+    assert gated[0] == (trained["segment_blind"], "dev", False)
+    assert gated[1:] == [
+        (trained["candidate"], env, True) for env in ("dev", "staging", "production")
+    ]
+    assert result.chosen == trained["candidate"] and not result.reached
+    assert [m.environment for m in result.moves] == ["dev", "staging"]
+    assert result.pending is not None and result.pending.environment == "production"
+    assert result.pending.verdict_id == result.gates[-1].verdict_id
+    assert "production needs an approval: pending" in result.stopped
+    holders = promote.holders(platform_, PROJECT)
+    assert (holders["dev"], holders["staging"]) == (trained["candidate"], trained["candidate"])
+    assert holders["production"] == trained["good_in_segment"]
+    moved = [e for e in promote.history(platform_, PROJECT) if e.action == "promote"]
+    assert (
+        moved[-1].reason
+        == f"walked v{trained['candidate']} to staging on {result.gates[2].verdict_id}"
+    )
+
+
+def test_walk_with_an_approver_reaches_the_target_and_skips_what_the_version_held(
+    platform_: Settings, trained: dict[str, Any]
+) -> None:
+    from modelops.services.workflows import promotion
+
+    _seed(platform_, trained["noisy"], ("staging", "production"))
+    _seed(platform_, trained["candidate"], ("dev",))
+    moved: list[str] = []
+    result = promotion.walk(
+        platform_,
+        PROJECT,
+        promotion.WalkOptions(
+            target="production",
+            candidates=[trained["candidate"]],
+            reason=lambda *_: "drill",
+            actor="tester",
+            approver="reviewer",
+            skip_held=True,
+            after_move=lambda env, version: moved.append(env) or f"deployed {env}",
+        ),
+    )
+    assert result.reached and [g.environment for g in result.gates] == ["staging", "production"]
+    assert [m.after for m in result.moves] == ["deployed staging", "deployed production"]
+    assert moved == ["staging", "production"]
+    moves = [e for e in promote.history(platform_, PROJECT) if e.action in ("approve", "promote")]
+    assert [(e.action, e.environment, e.actor) for e in moves[-3:]] == [
+        ("promote", "staging", "tester"),  # no approval needed: the walk's actor moves it
+        ("approve", "production", "reviewer"),
+        ("promote", "production", "reviewer"),
+    ]
+
+
+def test_walk_fails_closed_on_a_gate_that_cannot_be_evaluated(
+    platform_: Settings, trained: dict[str, Any]
+) -> None:
+    from modelops.services.workflows import promotion
+
+    _seed(platform_, trained["noisy"], ("dev",))
+    options = promotion.WalkOptions(
+        target="dev", candidates=[trained["broken"]], reason=lambda *_: "x", actor="monitor"
+    )
+    with pytest.raises(ModelopsError, match="native scoring library crashed"):
+        promotion.walk(platform_, PROJECT, options)
+    result = promotion.walk(platform_, PROJECT, dataclasses.replace(options, gate_errors_fail=True))
+    assert result.chosen is None and not result.moves
+    assert result.gates[0].verdict_id is None
+    assert result.gates[0].failed.startswith("could not evaluate: ")
+    assert result.stopped == "no offered version passed the gate against dev"
+    assert promote.holders(platform_, PROJECT)["dev"] == trained["noisy"]

@@ -35,34 +35,38 @@ def _step(text: str) -> None:
 
 
 def _walk_to_production(project: str, version: str, reason: str) -> bool:
-    """Gate and promote through every environment; False at the first failed gate."""
-    from modelops.services import gate, promote
+    """Gate and promote through every environment (the platform's one promotion path); False at
+    the first failed gate."""
+    from modelops.services.workflows import promotion
 
     settings = STATE.settings
-    for environment in settings.environments:
-        verdict = gate.validate(settings, project, version, against=environment, actor=DEMO_ACTOR)
-        status = "passed" if verdict.passed else "FAILED"
+
+    def said_gate(step: promotion.GateStep) -> None:
+        verdict = step.verdict
         reference = (
             "the prevalence-only reference"
             if verdict.reference.version == "-"
             else f"{verdict.reference.role} v{verdict.reference.version}"
         )
-        typer.echo(f"  gate v{version} vs {reference} ({environment}): {status}")
-        if not verdict.passed:
+        status = "passed" if step.passed else "FAILED"
+        typer.echo(f"  gate v{version} vs {reference} ({step.environment}): {status}")
+        if not step.passed:
             typer.echo(f"    failed: {'; '.join(verdict.failed_rules)}")
-        if not verdict.passed:
-            return False
-        move = promote.promote(
-            settings,
-            project,
-            version,
-            environment,
-            approve=True,
+
+    result = promotion.walk(
+        settings,
+        project,
+        promotion.WalkOptions(
+            target=settings.environments[-1],
+            candidates=[version],
+            reason=lambda *_: reason,
+            actor=DEMO_ACTOR,
             approver=DEMO_APPROVER,
-            reason=reason,
-        )
-        typer.echo(f"  {environment} now serves v{move.to_version}")
-    return True
+            on_gate=said_gate,
+            on_move=lambda m: typer.echo(f"  {m.environment} now serves v{m.version}"),
+        ),
+    )
+    return result.reached
 
 
 def _package_production(projects: list[str]) -> list[str]:

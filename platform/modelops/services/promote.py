@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from modelops.config.project import Project
 from modelops.config.settings import Settings
+from modelops.core import promotion as rules
 from modelops.core import tags
 from modelops.core.errors import ModelopsError, RegistryError
 from modelops.core.verdict import Verdict
@@ -152,7 +153,11 @@ def promote(
     approver: str | None = None,
     reason: str | None = None,
 ) -> Move:
-    """Move ``environment`` to ``version`` if a fresh passing verdict and approvals allow it."""
+    """Move ``environment`` to ``version`` if a fresh passing verdict and approvals allow it.
+
+    The rules are :mod:`modelops.core.promotion`'s; this gathers their facts, records a refusal
+    in the ledger, or writes the approval and the move in one compare-and-swap transaction.
+    """
     _check_environment(settings, environment)
     project = project_for(settings, project_name)
     spec = project.spec
@@ -161,100 +166,27 @@ def promote(
     actor = resolve_actor(approver, settings.root)
     holder = ledger.holder(spec.name, environment)
     who = actor or "unknown"
-
-    def refuse(reason: str) -> PromotionRefusedError:
-        return _refuse(ledger, project, environment, who, version, holder, reason)
-
     with mlflow_io.session(tracking(settings)) as client:
-        mlflow_io.get_version(client, spec.registered_model, version)
-    if holder.version == version:
-        raise refuse(f"v{version} already holds {environment}")
-
+        registered = mlflow_io.get_version(client, spec.registered_model, version)
     verdict = latest_verdict(ledger, spec.name, environment, version)
-    if verdict is not None and not verdict.details.get("passed"):
-        if verdict.details.get("error"):
-            raise refuse(
-                f"the latest validation of v{version} could not evaluate "
-                f"({verdict.details['error']}); validate again"
-            )
-        raise refuse(
-            f"verdict {verdict.verdict_id} failed: "
-            + "; ".join(verdict.details.get("failed_rules", [])),
-        )
-
-    position = settings.environments.index(environment)
-    if position > 0:
-        below = settings.environments[position - 1]
-        if version not in ledger.past_holders(spec.name, below):
-            raise refuse(f"v{version} never held {below}; promote it there first")
-
-    if verdict is None:
-        raise refuse(
-            f"no verdict for v{version} against {environment}; run 'modelops validate "
-            f"{spec.name} {version} --against {environment}'",
-        )
-    max_age = spec.promotion.verdict_max_age_days
-    made = _verdict_time(verdict)
-    if datetime.now(UTC) - made > timedelta(days=max_age):
-        raise refuse(
-            f"verdict {verdict.verdict_id} of {made:%Y-%m-%d %H:%M} UTC expired after "
-            f"{max_age:g} days (promotion.verdict_max_age_days); validate again"
-        )
-    validated_sha = verdict.details.get("candidate_artifact_sha256")
-    with mlflow_io.session(tracking(settings)) as client:
-        current_sha = mlflow_io.artifact_sha256(f"models:/{spec.registered_model}/{version}")
-    if not validated_sha or current_sha != validated_sha:
-        raise refuse(
-            f"v{version}'s artifact is not the one verdict {verdict.verdict_id} judged: sha256 "
-            f"{current_sha} now, {validated_sha or 'none'} when validated"
-        )
-    branch = settings.resolved_trusted_branch
-    if branch:
-        commit = str(verdict.details.get("git_commit") or "unknown")
-        if not git_io.on_branch(settings.root, commit, branch):
-            raise refuse(
-                f"verdict {verdict.verdict_id} was made from commit {commit[:12]}, which is not "
-                f"a clean commit on '{branch}'; only verdicts recorded by {branch}'s code allow "
-                "a promotion"
-            )
-    validated_against = verdict.from_version
-    if validated_against != holder.version:
-        held = f"v{holder.version}" if holder.version else "nothing"
-        was = f"v{validated_against}" if validated_against else "the baseline (empty environment)"
-        raise refuse(
-            f"verdict {verdict.verdict_id} is stale: it compared with {was}, but "
-            f"{environment} is now held by {held}; validate again",
-        )
-
-    if ledger.keyed and not ledger.signed(verdict):
-        raise refuse(
-            f"verdict {verdict.verdict_id} carries no valid signature under the ledger key: it "
-            "was not written by the platform; validate again"
-        )
+    facts = _facts(settings, project, ledger, environment, version, holder, verdict)
+    facts = dataclasses.replace(
+        facts,
+        approval=rules.ApprovalFacts(
+            required=environment in approval_required(settings, project),
+            approve=approve,
+            approver=actor,
+            reason=reason,
+            allow_self_approval=settings.allow_self_approval,
+            trained_by=registered.tags.get(tags.TRAINED_BY),
+        ),
+    )
+    refused = rules.refusal(facts)
+    if refused is not None:
+        raise _refuse(ledger, project, environment, who, version, holder, refused)
     approval: list[LedgerEntry] = []
-    if environment in approval_required(settings, project):
-        if not approve:
-            raise refuse(f"{environment} needs an explicit approval: --approve --reason TEXT")
-        if not actor:
-            raise refuse(
-                "approval needs an approver: --approver, MODELOPS_ACTOR or git config user.name",
-            )
-        if not (reason and reason.strip()):
-            raise refuse(
-                "approval needs a reason: --reason TEXT",
-            )
-        if not settings.allow_self_approval:
-            with mlflow_io.session(tracking(settings)) as client:
-                trained_by = mlflow_io.get_version(client, spec.registered_model, version).tags.get(
-                    tags.TRAINED_BY
-                )
-            people = (("trained", trained_by), ("validated", verdict.actor))
-            involved = [role for role, who in people if who == actor]
-            if involved:
-                raise refuse(
-                    f"{actor} {' and '.join(involved)} v{version} and cannot also approve it; "
-                    "a different person must approve (allow_self_approval in modelops.yaml)"
-                )
+    if facts.approval.required:
+        assert actor is not None and reason is not None and verdict is not None
         approval.append(
             LedgerEntry(
                 action="approve",
@@ -267,7 +199,7 @@ def promote(
                 verdict_id=verdict.verdict_id,
             )
         )
-
+    assert verdict is not None
     # The approval and the move are one transaction; a lost race writes neither and is
     # recorded as a refusal.
     entry = ledger.transition(
@@ -287,6 +219,62 @@ def promote(
     )
     _sync_environment(settings, project, ledger, environment, "promoted")
     return Move(spec.name, spec.registered_model, environment, holder.version, version, entry)
+
+
+def _verdict_facts(ledger: Ledger, entry: RecordedEntry) -> rules.VerdictFacts:
+    details = entry.details
+    return rules.VerdictFacts(
+        verdict_id=entry.verdict_id,
+        passed=bool(details.get("passed")),
+        error=details.get("error") or None,
+        failed_rules=list(details.get("failed_rules", [])),
+        made_at=_verdict_time(entry),
+        actor=entry.actor,
+        judged_against=entry.from_version,
+        artifact_sha256=details.get("candidate_artifact_sha256") or None,
+        git_commit=str(details.get("git_commit") or "unknown"),
+        signed=ledger.signed(entry) if ledger.keyed else None,
+    )
+
+
+def _facts(
+    settings: Settings,
+    project: Project,
+    ledger: Ledger,
+    environment: str,
+    version: str,
+    holder: Holder,
+    verdict: RecordedEntry | None,
+) -> rules.PromotionFacts:
+    """What the promotion rules need, read from the ledger, the registry and git. The artifact
+    hash and the commit's branch are read only for a passing verdict (no rule needs them else)."""
+    spec = project.spec
+    position = settings.environments.index(environment)
+    below = settings.environments[position - 1] if position > 0 else None
+    judged = _verdict_facts(ledger, verdict) if verdict is not None else None
+    sha = ""
+    on_branch: bool | None = None
+    branch = settings.resolved_trusted_branch
+    if judged is not None and judged.passed:
+        with mlflow_io.session(tracking(settings)):
+            sha = mlflow_io.artifact_sha256(f"models:/{spec.registered_model}/{version}")
+        if branch:
+            on_branch = git_io.on_branch(settings.root, judged.git_commit or "unknown", branch)
+    return rules.PromotionFacts(
+        project=spec.name,
+        version=version,
+        environment=environment,
+        holder=holder.version,
+        below=below,
+        held_below=below is not None and version in ledger.past_holders(spec.name, below),
+        verdict=judged,
+        verdict_max_age_days=spec.promotion.verdict_max_age_days,
+        now=datetime.now(UTC),
+        artifact_sha256=sha,
+        trusted_branch=branch,
+        commit_on_branch=on_branch,
+        approval=rules.ApprovalFacts(False, False, None, None, True, None),
+    )
 
 
 def rollback(

@@ -1,0 +1,101 @@
+"""The promotion rules alone: facts in, the first broken rule out (no ledger, no registry)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from modelops.core import promotion as rules
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def _facts(**changes: object) -> rules.PromotionFacts:
+    verdict = rules.VerdictFacts(
+        verdict_id="abc123",
+        passed=True,
+        error=None,
+        failed_rules=[],
+        made_at=NOW - timedelta(days=1),
+        actor="ci",
+        judged_against="3",
+        artifact_sha256="f" * 64,
+        git_commit="0" * 40,
+        signed=True,
+    )
+    facts = rules.PromotionFacts(
+        project="fraud",
+        version="4",
+        environment="production",
+        holder="3",
+        below="staging",
+        held_below=True,
+        verdict=verdict,
+        verdict_max_age_days=7,
+        now=NOW,
+        artifact_sha256="f" * 64,
+        trusted_branch=None,
+        commit_on_branch=None,
+        approval=rules.ApprovalFacts(
+            required=True,
+            approve=True,
+            approver="reviewer",
+            reason="lower cost",
+            allow_self_approval=False,
+            trained_by="alice",
+        ),
+    )
+    verdict_changes = {k[8:]: v for k, v in changes.items() if k.startswith("verdict_")}
+    approval_changes = {k[9:]: v for k, v in changes.items() if k.startswith("approval_")}
+    rest = {k: v for k, v in changes.items() if not k.startswith(("verdict_", "approval_"))}
+    if verdict_changes:
+        rest["verdict"] = dataclasses.replace(verdict, **verdict_changes)
+    if approval_changes:
+        rest["approval"] = dataclasses.replace(facts.approval, **approval_changes)
+    return dataclasses.replace(facts, **rest)
+
+
+def test_a_fresh_signed_passing_verdict_with_an_approval_may_move() -> None:
+    assert rules.refusal(_facts()) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"holder": "4"}, "v4 already holds production"),
+        (
+            {"verdict_passed": False, "verdict_failed_rules": ["a", "b"]},
+            "verdict abc123 failed: a; b",
+        ),
+        ({"verdict_passed": False, "verdict_error": "boom"}, "could not evaluate (boom)"),
+        ({"held_below": False}, "v4 never held staging; promote it there first"),
+        ({"verdict": None}, "run 'modelops validate fraud 4 --against production'"),
+        ({"verdict_made_at": NOW - timedelta(days=8)}, "expired after 7 days"),
+        ({"artifact_sha256": "e" * 64}, "is not the one verdict abc123 judged"),
+        ({"trusted_branch": "main", "commit_on_branch": False}, "not a clean commit on 'main'"),
+        ({"verdict_judged_against": None}, "compared with the baseline (empty environment)"),
+        ({"verdict_signed": False}, "carries no valid signature"),
+        ({"approval_approve": False}, "production needs an explicit approval"),
+        ({"approval_approver": None}, "approval needs an approver"),
+        ({"approval_reason": "  "}, "approval needs a reason"),
+        ({"approval_approver": "alice"}, "alice trained v4 and cannot also approve it"),
+        ({"approval_approver": "ci"}, "ci validated v4 and cannot also approve it"),
+    ],
+)
+def test_each_rule_refuses_with_its_reason(changes: dict[str, object], said: str) -> None:
+    reason = rules.refusal(_facts(**changes))
+    assert reason is not None and said in reason
+
+
+def test_rules_that_cannot_be_proved_either_way_do_not_refuse() -> None:
+    assert rules.refusal(_facts(verdict_signed=None)) is None  # no ledger key
+    assert rules.refusal(_facts(below=None, held_below=False)) is None  # first environment
+    assert rules.refusal(_facts(approval_required=False, approval_approve=False)) is None
+    assert rules.refusal(_facts(approval_allow_self_approval=True, approval_approver="ci")) is None
+
+
+def test_the_first_broken_rule_is_the_one_reported() -> None:
+    reason = rules.refusal(_facts(held_below=False, verdict_signed=False, approval_approve=False))
+    assert reason == "v4 never held staging; promote it there first"
