@@ -159,12 +159,15 @@ def entity_values(table: pa.Table, column: str, source: Path) -> tuple[pa.Chunke
     raise DataError(f"{where}: holds {kind} values; ids are integers or text")
 
 
-def synthetic_ids(rows: int) -> tuple[pa.ChunkedArray, str]:
-    """One id per row, 1..rows, for ``--synthesize-ids``."""
+def entity_ids(table: pa.Table, column: str | None, source: Path) -> tuple[pa.ChunkedArray, str]:
+    """The ids of the ``--entity`` column, or one per row (1..rows) with ``--synthesize-ids``;
+    and their Feast value type."""
     import numpy as np
     import pyarrow as pa
 
-    return pa.chunked_array([np.arange(1, rows + 1, dtype=np.int64)]), "INT64"
+    if column is not None:
+        return entity_values(table, column, source)
+    return pa.chunked_array([np.arange(1, table.num_rows + 1, dtype=np.int64)]), "INT64"
 
 
 def check_unique(entity: pa.ChunkedArray, event_us: np.ndarray, column: str, source: Path) -> None:

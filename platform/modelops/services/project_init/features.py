@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelops.core.errors import ConfigError, DataError
 from modelops.services.project_init.columns import Roles, to_numpy
@@ -153,6 +153,49 @@ def rows_to_keep(
     if not mask.any():
         raise DataError(f"{source}: no row has both a label and a feature value")
     return mask
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows init writes: labelled, with at least one feature value."""
+
+    read: int
+    written: int
+    entity: pa.ChunkedArray
+    value_type: str  # INT64 / STRING
+    label: pa.Array
+    features: dict[str, pa.ChunkedArray]
+    event_us: np.ndarray
+    known_us: np.ndarray
+
+
+def keep_rows(
+    mask: np.ndarray,
+    ids: pa.ChunkedArray,
+    value_type: str,
+    label: pa.Array,
+    selected: FeatureColumns,
+    event_us: np.ndarray,
+    known_us: np.ndarray,
+) -> Rows:
+    """The rows ``mask`` keeps, of every column init writes."""
+    import pyarrow as pa
+
+    read, written = len(mask), int(mask.sum())
+
+    def kept(values: Any) -> Any:
+        return values.filter(pa.array(mask)) if written < read else values
+
+    return Rows(
+        read=read,
+        written=written,
+        entity=kept(ids),
+        value_type=value_type,
+        label=kept(label),
+        features={c: kept(v) for c, v in selected.values.items()},
+        event_us=event_us[mask],
+        known_us=known_us[mask],
+    )
 
 
 def describe_features(

@@ -15,19 +15,19 @@ from modelops.services.project_init.entities import (
     check_names,
     check_unique,
     choose_entity,
-    entity_values,
+    entity_ids,
     existing_definitions,
-    synthetic_ids,
 )
 from modelops.services.project_init.features import (
     Feature,
-    FeatureColumns,
+    Rows,
     describe_features,
+    keep_rows,
     missing_tolerance,
     rows_to_keep,
     select_features,
 )
-from modelops.services.project_init.labels import Label, positives, read_label, sorted_values
+from modelops.services.project_init.labels import positives, read_label, sorted_values
 from modelops.services.project_init.layout import Layout, check_free, layout_for
 from modelops.services.project_init.options import (
     InitOptions,
@@ -36,13 +36,12 @@ from modelops.services.project_init.options import (
     shown,
 )
 from modelops.services.project_init.render import Plan, render_all
-from modelops.services.project_init.timestamps import US_PER_DAY, Times, day, epoch_us, read_times
+from modelops.services.project_init.timestamps import US_PER_DAY, day, epoch_us, read_times
 from modelops.services.project_init.windows import WindowProposal, propose_windows
 from modelops.services.project_init.write import output_tables, write
 
 if TYPE_CHECKING:
     import numpy as np
-    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -73,20 +72,6 @@ class InitResult:
         return sum(w.positives for w in self.windows) / rows if rows else 0.0
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """The rows init writes: labelled, with at least one feature value."""
-
-    read: int
-    written: int
-    entity: pa.ChunkedArray
-    value_type: str  # INT64 / STRING
-    label: pa.Array
-    features: dict[str, pa.ChunkedArray]
-    event_us: np.ndarray
-    known_us: np.ndarray
-
-
 def init_project(settings: Settings, options: InitOptions) -> InitResult:
     """Onboard a table as project ``options.name``; see the package docstring for what is
     written.
@@ -109,14 +94,10 @@ def init_project(settings: Settings, options: InitOptions) -> InitResult:
     roles = resolve_roles(table, columns, options)
     label = read_label(table, roles.label, options.positive, source)
     times = read_times(table, roles, options, source, notes)
-    ids, value_type = (
-        entity_values(table, roles.entity, source)
-        if roles.entity is not None
-        else synthetic_ids(table.num_rows)
-    )
+    ids, value_type = entity_ids(table, roles.entity, source)
     selected = select_features(table, roles, columns.names, source, notes)
     mask = rows_to_keep(pc.is_valid(label.values), selected, label.unlabelled, source, notes)
-    rows = _keep(mask, ids, value_type, label, selected, times)
+    rows = keep_rows(mask, ids, value_type, label.values, selected, times.event_us, times.known_us)
     if roles.entity is not None:
         check_unique(rows.entity, rows.event_us, roles.entity, source)
     features = describe_features(rows.features, selected.categorical, warnings)
@@ -131,10 +112,7 @@ def init_project(settings: Settings, options: InitOptions) -> InitResult:
             "costs default to 1:1: edit 'costs' (false_negative, false_positive) in "
             f"{shown(layout.project_file, settings.root)}, or pass --costs FN,FP"
         )
-    features_table, labels_table = output_tables(
-        roles.join_key, rows.entity, rows.event_us, rows.known_us, rows.features, roles.label,
-        rows.label,
-    )  # fmt: skip
+    features_table, labels_table = output_tables(roles.join_key, roles.label, rows)
     first_us, last_us = int(rows.event_us.min()), int(rows.event_us.max())
     plan = Plan(
         layout=layout,
@@ -162,33 +140,6 @@ def init_project(settings: Settings, options: InitOptions) -> InitResult:
     )
     written = write(layout, features_table, labels_table, render_all(plan))
     return _result(options, roles, rows, plan, written, replaced, notes, warnings)
-
-
-def _keep(
-    mask: np.ndarray,
-    ids: pa.ChunkedArray,
-    value_type: str,
-    label: Label,
-    selected: FeatureColumns,
-    times: Times,
-) -> _Rows:
-    import pyarrow as pa
-
-    read, written = len(mask), int(mask.sum())
-
-    def kept(values: Any) -> Any:
-        return values.filter(pa.array(mask)) if written < read else values
-
-    return _Rows(
-        read=read,
-        written=written,
-        entity=kept(ids),
-        value_type=value_type,
-        label=kept(label.values),
-        features={c: kept(v) for c, v in selected.values.items()},
-        event_us=times.event_us[mask],
-        known_us=times.known_us[mask],
-    )
 
 
 def _warn_unknown_labels(known_us: np.ndarray, warnings: list[str]) -> None:
@@ -223,7 +174,7 @@ def _entity(
 def _result(
     options: InitOptions,
     roles: Roles,
-    rows: _Rows,
+    rows: Rows,
     plan: Plan,
     written: list[Path],
     replaced: list[Path],

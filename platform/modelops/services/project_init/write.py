@@ -8,43 +8,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelops.services.project_init.columns import AVAILABLE, CREATED, EVENT
+from modelops.services.project_init.features import Rows
 from modelops.services.project_init.layout import Layout
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
 
-def output_tables(
-    join_key: str,
-    entity: pa.ChunkedArray,
-    event_us: np.ndarray,
-    known_us: np.ndarray,
-    features: Mapping[str, pa.ChunkedArray],
-    label: str,
-    label_values: pa.Array,
-) -> tuple[pa.Table, pa.Table]:
+def output_tables(join_key: str, label: str, rows: Rows) -> tuple[pa.Table, pa.Table]:
     """The feature table (entity, event and created time = event time, features) and the
     label table (entity, event time, label, ``label_available_at``), times in UTC microseconds.
     """
     import pyarrow as pa
 
     stamp = pa.timestamp("us", tz="UTC")
-    event_array = pa.array(event_us, type=pa.int64()).cast(stamp)
+    event_array = pa.array(rows.event_us, type=pa.int64()).cast(stamp)
     features_table = pa.table(
         {
-            join_key: entity,
+            join_key: rows.entity,
             EVENT: event_array,
             CREATED: event_array,
-            **features,
+            **rows.features,
         }
     )
     labels_table = pa.table(
         {
-            join_key: entity,
+            join_key: rows.entity,
             EVENT: event_array,
-            label: label_values,
-            AVAILABLE: pa.array(known_us, type=pa.int64()).cast(stamp),
+            label: rows.label,
+            AVAILABLE: pa.array(rows.known_us, type=pa.int64()).cast(stamp),
         }
     )
     return features_table, labels_table
