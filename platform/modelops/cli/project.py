@@ -13,7 +13,7 @@ from modelops.cli.state import STATE
 from modelops.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from modelops.services.project_init import InitResult
+    from modelops.services.project_init.run import InitResult
 
 app = typer.Typer(
     help="Create a project from a table; the project.yaml schema.", no_args_is_help=True
@@ -150,7 +150,8 @@ def init(
 ) -> None:
     """Write a project from a table: feature and label parquet, Feast definitions, project.yaml
     with proposed windows, and data checks. Then: modelops features apply; modelops train NAME."""
-    from modelops.services.project_init import InitOptions, init_project
+    from modelops.services.project_init.options import InitOptions
+    from modelops.services.project_init.run import init_project
 
     options = InitOptions(
         name=name,
