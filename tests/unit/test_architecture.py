@@ -39,7 +39,8 @@ def _platform_files() -> list[Path]:
     return sorted(
         path
         for path in PLATFORM.rglob("*")
-        if path.is_file() and path.suffix in {".py", ".mako", ".yaml", ".yml", ".json", ".md"}
+        if path.is_file()
+        and path.suffix in {".py", ".mako", ".j2", ".css", ".yaml", ".yml", ".json", ".md"}
     )
 
 
