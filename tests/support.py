@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from modelops import testing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,12 +35,4 @@ def skip_or_fail(reason: str) -> NoReturn:
 
 def copy_workspace(target: Path) -> Path:
     """The parts of the repository a training run reads, copied under ``target``."""
-    shutil.copytree(
-        REPO / "feature_repo",
-        target / "feature_repo",
-        ignore=shutil.ignore_patterns("data", "__pycache__"),
-    )
-    shutil.copytree(
-        REPO / "projects", target / "projects", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    return target
+    return testing.copy_workspace(REPO, target)
