@@ -30,8 +30,8 @@ Run with ``make bench`` (``pytest tests/benchmarks -s -p no:cacheprovider``); no
 Opt-in extras (environment variables):
 
 - ``BENCH_ASSERT_RATIO=1``: assert the targets, (b) <= 3x (d) and the validating
-  process's peak RSS <= 2.5 GiB (the ratio is not met on every run yet, see
-  docs/benchmarks.md). The 60 s target for (a) is always asserted.
+  process's peak RSS <= 2.5 GiB (the ratio against the serving-scorer floor is yet to be
+  measured, see docs/benchmarks.md). The 60 s target for (a) is always asserted.
 - ``BENCH_PROFILE=1``: one more validation (fresh ledger, join reused) under cProfile;
   prints the top functions by cumulative and by own time.
 - ``BENCH_TRACEMALLOC=1``: one more validation (join reused) under tracemalloc; prints
