@@ -5,7 +5,7 @@ Run with ``make bench`` (``pytest tests/benchmarks -s -p no:cacheprovider``) or 
     .venv/bin/python -m pytest tests/benchmarks/test_serving_benchmark.py -s -p no:cacheprovider
 
 Not part of ``make test``. Needs ``wrk`` (Debian: ``apt-get install wrk``; skipped without it,
-failed under ``CI=true``). It builds its own workspace in a temporary directory: default-size
+failed under CI). It builds its own workspace in a temporary directory: default-size
 credit_risk data, ``features apply``, ``features materialize``, ``train credit_risk``; the
 LightGBM candidate is recorded as production's holder (ledger and alias). Then, on this machine,
 with one load generator (``wrk``, one thread, keep-alive connections, a small Lua script that
@@ -254,12 +254,6 @@ def _worker(spec: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 # servers, processes and wrk
 # --------------------------------------------------------------------------------------------
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -516,11 +510,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     """credit_risk trained, its candidate holding production, the online store materialized."""
     import importlib.util
 
+    from support import skip_or_fail  # here: the worker runs this file without tests/ on the path
+
     for module in ("bentoml", "mlflow"):
         if importlib.util.find_spec(module) is None:
-            _unavailable(f"{module} is not installed")
+            skip_or_fail(f"{module} is not installed")
     if WRK is None:
-        _unavailable("wrk is not installed (Debian: apt-get install wrk)")
+        skip_or_fail("wrk is not installed (Debian: apt-get install wrk)")
 
     from modelops.config.settings import load_settings
     from modelops.integrations import mlflow as mlflow_io

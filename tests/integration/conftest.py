@@ -1,32 +1,27 @@
 """Real services for integration tests: PostgreSQL, Redis and an MLflow tracking server.
 
-A test whose service is unreachable is skipped with the reason, except under ``CI=true``, where
-it fails: CI must never go green by skipping the production profile.
+A test whose service is unreachable is skipped with the reason, except under CI (``CI`` set to
+``true``, ``1`` or ``yes``), where it fails: CI must never go green by skipping the production
+profile. The ``unavailable`` fixture (tests/conftest.py) does both.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_TEST_DB = 13
-
-
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -52,7 +47,7 @@ def _postgres_admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_database_factory() -> Iterator[object]:
+def postgres_database_factory(unavailable: Callable[[str], NoReturn]) -> Iterator[object]:
     """Creates throw-away databases; drops them at the end of the session."""
     if not _reachable(POSTGRES_HOST, POSTGRES_PORT):
         unavailable(f"PostgreSQL unreachable at {POSTGRES_HOST}:{POSTGRES_PORT}")
@@ -70,7 +65,7 @@ def postgres_database_factory() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def redis_connection() -> Iterator[str]:
+def redis_connection(unavailable: Callable[[str], NoReturn]) -> Iterator[str]:
     """A Feast connection string to a Redis database reserved for tests, emptied around use."""
     if not _reachable(REDIS_HOST, REDIS_PORT):
         unavailable(f"Redis unreachable at {REDIS_HOST}:{REDIS_PORT}")

@@ -3,7 +3,7 @@ requests, fuzz its OpenAPI with schemathesis, promote another version and watch 
 
 Embedded profile (SQLite online store, parquet prediction log), so nothing outside this machine is
 needed; BentoML and schemathesis must be installed (skipped with the reason otherwise, failed
-under ``CI=true``).
+under CI: support.skip_or_fail).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
@@ -43,12 +43,6 @@ ROWS = 20_000  # enough frauds in the holdout for the training run's own checks
 KEY = "account_id"
 READY_TIMEOUT_S = 240.0
 SCHEMATHESIS_EXAMPLES = 25
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -86,10 +80,12 @@ def _request(
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, unavailable: Callable[[str], NoReturn]
+) -> Iterator[dict[str, Any]]:
     for module in ("bentoml", "schemathesis"):
         if importlib.util.find_spec(module) is None:
-            _unavailable(f"{module} is not installed")
+            unavailable(f"{module} is not installed")
     root = copy_workspace(tmp_path_factory.mktemp("serving") / "repo")
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):

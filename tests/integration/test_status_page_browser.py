@@ -20,9 +20,9 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -43,13 +43,6 @@ LINKS = (
 
 def _has_id(fragment: str) -> str:
     return f"document.getElementById({json.dumps(fragment)}) !== null"
-
-
-def unavailable(reason: str) -> None:
-    """Skip with the reason; under ``CI=true`` fail instead (see tests/integration/conftest.py)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
 
 
 def _unit_state() -> Any:
@@ -155,7 +148,7 @@ def _problem(event: dict[str, Any]) -> str | None:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
+def browser(tmp_path: Path, unavailable: Callable[[str], NoReturn]) -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file():
         unavailable(f"{CHROMIUM} missing: install Debian's chromium (apt-get install chromium)")
     try:

@@ -11,7 +11,7 @@ the ready count, probes on the service's endpoints, and secrets that are referen
 inlined, because the values schema has no place for them.
 
 No cluster is involved: nothing is applied anywhere. A missing tool skips the tests that need it,
-with the reason, and fails them under ``CI=true``.
+with the reason, and fails them under CI (support.skip_or_fail).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import yaml
 from modelops.core.errors import ConfigError
 from modelops.core.telemetry import TELEMETRY_OFF, disable_telemetry
 from modelops.serving.config import PREFIX, VARIABLES, load_config
+from support import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
@@ -88,26 +89,6 @@ CREDENTIAL_URL = re.compile(r"://[^/@\s:]*:[^/@\s]*@")
 
 
 # --- tools ---------------------------------------------------------------------------------------
-
-
-def _under_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-def missing_tool(message: str) -> None:
-    """Skip (locally) or fail (under CI=true) because a tool the test runs is missing."""
-    if _under_ci():
-        pytest.fail(f"{message} (CI=true: a missing tool fails instead of skipping)")
-    pytest.skip(message)
-
-
-def test_a_missing_tool_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="no-such-tool"):
-        missing_tool("needs no-such-tool")
-    monkeypatch.setenv("CI", "false")
-    with pytest.raises(pytest.skip.Exception, match="no-such-tool"):
-        missing_tool("needs no-such-tool")
 
 
 class RenderRefused(Exception):
@@ -257,10 +238,10 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> HelmEngine:
     try:
         return HelmSdk()
     except ImportError:
-        missing_tool(
+        skip_or_fail(
             "needs the Helm engine: the helm CLI on PATH or the PyPI package helm-python-sdk"
         )
-        raise  # unreachable: missing_tool skips or fails
+        raise  # unreachable: skip_or_fail skips or fails
 
 
 @pytest.fixture(scope="module")
@@ -346,7 +327,7 @@ def kubernetes_validate() -> Any:
     try:
         import kubernetes_validate
     except ImportError:
-        missing_tool("needs the PyPI package kubernetes-validate")
+        skip_or_fail("needs the PyPI package kubernetes-validate")
     return kubernetes_validate
 
 
@@ -408,7 +389,7 @@ def checkov_failures(manifests_dir: Path) -> dict[tuple[str, str], list[str]]:
     """(check id, chart) -> where it failed, over every render, from one checkov run."""
     binary = find_checkov()
     if binary is None:
-        missing_tool("needs checkov (in .venv-tools, $CHECKOV or on PATH; see charts/README.md)")
+        skip_or_fail("needs checkov (in .venv-tools, $CHECKOV or on PATH; see charts/README.md)")
     assert binary is not None
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "TRUE"}
     done = subprocess.run(
@@ -970,7 +951,7 @@ def test_values_schema_is_draft_07_and_matches_values_yaml(chart: str) -> None:
     try:
         import jsonschema
     except ImportError:
-        missing_tool("needs the PyPI package jsonschema")
+        skip_or_fail("needs the PyPI package jsonschema")
     schema = json.loads((CHARTS / chart / "values.schema.json").read_text())
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
     jsonschema.Draft7Validator.check_schema(schema)

@@ -1,13 +1,9 @@
-"""Interleaved latency: real timings of real callables, robust to a busy machine."""
+"""Interleaved latency, robust to a busy machine: timed on a counting clock (deterministic)."""
 
 from __future__ import annotations
 
 import math
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,23 +13,41 @@ from modelops.core.latency import LatencyComparison, interleaved_latency, judge_
 ROWS = [1500, 1750, 2000, 2250]
 
 
-def _sleeps(ms: float) -> Callable[[Any], None]:
-    return lambda row: time.sleep(ms / 1000)
+class CountingClock:
+    """A clock that moves only when a scorer works: each scorer advances it by its known cost.
+
+    Latency is counted, not measured, so the tests are deterministic. ``load`` multiplies the
+    cost of whatever runs while it is set, as a busy machine slows every call it overlaps."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+        self.load = 1.0
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def scorer(self, cost_ms: Callable[[Any], float]) -> Callable[[Any], None]:
+        def score(row: Any) -> None:
+            self.ns += round(cost_ms(row) * 1e6 * self.load)
+
+        return score
 
 
-def _work(row: int) -> int:
-    """Pure-Python work around a call that releases the interpreter lock, like numpy in predict."""
-    total = 0
-    for i in range(row):
-        total += i * i
-    time.sleep(0)  # lets a busy thread in, as native code inside a real model's predict does
-    for i in range(row):
-        total -= i
-    return total
+def _fixed(ms: float) -> Callable[[Any], float]:
+    return lambda row: ms
+
+
+def _work(row: int) -> float:
+    """A known workload: one microsecond per unit of the row, like a model whose cost grows
+    with its input."""
+    return row / 1000
 
 
 def test_a_model_that_takes_twice_as_long_has_a_ratio_near_two() -> None:
-    comparison = interleaved_latency(_sleeps(4), _sleeps(2), ROWS, warmup=2, samples=30)
+    clock = CountingClock()
+    comparison = interleaved_latency(
+        clock.scorer(_fixed(4)), clock.scorer(_fixed(2)), ROWS, warmup=2, samples=30, clock=clock
+    )
     assert comparison.samples == 30
     assert len(comparison.candidate_ms) == len(comparison.reference_ms) == 30
     assert 1.5 < comparison.ratio_p50 < 2.5
@@ -44,44 +58,40 @@ def test_a_model_that_takes_twice_as_long_has_a_ratio_near_two() -> None:
     assert "slower than 1.5x" in detail
 
 
-@contextmanager
-def _busy_machine() -> Iterator[None]:
-    """Two threads burning CPU, taking the interpreter whenever the timed code lets go of it."""
-    stop = threading.Event()
+def _busy(clock: CountingClock, score: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``score`` on a machine whose load changes from one pair to the next (3x to 8x), and
+    changes between the two calls of every seventh pair (a burst that starts mid-pair)."""
+    calls = [0]
+    loads = (3.0, 5.0, 8.0, 4.0)
 
-    def burn() -> None:
-        spins = 0
-        while not stop.is_set():
-            spins += 1
+    def call(row: Any) -> None:
+        pair, second = divmod(calls[0], 2)
+        calls[0] += 1
+        clock.load = loads[pair % len(loads)] * (2.0 if second and pair % 7 == 0 else 1.0)
+        score(row)
 
-    previous = sys.getswitchinterval()
-    burners = [threading.Thread(target=burn, daemon=True) for _ in range(2)]
-    sys.setswitchinterval(0.0005)
-    for burner in burners:
-        burner.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for burner in burners:
-            burner.join()
-        sys.setswitchinterval(previous)
+    return call
 
 
 def test_load_inflates_absolute_times_but_not_the_paired_ratio() -> None:
-    quiet = interleaved_latency(_work, _work, ROWS, warmup=3, samples=60)
-    with _busy_machine():
-        loaded = interleaved_latency(_work, _work, ROWS, warmup=3, samples=60)
+    clock = CountingClock()
+    candidate, reference = clock.scorer(_work), clock.scorer(_work)
+    quiet = interleaved_latency(candidate, reference, ROWS, warmup=3, samples=60, clock=clock)
+    both = _busy(clock, lambda row: (candidate if row[1] == "c" else reference)(row[0]))
+    loaded = interleaved_latency(
+        lambda row: both((row, "c")),
+        lambda row: both((row, "r")),
+        ROWS,
+        warmup=3,
+        samples=60,
+        clock=clock,
+    )
 
     assert 0.5 < quiet.ratio_p50 < 2.0
     assert 0.5 < loaded.ratio_p50 < 2.0  # the paired ratio did not move...
     passed, _ = judge_latency(loaded, max_ms=1000, max_ratio=2.0, floor_ms=0.0)
     assert passed
-    if not loaded.candidate_p50 > 2 * quiet.candidate_p50:
-        pytest.skip(
-            f"the machine was already busy (unloaded median {quiet.candidate_p50:.3f} ms): the "
-            "burner threads could not slow it further, so the ratio was not put under load"
-        )
+    assert loaded.candidate_p50 > 2 * quiet.candidate_p50
     assert loaded.reference_p50 > 2 * quiet.reference_p50  # ...while absolute times did
 
 

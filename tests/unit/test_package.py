@@ -1,5 +1,8 @@
 """``modelops package`` refuses what must not serve: a version not holding the environment, and
-features that differ between the offline and online store."""
+features that differ between the offline and online store.
+
+Unit tests of the checks and of their order; packaging and serving a trained model for real is
+tests/integration/test_service_http.py."""
 
 from __future__ import annotations
 
@@ -101,10 +104,14 @@ def test_skew_above_the_tolerance_refuses_naming_the_features() -> None:
     check_skew_allowed(_skew([1.0, 2.0], [1.0, 2.0 + 1e-13], max_share=0.0))
 
 
-def test_package_stops_at_skew_before_building(
+def test_package_checks_skew_before_importing_or_building(
     workspace: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The whole service path, with the registry and the stores replaced by their answers."""
+    """The order of the checks in ``package`` only, not the service path: the registry lookup,
+    the feature store and the skew measurement are replaced by canned answers, and a skew above
+    the tolerance must stop the package before any model is imported or Bento built. The real
+    path (registry, Feast, skew, scorer check, build, serve) runs end to end in
+    tests/integration/test_service_http.py."""
     version = _Version("3", 0.5, ("inflow", "segment"), SHA, model=object())
 
     @contextlib.contextmanager

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -318,37 +315,6 @@ def test_verify_scorer_reports_a_mismatch(
     assert check.max_abs_diff == pytest.approx(0.01, abs=1e-9)
     with pytest.raises(ScorerMismatchError, match="does NOT match"):
         check.require()
-
-
-def _median_us(call: Callable[[], Any], repeat: int = 300) -> float:
-    for _ in range(10):
-        call()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e6
-
-
-def test_single_row_latency_is_reported(
-    models: dict[str, Any], data: dict[str, pd.DataFrame], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Information only (no timing assertion): one request through each path."""
-    frame = data["score"]
-    row = _python_row(frame, 0)
-    one = frame[FEATURES].head(1)
-    lines = []
-    for kind, model in models.items():
-        scorer = build_scorer(model)
-        ours = _median_us(partial(scorer.score_one, row))
-        theirs = _median_us(partial(model.predict_proba, one), repeat=60)
-        lines.append(
-            f"{kind:9s} score_one {ours:8.1f} µs   pipeline.predict_proba {theirs:8.1f} µs   "
-            f"({theirs / ours:.0f}x)"
-        )
-    with capsys.disabled():
-        print("\nsingle-row latency (median):\n  " + "\n  ".join(lines))
 
 
 # --- both bundled projects, every registered version, the whole holdout -----------------------

@@ -6,7 +6,7 @@ runs under node; the trust rules (no secrets or write token where pull-request c
 only in jobs restricted to main, a write token only where no repository code runs, every action
 pinned to a commit) are checked by walking every workflow, and each checker is shown to reject a
 workflow that breaks its rule. Tests that need bash, jq, node or zizmor skip with the reason when
-the tool is missing, and fail under ``CI=true``.
+the tool is missing, and fail under CI (support.skip_or_fail).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from support import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -53,14 +55,11 @@ MAIN = "refs/heads/main"
 
 
 def require(*tools: str) -> None:
-    """Skip (locally) or fail (under CI=true) when a tool the test runs is missing."""
+    """Skip (locally) or fail (under CI) when a tool the test runs is missing."""
     missing = [tool for tool in tools if _which(tool) is None]
     if not missing:
         return
-    message = f"needs {', '.join(missing)} on PATH"
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-        pytest.fail(f"{message} (CI=true: a missing tool fails instead of skipping)")
-    pytest.skip(message)
+    skip_or_fail(f"needs {', '.join(missing)} on PATH")
 
 
 def test_a_missing_tool_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:

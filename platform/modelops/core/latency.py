@@ -80,15 +80,17 @@ def interleaved_latency(
     warmup: int = 20,
     samples: int = 200,
     seed: int = 0,
+    clock: Callable[[], int] = time.perf_counter_ns,
 ) -> LatencyComparison:
     """Time single-row calls of two scorers in interleaved pairs on the same rows.
 
     ``warmup`` pairs run untimed first (lazy imports, caches, JIT). Then ``samples`` pairs each
     score ``rows[i % len(rows)]`` with both callables back to back, in an order drawn from a
     ``random.Random(seed)``: neither model always runs first, and the same seed gives the same
-    order. Each call is timed with ``time.perf_counter_ns``. See :class:`LatencyComparison` for
-    why the paired ratio is robust to machine load. No rows gives zero samples (NaN summaries),
-    which :func:`judge_latency` fails. Exceptions from the scorers propagate.
+    order. Each call is timed with ``clock`` (integer nanoseconds; ``time.perf_counter_ns`` unless
+    a test passes a clock of its own). See :class:`LatencyComparison` for why the paired ratio is
+    robust to machine load. No rows gives zero samples (NaN summaries), which
+    :func:`judge_latency` fails. Exceptions from the scorers propagate.
     """
     if not rows or samples <= 0:
         return LatencyComparison.from_samples([], [])
@@ -98,7 +100,6 @@ def interleaved_latency(
         score_reference(row)
 
     order = random.Random(seed)
-    clock = time.perf_counter_ns
     candidate_ns: list[int] = []
     reference_ns: list[int] = []
     for i in range(samples):

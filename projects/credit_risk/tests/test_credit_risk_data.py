@@ -1,5 +1,6 @@
 """credit_risk's example data (data.py): the column contract, determinism, realism, drift and
-learnability. Runs with ``make test``; the toolkit's own tests are in tests/unit/test_datagen.py."""
+learnability. Runs with ``make test``; the toolkit's own tests are in tests/unit/test_datagen.py,
+the contract checks every project shares in modelops.testing."""
 
 from __future__ import annotations
 
@@ -8,25 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
-from modelops.config.project import load_project
-from modelops.config.settings import Settings, load_settings
+from modelops.config.settings import Settings
 from modelops.core import synthetic
 from modelops.core.errors import DataError
-from modelops.core.synthetic import SCENARIOS, SECOND_US, GenerationSummary, Window, rng
-from modelops.services.data import load_data_module
-from support import copy_workspace
+from modelops.core.synthetic import SECOND_US, GenerationSummary, Window, rng
+from modelops.testing import Generated, contract, holdout_auc, project_data_of
+from modelops.testing import drift_timestamp as _drift_timestamp
 
-HERE = Path(__file__).resolve().parents[1]
-PROJECT = load_project(HERE.parent, HERE.name)
-_loaded = load_data_module(PROJECT)
-assert _loaded is not None, f"{HERE}/data.py is missing"
-data = _loaded
+CREDIT = project_data_of(__file__)
+PROJECT, data = CREDIT.project, CREDIT.data
 
 TS = "timestamp[us, tz=UTC]"
 SCHEMAS = {
@@ -54,32 +48,15 @@ SCHEMAS = {
     },
 }
 CREDIT_ROWS = 20_000
-Generated = tuple[GenerationSummary, dict[str, pd.DataFrame]]
 
 
 def _generate(out_dir: Path, rows: int | None = None, **kw: object) -> GenerationSummary:
-    return synthetic.generate(data, "credit_risk", out_dir, rows=rows, **kw)  # type: ignore[arg-type]
-
-
-def _read(summary: GenerationSummary) -> Generated:
-    return summary, {t.name: pd.read_parquet(t.path) for t in summary.tables}
+    return CREDIT.generate(out_dir, rows, **kw)
 
 
 @pytest.fixture(scope="module")
 def credit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Generated]:
-    out = tmp_path_factory.mktemp("credit")
-    return {s: _read(_generate(out / s, CREDIT_ROWS, scenario=s)) for s in SCENARIOS}
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Embedded-profile settings rooted in a fresh copy of the repository."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("MODELOPS_"):
-            monkeypatch.delenv(name)
-    return load_settings(copy_workspace(tmp_path / "repo"))
+    return CREDIT.scenarios(tmp_path_factory.mktemp("credit"), CREDIT_ROWS)
 
 
 def _credit_training_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -101,24 +78,9 @@ def _credit_training_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return frame
 
 
-def _holdout_auc(frame: pd.DataFrame, features: list[str], label: str) -> float:
-    """Fit on the earlier 60 % of events, score the later 40 %."""
-    split = frame["event_timestamp"].quantile(0.6)
-    train, test = frame[frame["event_timestamp"] < split], frame[frame["event_timestamp"] >= split]
-    model = HistGradientBoostingClassifier(
-        max_iter=150, learning_rate=0.05, categorical_features="from_dtype", random_state=0
-    ).fit(train[features], train[label])
-    return float(roc_auc_score(test[label], model.predict_proba(test[features])[:, 1]))
-
-
 def _month_ends(monthly: pd.DataFrame) -> pd.Series:
     """The last second of the month each monthly row summarises (it is stamped a day later)."""
     return monthly["event_timestamp"] - pd.Timedelta(days=1)
-
-
-def _drift_timestamp(summary: GenerationSummary) -> pd.Timestamp:
-    assert summary.drift_start is not None
-    return pd.Timestamp(summary.drift_start, tz="UTC")
 
 
 # --- contract ---------------------------------------------------------------------------------
@@ -132,49 +94,21 @@ def test_defaults_are_documented_values() -> None:
 
 
 def test_columns_and_types_are_the_feature_store_contract(credit: dict[str, Generated]) -> None:
-    summary, _ = credit["healthy"]
-    assert [t.name for t in summary.tables] == list(SCHEMAS)
-    for table in summary.tables:
-        schema = pq.read_schema(table.path)
-        assert {f.name: str(f.type) for f in schema} == SCHEMAS[table.name]
-        assert schema.names == list(SCHEMAS[table.name])
-        assert table.path == summary.tables[0].path.parent / f"{table.name}.parquet"
-        assert not list(table.path.parent.glob("*.tmp"))
+    contract.assert_tables_match_schemas(credit["healthy"][0], SCHEMAS)
 
 
 def test_the_label_table_and_columns_are_those_project_yaml_names() -> None:
-    label = PROJECT.spec.label
-    columns = SCHEMAS[label.table]
-    for column in (PROJECT.spec.entity, label.timestamp, label.column, label.available_at):
-        assert column in columns
-    assert all(column in columns for column in label.request_columns)
+    contract.assert_label_columns_in(PROJECT, SCHEMAS)
 
 
 def test_summary_matches_the_files(credit: dict[str, Generated]) -> None:
-    summary, tables = credit["healthy"]
-    assert summary.project == "credit_risk"
-    assert summary.drift_start is None
-    assert len(tables["credit_applications"]) == CREDIT_ROWS
-    assert summary.positive_rate == pytest.approx(
-        tables["credit_applications"]["default_12m"].mean()
-    )
-    for table in summary.tables:
-        events = tables[table.name]["event_timestamp"]
-        assert table.rows == len(events)
-        assert table.start == events.min().to_pydatetime()
-        assert table.end == events.max().to_pydatetime()
-        assert table.start.tzinfo is not None
+    contract.assert_summary_matches_files(PROJECT, credit["healthy"], CREDIT_ROWS)
     default = synthetic.default_drift_start(*data.DEFAULT_WINDOW)
     assert credit["concept-drift"][0].drift_start == default
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path: Path) -> None:
-    first = _generate(tmp_path / "a", 3_000, seed=7, scenario="covariate-drift")
-    again = _generate(tmp_path / "b", 3_000, seed=7, scenario="covariate-drift")
-    other = _generate(tmp_path / "c", 3_000, seed=8, scenario="covariate-drift")
-    for a, b, c in zip(first.tables, again.tables, other.tables, strict=True):
-        assert a.path.read_bytes() == b.path.read_bytes()
-        assert not pd.read_parquet(a.path).equals(pd.read_parquet(c.path))
+    contract.assert_seed_decides_the_bytes(CREDIT, tmp_path, "covariate-drift")
 
 
 def test_a_window_too_short_for_a_monthly_row_is_refused_naming_end(tmp_path: Path) -> None:
@@ -380,7 +314,7 @@ def test_credit_is_learnable_but_not_trivially(
     frame = _credit_training_frame(credit["healthy"][1])
     features = [*list(SCHEMAS["credit_company_monthly"])[3:], "requested_amount"]
     features += ["requested_to_inflow", "net_cash_flow_ratio"]
-    auc = _holdout_auc(frame, features, "default_12m")
+    auc = holdout_auc(frame, features, "default_12m")
     assert 0.75 <= auc <= 0.88, auc
 
 

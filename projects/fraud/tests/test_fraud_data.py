@@ -1,5 +1,6 @@
 """fraud's example data (data.py): the column contract, determinism, realism, drift and
-learnability. Runs with ``make test``; the toolkit's own tests are in tests/unit/test_datagen.py."""
+learnability. Runs with ``make test``; the toolkit's own tests are in tests/unit/test_datagen.py,
+the contract checks every project shares in modelops.testing."""
 
 from __future__ import annotations
 
@@ -8,21 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from modelops.config.project import load_project
 from modelops.core import synthetic
 from modelops.core.synthetic import SCENARIOS, GenerationSummary
-from modelops.services.data import load_data_module
+from modelops.testing import Generated, contract, holdout_auc, project_data_of
+from modelops.testing import drift_timestamp as _drift_timestamp
 
-HERE = Path(__file__).resolve().parents[1]
-PROJECT = load_project(HERE.parent, HERE.name)
-_loaded = load_data_module(PROJECT)
-assert _loaded is not None, f"{HERE}/data.py is missing"
-data = _loaded
+FRAUD = project_data_of(__file__)
+PROJECT, data = FRAUD.project, FRAUD.data
 
 TS = "timestamp[us, tz=UTC]"
 SCHEMAS = {
@@ -51,21 +47,15 @@ SCHEMAS = {
     },
 }
 FRAUD_ROWS = 200_000
-Generated = tuple[GenerationSummary, dict[str, pd.DataFrame]]
 
 
 def _generate(out_dir: Path, rows: int | None = None, **kw: object) -> GenerationSummary:
-    return synthetic.generate(data, "fraud", out_dir, rows=rows, **kw)  # type: ignore[arg-type]
-
-
-def _read(summary: GenerationSummary) -> Generated:
-    return summary, {t.name: pd.read_parquet(t.path) for t in summary.tables}
+    return FRAUD.generate(out_dir, rows, **kw)
 
 
 @pytest.fixture(scope="module")
 def fraud(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Generated]:
-    out = tmp_path_factory.mktemp("fraud")
-    return {s: _read(_generate(out / s, FRAUD_ROWS, scenario=s)) for s in SCENARIOS}
+    return FRAUD.scenarios(tmp_path_factory.mktemp("fraud"), FRAUD_ROWS)
 
 
 def _fraud_training_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -85,21 +75,6 @@ def _fraud_training_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return frame
 
 
-def _holdout_auc(frame: pd.DataFrame, features: list[str], label: str) -> float:
-    """Fit on the earlier 60 % of events, score the later 40 %."""
-    split = frame["event_timestamp"].quantile(0.6)
-    train, test = frame[frame["event_timestamp"] < split], frame[frame["event_timestamp"] >= split]
-    model = HistGradientBoostingClassifier(
-        max_iter=150, learning_rate=0.05, categorical_features="from_dtype", random_state=0
-    ).fit(train[features], train[label])
-    return float(roc_auc_score(test[label], model.predict_proba(test[features])[:, 1]))
-
-
-def _drift_timestamp(summary: GenerationSummary) -> pd.Timestamp:
-    assert summary.drift_start is not None
-    return pd.Timestamp(summary.drift_start, tz="UTC")
-
-
 # --- contract ---------------------------------------------------------------------------------
 
 
@@ -111,47 +86,21 @@ def test_defaults_are_documented_values() -> None:
 
 
 def test_columns_and_types_are_the_feature_store_contract(fraud: dict[str, Generated]) -> None:
-    summary, _ = fraud["healthy"]
-    assert [t.name for t in summary.tables] == list(SCHEMAS)
-    for table in summary.tables:
-        schema = pq.read_schema(table.path)
-        assert {f.name: str(f.type) for f in schema} == SCHEMAS[table.name]
-        assert schema.names == list(SCHEMAS[table.name])
-        assert table.path == summary.tables[0].path.parent / f"{table.name}.parquet"
-        assert not list(table.path.parent.glob("*.tmp"))
+    contract.assert_tables_match_schemas(fraud["healthy"][0], SCHEMAS)
 
 
 def test_the_label_table_and_columns_are_those_project_yaml_names() -> None:
-    label = PROJECT.spec.label
-    columns = SCHEMAS[label.table]
-    for column in (PROJECT.spec.entity, label.timestamp, label.column, label.available_at):
-        assert column in columns
-    assert all(column in columns for column in label.request_columns)
+    contract.assert_label_columns_in(PROJECT, SCHEMAS)
 
 
 def test_summary_matches_the_files(fraud: dict[str, Generated]) -> None:
-    summary, tables = fraud["healthy"]
-    assert summary.project == "fraud"
-    assert summary.drift_start is None
-    assert len(tables["fraud_transactions"]) == FRAUD_ROWS
-    assert summary.positive_rate == pytest.approx(tables["fraud_transactions"]["is_fraud"].mean())
-    for table in summary.tables:
-        events = tables[table.name]["event_timestamp"]
-        assert table.rows == len(events)
-        assert table.start == events.min().to_pydatetime()
-        assert table.end == events.max().to_pydatetime()
-        assert table.start.tzinfo is not None
+    contract.assert_summary_matches_files(PROJECT, fraud["healthy"], FRAUD_ROWS)
     default = synthetic.default_drift_start(*data.DEFAULT_WINDOW)
     assert fraud["concept-drift"][0].drift_start == default
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path: Path) -> None:
-    first = _generate(tmp_path / "a", 3_000, seed=7, scenario="concept-drift")
-    again = _generate(tmp_path / "b", 3_000, seed=7, scenario="concept-drift")
-    other = _generate(tmp_path / "c", 3_000, seed=8, scenario="concept-drift")
-    for a, b, c in zip(first.tables, again.tables, other.tables, strict=True):
-        assert a.path.read_bytes() == b.path.read_bytes()
-        assert not pd.read_parquet(a.path).equals(pd.read_parquet(c.path))
+    contract.assert_seed_decides_the_bytes(FRAUD, tmp_path, "concept-drift")
 
 
 def test_failed_run_leaves_previous_files_untouched(
@@ -269,7 +218,7 @@ def test_fraud_is_learnable_but_not_trivially(
     frame = _fraud_training_frame(fraud["healthy"][1])
     features = list(SCHEMAS["fraud_account_activity"])[3:]
     features += ["amount", "merchant_category", "hour_of_day", "amount_to_avg_7d"]
-    auc = _holdout_auc(frame, features, "is_fraud")
+    auc = holdout_auc(frame, features, "is_fraud")
     assert 0.85 <= auc <= 0.95, auc
 
 
