@@ -29,7 +29,7 @@ from modelops.cli import (
 )
 from modelops.cli.state import STATE, configure_logging
 from modelops.core.errors import ModelopsError
-from modelops.core.redact import redact
+from modelops.core.redact import redact, redacted_traceback
 from modelops.core.telemetry import disable_telemetry
 
 app = typer.Typer(
@@ -149,19 +149,18 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors exit with their code and one line, bugs with a traceback.
 
-    Every line shown goes through :func:`~modelops.core.redact.redact`, so a password in a URI
-    or a configuration value never reaches the terminal or a CI log. Usage reporting of the
+    Every line shown goes through :func:`~modelops.core.redact.redact`, tracebacks and log
+    records included, so a password in a URI or a configuration value never reaches the
+    terminal or a CI log. Usage reporting of the
     libraries is turned off first, before any of them is imported (:mod:`modelops.core.telemetry`).
     """
-    import traceback
-
     disable_telemetry(os.environ)
     STATE.reset()
     try:
         command_tree()(args=argv, prog_name="modelops")
     except ModelopsError as error:
         if STATE.verbose:
-            traceback.print_exc()
+            sys.stderr.write(redacted_traceback(error))
         typer.secho(f"error: {redact(str(error))}", fg=typer.colors.RED, err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
@@ -178,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             sys.exit(2)
         # a bug, not a user error: keep the traceback, fail closed with code 2
-        traceback.print_exc()
+        sys.stderr.write(redacted_traceback(error))
         typer.secho(
             "error: internal error (traceback above); please report it",
             fg=typer.colors.RED,

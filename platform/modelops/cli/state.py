@@ -64,6 +64,11 @@ def configure_logging(verbose: bool) -> None:
     )
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    from modelops.core.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:  # a handler's filter sees every logger's records
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def _console() -> Console:

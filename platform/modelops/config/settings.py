@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from modelops.config.yaml_file import read_mapping, unknown_field
 from modelops.core.errors import ConfigError
-from modelops.core.redact import redact
+from modelops.core.redact import redact, register_secret, uri_password
 
 CONFIG_FILE = "modelops.yaml"
 ENV_PREFIX = "MODELOPS_"
@@ -114,6 +114,25 @@ class Settings(BaseSettings):
         description="Verdicts allow a promotion only when made from a clean commit on this "
         "branch. Default: main in the production profile, no check in the embedded one.",
     )
+
+    @field_validator("database_url", "feast_registry_url", "prediction_log_url")
+    @classmethod
+    def _parsable_url(cls, value: str | None) -> str | None:
+        """A database URL the engine could not parse fails here, in one line naming the field,
+        not later inside SQLAlchemy (a raw ``@``, ``:``, ``/`` or ``%`` in a password)."""
+        if not value or "://" not in value:
+            return value
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(value)
+            _ = url.port
+        except Exception as exc:
+            raise ValueError(
+                "not a valid database URL; percent-encode @ : / % in a user name or password "
+                f"({type(exc).__name__})"
+            ) from exc
+        return value
 
     @model_validator(mode="after")
     def _known_environments(self) -> Settings:
@@ -254,6 +273,12 @@ def _check_variables(environ: Mapping[str, str]) -> None:
 
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
     for name in sorted(environ):
+        if name.upper().startswith(ENV_PREFIX) and not name.startswith(ENV_PREFIX):
+            # pydantic-settings matches names case-insensitively; modelops reads upper case only
+            raise ConfigError(
+                f"environment {name}: modelops variables are upper case ({name.upper()}); "
+                "a lower-case one is never read"
+            )
         if (
             name.startswith(ENV_PREFIX)
             and name not in known
@@ -279,7 +304,7 @@ def load_settings(root: Path | None = None) -> Settings:
         file_values = read_mapping(config_file)
     file_values["root"] = root
     try:
-        return Settings(**file_values)
+        settings = Settings(**file_values)
     except SettingsError as exc:  # a MODELOPS_* value that does not parse (e.g. not JSON)
         match = re.search(r'field "(\w+)"', str(exc))
         name = f"{ENV_PREFIX}{match.group(1).upper()}" if match else f"{ENV_PREFIX}*"
@@ -291,6 +316,44 @@ def load_settings(root: Path | None = None) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""
-        env_name = f"{ENV_PREFIX}{field.upper()}"
-        origin = f"environment {env_name}" if env_name in environ else str(config_file)
-        raise ConfigError(_describe(first, origin)) from exc
+        raise ConfigError(
+            _describe(first, _origin(field, environ, config_file, file_values))
+        ) from exc
+    register_secrets(settings)
+    return settings
+
+
+def _origin(
+    field: str, environ: Mapping[str, str], config_file: Path, values: Mapping[str, Any]
+) -> str:
+    """Where the value of ``field`` came from, as an error names it: the variable, the file,
+    or (a rule across fields, e.g. approval_required naming an unknown environment) both
+    places that could hold it."""
+    env_name = f"{ENV_PREFIX}{field.upper()}"
+    if field and env_name in environ:
+        return f"environment {env_name}"
+    if field in values and field != "root":
+        return str(config_file)
+    if config_file.is_file():
+        return f"{config_file} or MODELOPS_* variables"
+    return "MODELOPS_* variables (no modelops.yaml)"
+
+
+def register_secrets(settings: Settings) -> None:
+    """Every secret ``settings`` hold is masked in every message from now on
+    (:func:`modelops.core.redact.register_secret`): the passwords of its URIs and the ledger key."""
+    for uri in (
+        settings.mlflow_tracking_uri,
+        settings.mlflow_registry_uri,
+        settings.database_url,
+        settings.feast_registry_url,
+        settings.prediction_log_url,
+        settings.artifact_location,
+    ):
+        register_secret(uri_password(uri))
+    if "password=" in settings.redis_connection:
+        for part in settings.redis_connection.split(","):
+            if part.strip().startswith("password="):
+                register_secret(part.strip().removeprefix("password="))
+    if settings.ledger_key is not None:
+        register_secret(settings.ledger_key.get_secret_value())

@@ -14,37 +14,61 @@ from modelops.core.errors import ConfigError
 
 MAX_BYTES = 1024 * 1024
 """Configuration files are small; a larger one is a mistake or an attack, refused unread."""
+# libyaml's parser when PyYAML was built with it (the wheels are): the pure-Python one takes
+# about 25 s for a 200 KB flow list, so a hostile file near the size limit would stall a command.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_DEPTH = 32
+"""Nesting deeper than this is refused before it is built (PyYAML builds nodes recursively)."""
 
 
-def _refuse_aliases(path: Path, text: bytes) -> None:
-    """Anchors and aliases let a few bytes expand into gigabytes (a "billion laughs" file);
-    platform configuration never needs them."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+def _read_bounded(path: Path) -> bytes:
+    """At most :data:`MAX_BYTES` of ``path``, read as a stream: a file that grows, a device or a
+    pipe is never read whole before its size is known."""
+    with path.open("rb") as stream:
+        text = stream.read(MAX_BYTES + 1)
+    if len(text) > MAX_BYTES:
+        raise ConfigError(
+            f"{path}: more than {MAX_BYTES:,} bytes; configuration files are limited to "
+            f"{MAX_BYTES:,}"
+        )
+    return text
+
+
+def _check_events(path: Path, text: bytes) -> None:
+    """Refuse anchors and aliases, which let a few bytes expand into gigabytes (a "billion
+    laughs" file) and which platform configuration never needs, and nesting deeper than
+    :data:`MAX_DEPTH`, from the parser's event stream, before any node is built."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        line = event.start_mark.line + 1 if event.start_mark else 0
         anchor = getattr(event, "anchor", None)
         if isinstance(event, yaml.AliasEvent) or anchor:
-            line = event.start_mark.line + 1 if event.start_mark else 0
             raise ConfigError(
                 f"{path} line {line}: YAML anchors and aliases (&{anchor} / *{anchor}) are not "
                 "allowed in configuration files"
             )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(
+                    f"{path} line {line}: nested more than {MAX_DEPTH} levels deep; "
+                    "configuration files are limited to that"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def read_mapping(path: Path) -> dict[str, Any]:
     """The mapping at the top of ``path``; an empty file is an empty mapping.
 
     Raises:
-        ConfigError: the file is larger than 1 MiB, uses anchors or aliases, is not valid YAML
-            (naming the line) or not a mapping.
+        ConfigError: the file is larger than 1 MiB, nested deeper than 32 levels, uses anchors
+            or aliases, is not valid YAML (naming the line) or not a mapping.
     """
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ConfigError(
-                f"{path}: {size:,} bytes; configuration files are limited to {MAX_BYTES:,}"
-            )
-        text = path.read_bytes()
-        _refuse_aliases(path, text)
-        loaded = yaml.safe_load(text)
+        text = _read_bounded(path)
+        _check_events(path, text)
+        loaded = yaml.load(text, Loader=_LOADER)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:

@@ -6,14 +6,13 @@ import contextlib
 import json
 import logging
 import math
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelops.core import tags as tag_keys
 from modelops.core.errors import RegistryError, ServiceUnavailableError
+from modelops.core.redact import redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,11 +58,17 @@ def check_reachable(tracking: Tracking, timeout: float = 3.0) -> None:
     uri = tracking.tracking_uri
     if not uri.startswith(("http://", "https://")):
         return
+    import httpx
+
+    # httpx sends a URI's user:password@ as basic auth, as MLflow's own client (requests) does;
+    # a server that answers at all is reachable, whatever the status.
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
-            return
-    except (urllib.error.URLError, OSError) as exc:
-        raise ServiceUnavailableError(f"MLflow tracking server {uri} unreachable: {exc}") from exc
+        httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except (httpx.HTTPError, OSError, ValueError) as exc:
+        shown = redact(uri)
+        raise ServiceUnavailableError(
+            f"MLflow tracking server {shown} unreachable: {redact(str(exc))}"
+        ) from exc
 
 
 @contextlib.contextmanager
