@@ -21,7 +21,7 @@ Run with ``make bench`` (``pytest tests/benchmarks -s -p no:cacheprovider``); no
    c. per-stage wall time and RSS of both (stage functions wrapped inside the worker);
    d. the bare scoring of the candidate and of the baseline on the very same holdout rows, as
       the gate scores them (the native serving scorer of core/scorer.py through the gate's own
-      ``_Model.scores``, chunked; the pipeline only for a model without a native scorer), in the
+      ``GateModel.scores``, chunked; the pipeline only for a model without a native scorer), in the
       same worker process right after ``validate`` (best of 2);
    e. the ratios (b)/(d) and (a)/(d);
    f. the peak RSS of each worker: ``ru_maxrss`` read right after ``validate`` returns (before
@@ -107,11 +107,11 @@ def _flag(name: str) -> bool:
 HOLDOUT = "holdout rows (build_training_set)"
 BUILD = "build: join, checks, sort, fingerprint"
 STAGES: tuple[tuple[str, str, str, str | None], ...] = (
-    ("lookup (registry, ledger holder)", "gate", "_lookup", None),
+    ("lookup (registry, ledger holder)", "gate", "lookup", None),
     ("open feature store", "feast", "open_store", None),
     ("feature definitions digest", "feast", "definitions_digest", None),
     ("load + verify models (sha256)", "mlflow", "load_verified_model", None),
-    (HOLDOUT, "gate", "build_training_set", None),
+    (HOLDOUT, "gate.join", "build_training_set", None),
     ("labels digest (label file, definitions)", "datasets", "_labels_digest", HOLDOUT),
     ("cached set look-up (no labels read)", "datasets", "_cached", HOLDOUT),
     ("cached set read (sha256 + parquet)", "datasets", "_read_built", HOLDOUT),
@@ -130,22 +130,22 @@ STAGES: tuple[tuple[str, str, str, str | None], ...] = (
     ("write the cached set", "datasets", "_write_built", HOLDOUT),
     ("data checks: check_join", "datachecks", "check_join", HOLDOUT),
     ("data checks: check_availability", "datachecks", "check_availability", HOLDOUT),
-    ("ledger: recorded verdict lookup", "gate", "_recorded", None),
-    ("judge", "gate", "_judge", None),
-    ("score: candidate", "gate", "_Model.scores", "judge"),
-    ("score: prevalence", "gate", "_Model.scores", "judge"),
-    ("score: sibling", "gate", "_Model.scores", "judge"),
-    ("score: production", "gate", "_Model.scores", "judge"),
-    ("score order (one sort per model)", "gate", "score_order", "judge"),
-    ("segment rows (groupby)", "gate", "segment_rows", "judge"),
-    ("classification_metrics", "gate", "classification_metrics", "judge"),
-    ("segment metrics", "gate", "segment_metrics_of_rows", "judge"),
-    ("paired_interval (primary, sibling)", "gate", "paired_interval", "judge"),
-    ("segment_decisions", "gate", "segment_decisions", "judge"),
-    ("interleaved_latency", "gate", "interleaved_latency", "judge"),
-    ("permutation_shares", "gate", "permutation_shares", "judge"),
-    ("rules (judge)", "gate", "judge", "judge"),
-    ("record (ledger, MLflow)", "gate", "_record", None),
+    ("ledger: recorded verdict lookup", "gate", "recorded_verdict", None),
+    ("judge", "gate", "judge_holdout", None),
+    ("score: candidate", "gate.models", "GateModel.scores", "judge"),
+    ("score: prevalence", "gate.models", "GateModel.scores", "judge"),
+    ("score: sibling", "gate.models", "GateModel.scores", "judge"),
+    ("score: production", "gate.models", "GateModel.scores", "judge"),
+    ("score order (one sort per model)", "gate.statistics", "score_order", "judge"),
+    ("segment rows (groupby)", "gate.statistics", "segment_rows", "judge"),
+    ("classification_metrics", "gate.statistics", "classification_metrics", "judge"),
+    ("segment metrics", "gate.statistics", "segment_metrics_of_rows", "judge"),
+    ("paired_interval (primary, sibling)", "gate.statistics", "paired_interval", "judge"),
+    ("segment_decisions", "gate.statistics", "segment_decisions", "judge"),
+    ("interleaved_latency", "gate.latency", "interleaved_latency", "judge"),
+    ("permutation_shares", "gate.statistics", "permutation_shares", "judge"),
+    ("rules (judge)", "gate.judge", "judge", "judge"),
+    ("record (ledger, MLflow)", "gate", "record_verdict", None),
     ("ledger append", "database", "Ledger.append", "record (ledger, MLflow)"),
     ("MLflow run artifacts", "mlflow", "log_run_artifacts", "record (ledger, MLflow)"),
     ("MLflow version tags", "mlflow", "set_version_tags", "record (ledger, MLflow)"),
@@ -260,10 +260,17 @@ def _instrument(watch: StageWatch) -> list[str]:
     from modelops.integrations import database
     from modelops.integrations import feast as feast_io
     from modelops.integrations import mlflow as mlflow_io
-    from modelops.services import datasets, gate
+    from modelops.services import datasets
+    from modelops.services.gate import join as gate_join
+    from modelops.services.gate import judge, latency, models, statistics, validation
 
-    modules = {
-        "gate": gate,
+    modules = {  # each stage function where the gate's modules call it
+        "gate": validation,
+        "gate.join": gate_join,
+        "gate.models": models,
+        "gate.statistics": statistics,
+        "gate.latency": latency,
+        "gate.judge": judge,
         "datasets": datasets,
         "datachecks": datachecks,
         "feast": feast_io,
@@ -284,8 +291,8 @@ def _instrument(watch: StageWatch) -> list[str]:
         if function is None:
             missing.append(f"{module_name}.{attribute}")
             continue
-        keep = attribute in ("build_training_set", "_lookup")
-        if attribute == "_Model.scores":
+        keep = attribute in ("build_training_set", "lookup")
+        if attribute == "GateModel.scores":
             _GATE_SCORES[attribute] = function
             setattr(owner, name, watch.wrap(lambda m, *_: f"score: {m.role}", function))
         else:
@@ -302,11 +309,11 @@ def _bare_predictions(
     lookup: Any, frame: Any
 ) -> tuple[dict[str, float], dict[str, list[float]], int]:
     """Seconds the candidate and the baseline take to score the gate's holdout rows as the gate
-    scores them: ``_Model.scores`` (the serving scorer on column arrays, in chunks), best of 2.
+    scores them: ``GateModel.scores`` (the serving scorer on column arrays, in chunks), best of 2.
     The models were loaded and given their scorers by ``validate``; nothing is rebuilt here."""
     candidate, reference, sibling, _ = lookup
     baseline = sibling if sibling is not None else reference
-    scores = _GATE_SCORES["_Model.scores"]
+    scores = _GATE_SCORES["GateModel.scores"]
     best: dict[str, float] = {}
     runs: dict[str, list[float]] = {}
     for role, model in (("candidate", candidate), ("baseline", baseline)):

@@ -710,3 +710,39 @@ def test_walk_fails_closed_on_a_gate_that_cannot_be_evaluated(
     assert result.gates[0].failed.startswith("could not evaluate: ")
     assert result.stopped == "no offered version passed the gate against dev"
     assert promote.holders(platform_, PROJECT)["dev"] == trained["noisy"]
+
+
+def test_one_validation_opens_the_feature_store_once(
+    platform_: Settings,
+    trained: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the gate needs is resolved once at its start: one feature store opened and one
+    feature-service lookup per validation, whether the holdout is joined or read back from the
+    join cache."""
+    from modelops.integrations import feast as feast_io
+    from modelops.services.gate import context as gate_context
+
+    calls = {"open_store": 0, "project_service": 0}
+
+    def counting(name: str, real: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(feast_io, "open_store", counting("open_store", feast_io.open_store))
+    for module in (gate_context, datasets):
+        monkeypatch.setattr(
+            module, "project_service", counting("project_service", module.project_service)
+        )
+    monkeypatch.setattr(gate_context, "JOIN_CACHE", f"holdout-joins-{tmp_path.name}")
+
+    first = gate.validate(platform_, PROJECT, trained["candidate"], against="dev")
+    assert calls == {"open_store": 1, "project_service": 1}, "joining the holdout"
+    calls.update(open_store=0, project_service=0)
+    again = gate.validate(platform_, PROJECT, trained["candidate"], against="dev")
+    assert calls == {"open_store": 1, "project_service": 1}, "reading the join back"
+    assert again.id == first.id  # the same inputs: the recorded verdict

@@ -56,7 +56,7 @@ def _evaluation(role: str, version: str, pr_auc: float) -> Evaluation:
 
 
 def _validate(settings: Settings, verdict_id: str, environment: str, version: str) -> LedgerEntry:
-    """A validate entry shaped like the gate's (services/gate.py ``_record``)."""
+    """A validate entry shaped like the gate's (services/gate/record.py ``record``)."""
     reference = _evaluation("baseline", "-", 0.1)
     if version != "1":
         reference = _evaluation(environment, "1", 0.3)

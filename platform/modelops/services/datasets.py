@@ -159,6 +159,7 @@ def build_training_set(
     join_cache: Path | None = None,
     trained_missing: dict[str, float] | None = None,
     store: Any = None,
+    service: Any = None,
 ) -> TrainingSet:
     """Labels split by time, joined point-in-time with the project's feature service, checked.
 
@@ -172,6 +173,8 @@ def build_training_set(
         trained_missing: per-feature missing shares recorded when the model was trained; a
             feature may then be missing as often as it was at training.
         store: an open Feast store for the feature repo, if the caller has one.
+        service: the project's feature service from ``store``, if the caller looked it up
+            (:func:`~modelops.services.features.project_service`); requires ``store``.
 
     Raises:
         DataError: a data check failed (labels, windows, missing features, availability).
@@ -189,7 +192,8 @@ def build_training_set(
     split, unlabelled = split_labels(labels, project, as_of)
     split = split[split["_window"].isin(windows)]
     store = store or feast_io.open_store(feature_repo(settings))
-    service = project_service(settings, project, store)
+    if service is None:
+        service = project_service(settings, project, store)
     features = feast_io.service_features(service)
     request_fields = feast_io.service_request_fields(store, service)
     missing_requests = [f for f in request_fields if f not in split.columns]
