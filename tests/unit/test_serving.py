@@ -26,6 +26,7 @@ from modelops.core.modeling import logistic_baseline, with_feature_step
 from modelops.serving import artifact
 from modelops.serving.config import load_config
 from modelops.serving.http import RequestGuard, build_models
+from modelops.serving.log_reader import read_prediction_log
 from modelops.serving.manifest import (
     FeastConfig,
     InputField,
@@ -44,7 +45,6 @@ from modelops.serving.prediction_log import (
     PredictionLog,
     PredictionRecord,
     open_sink,
-    read_prediction_log,
 )
 from modelops.serving.predictor import Predictor, RequestError, load_release
 
