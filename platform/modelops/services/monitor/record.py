@@ -117,7 +117,7 @@ def write_summary(path: Path, record: MonitorSummary) -> None:
     _write_json(path, record.dump())
 
 
-def _log_mlflow(
+def log_mlflow(
     client: Any,
     settings: Settings,
     run_id: str,

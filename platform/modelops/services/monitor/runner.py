@@ -158,21 +158,7 @@ def run(
         laps.lap("decide")
         base = _summary(ctx, seen, decision, laps)
         record.write_summary(summary_path, base)
-        mlflow_run_id = None
-        if not dry_run:
-            mlflow_run_id = record._log_mlflow(
-                client,
-                settings,
-                ctx.run_id,
-                ctx.name,
-                environment,
-                ctx.holder,
-                ctx.window,
-                seen.findings,
-                decision,
-                ctx.run_dir,
-            )
-            laps.lap("MLflow run")
+        mlflow_run_id = None if dry_run else _log_mlflow(ctx, client, seen, decision, laps)
     links = _links(ctx, seen, summary_path, mlflow_run_id)
     outcomes = [execute(ctx, action, seen.lineage, links) for action in decision.executable]
     if outcomes:
@@ -373,6 +359,26 @@ def _summary(
         ctx.dry_run,
         laps.timings,
     )
+
+
+def _log_mlflow(
+    ctx: _Context, client: Any, seen: _Seen, decision: policy_core.Decision, laps: _Laps
+) -> str | None:
+    """The run's MLflow run (None when MLflow refused; the files are on disk)."""
+    mlflow_run_id = record.log_mlflow(
+        client,
+        ctx.settings,
+        ctx.run_id,
+        ctx.name,
+        ctx.environment,
+        ctx.holder,
+        ctx.window,
+        seen.findings,
+        decision,
+        ctx.run_dir,
+    )
+    laps.lap("MLflow run")
+    return mlflow_run_id
 
 
 def _links(
