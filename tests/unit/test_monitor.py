@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelops.cli.main import main
 from modelops.config.project import load_project
@@ -292,8 +293,13 @@ def test_healthy_traffic_leads_to_no_action(platform_: Settings, trained: dict[s
     )
     assert json.loads(out.read_text())["dry_run"] is True and _ledger(platform_) == before
     text = run.prometheus.read_text() if run.prometheus else ""
-    assert f'modelops_monitor_drift_share{{project="{PROJECT}",environment="production"' in text
-    assert "# TYPE modelops_monitor_live_metric gauge" in text
+    # prometheus_client writes labels in name order: the series are read back, not matched as text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert any(
+        sample.labels["project"] == PROJECT and sample.labels["environment"] == "production"
+        for sample in families["modelops_monitor_drift_share"].samples
+    )
+    assert families["modelops_monitor_live_metric"].type == "gauge"
 
 
 def test_label_maturity_leaves_out_predictions_whose_labels_are_still_arriving(
