@@ -13,7 +13,7 @@ It builds its own workspace in a temporary directory:
    ``date=2025-12-30``, features and entity as JSON text): December payments joined
    point-in-time, drawn with replacement, logged at distinct times over that day and scored by
    the production version; their labels (known at once) are given to the monitor through its
-   label seam (``monitor.read_known_labels``), so the run joins 1,000,000 labels too;
+   label seam (``monitor.labels.read_known_labels``), so the run joins 1,000,000 labels too;
 3. a warm-up dry run builds the version's reference (training and holdout rows, cached);
 4. each measurement in a fresh Python process (this file run as a script, ``--worker``), its
    peak RSS from ``VmHWM``:
@@ -86,7 +86,7 @@ def _use_bench_labels(root: Path) -> None:
     from modelops.services import monitor
 
     labels = pd.read_parquet(root / "bench-labels.parquet")
-    monitor.read_known_labels = lambda settings, project, as_of: labels  # type: ignore[assignment]
+    monitor.labels.read_known_labels = lambda settings, project, as_of: labels  # type: ignore[assignment]
 
 
 def worker_monitor(root: Path, runs_wanted: int = 2) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from modelops.cli.main import main
 from modelops.config.settings import Settings, load_settings
 from modelops.integrations.database import Ledger, LedgerEntry
 from modelops.services import data, features, train
-from modelops.serving.prediction_log import read_prediction_log
+from modelops.serving.log_reader import read_prediction_log
 from support import copy_workspace
 
 pytestmark = pytest.mark.integration

@@ -17,15 +17,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelops.cli.main import main
 from modelops.config.project import load_project
 from modelops.config.settings import Settings, load_settings
 from modelops.core import ledger as chain
+from modelops.core import monitor_record
 from modelops.core import monitoring as policy
 from modelops.core.scorer import build_scorer
 from modelops.integrations import mlflow as mlflow_io
@@ -36,6 +39,7 @@ from modelops.serving.prediction_log import ParquetSink, PredictionRecord
 from support import copy_workspace
 
 PROJECT = "fraud"
+REPO = Path(__file__).resolve().parents[2]
 ROWS = 60_000
 SHIFT = timedelta(days=-35)  # the serving versions were trained on older windows
 TRAFFIC = (date(2025, 11, 1), date(2025, 12, 31))
@@ -289,8 +293,13 @@ def test_healthy_traffic_leads_to_no_action(platform_: Settings, trained: dict[s
     )
     assert json.loads(out.read_text())["dry_run"] is True and _ledger(platform_) == before
     text = run.prometheus.read_text() if run.prometheus else ""
-    assert f'modelops_monitor_drift_share{{project="{PROJECT}",environment="production"' in text
-    assert "# TYPE modelops_monitor_live_metric gauge" in text
+    # prometheus_client writes labels in name order: the series are read back, not matched as text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert any(
+        sample.labels["project"] == PROJECT and sample.labels["environment"] == "production"
+        for sample in families["modelops_monitor_drift_share"].samples
+    )
+    assert families["modelops_monitor_live_metric"].type == "gauge"
 
 
 def test_label_maturity_leaves_out_predictions_whose_labels_are_still_arriving(
@@ -390,7 +399,7 @@ def test_concept_drift_after_a_promotion_rolls_back_with_evidence_and_a_dry_run_
         new,
     )
     labels = _shuffled_labels(platform_, trained)
-    monkeypatch.setattr(monitor, "read_known_labels", lambda s, p, as_of: labels)
+    monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
     as_of = _at(date(2025, 12, 29))
     before, aliases = _ledger(platform_), _aliases(platform_)
 
@@ -421,6 +430,34 @@ def test_concept_drift_after_a_promotion_rolls_back_with_evidence_and_a_dry_run_
 
     after = monitor.run(platform_, PROJECT, as_of=as_of)  # v-old serves again: not on probation
     assert policy.ROLLBACK not in after.decision.kinds
+
+
+def test_a_real_runs_summary_and_ledger_details_follow_their_models(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """summary.json of a run that rolled back validates against the committed JSON Schema and
+    its typed model; the rollback's ledger details against theirs."""
+    old, new = trained["old"], trained["new"]
+    _seed(platform_, "production", old, new)
+    _log(
+        platform_,
+        trained,
+        _traffic(trained)[lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")],
+        new,
+    )
+    labels = _shuffled_labels(platform_, trained)
+    monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
+
+    run = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 29)))
+
+    summary = json.loads(run.summary_json.read_text())
+    schema = json.loads((REPO / "docs/schemas/monitor-summary.schema.json").read_text())
+    jsonschema.validate(summary, schema)
+    assert monitor_record.MonitorSummary.model_validate(summary).dump() == summary
+    assert [o["kind"] for o in summary["outcomes"]] == [policy.ROLLBACK]
+    entry = _ledger(platform_)[-1]
+    assert entry.action == "rollback"
+    assert monitor_record.RollbackDetails.model_validate(entry.details).run_id == run.run_id
 
 
 # --- bad data ----------------------------------------------------------------------------------
@@ -476,7 +513,7 @@ def test_a_crash_in_the_middle_of_a_rollback_leaves_a_repairable_state(
         new,
     )
     labels = _shuffled_labels(platform_, trained)
-    monkeypatch.setattr(monitor, "read_known_labels", lambda s, p, as_of: labels)
+    monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
     as_of = _at(date(2025, 12, 29))
 
     # 1. the process dies inside the ledger's move: nothing moved, nothing recorded
@@ -539,7 +576,7 @@ def test_a_retraining_whose_alias_lags_ends_the_run_with_exit_code_3(
     monkeypatch.setattr(promote, "promote", lagging)
     as_of = _at(date(2026, 1, 5))
     action = policy.Action(policy.RETRAIN, "drift", None, {"drift": {"streak": 2}})
-    outcome = monitor._execute(
+    outcome = monitor.runner._execute(
         platform_,
         project,
         "production",
@@ -573,7 +610,7 @@ def test_watch_runs_on_schedule_and_survives_a_failed_run(monkeypatch: pytest.Mo
         return result
 
     slept: list[float] = []
-    monkeypatch.setattr(monitor, "run", fake_run)
+    monkeypatch.setattr(monitor.runner, "run", fake_run)
     results = list(
         monitor.watch(
             Settings(),

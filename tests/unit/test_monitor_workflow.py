@@ -3,7 +3,7 @@
 Each step runs the way the runner runs it (``test_workflows._run_step``: bash -eo pipefail, a
 GITHUB_OUTPUT file) with stand-ins for ``gh``, ``git`` and ``modelops`` that record their argv.
 The summary.json files the jobs read are made by the monitor's own code: the base from
-``modelops.services.monitor._summary`` with real findings and decision, the outcomes as real
+``modelops.services.monitor.record.summary`` with real findings and decision, the outcomes as real
 ``Outcome`` objects serialised and written as ``run`` does it (see :func:`_summary`), so a change
 of that shape breaks these tests instead of the scheduled workflow.
 """
@@ -11,7 +11,6 @@ of that shape breaks these tests instead of the scheduled workflow.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from test_workflows import SECRETS, _calls, _checkout, _load, _run_step, _step, 
 
 from modelops.core import monitoring as policy
 from modelops.services import monitor
-from modelops.services.monitor import Outcome
+from modelops.services.monitor import Outcome, record
 
 NAME = "monitor.yml"
 REPOSITORY = "acme/modelops"
@@ -146,8 +145,8 @@ def _summary(
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """summary.json of one run, as ``monitor.run`` writes it and ``modelops monitor --json-out``
-    copies it (cli/monitor.py): ``monitor._summary`` (called for real) for the base, then the
-    keys of ``run``'s ``final`` dict: outcomes as ``_clean(dataclasses.asdict(o))`` and the
+    copies it (cli/monitor.py): ``monitor.record.summary`` (called for real) for the base, then
+    ``monitor.record.finished`` for what ``run`` adds once it has acted: the outcomes and the
     first outcome's ``pending_promotion``. The decision holds one action per outcome (a dry run
     decides actions and executes none)."""
     if actions is None:
@@ -175,7 +174,7 @@ def _summary(
     )
     run_id = f"{STARTED:%Y%m%dT%H%M%SZ}-{project[:8]}"
     window = (STARTED - timedelta(hours=24), STARTED)
-    base = monitor._summary(
+    base = record.summary(
         run_id,
         STARTED,
         STARTED,
@@ -190,18 +189,12 @@ def _summary(
         None,
         [],
         dry_run,
+        {"lineage": 0.1},
     )
-    return {
-        **base,
-        "outcomes": [monitor._clean(dataclasses.asdict(o)) for o in outcomes],
-        "pending_promotion": next(
-            (o.details["pending_promotion"] for o in outcomes if "pending_promotion" in o.details),
-            None,
-        ),
-        "timings": {"lineage": 0.1},
-        "seconds": 12.5,
-        "mlflow_run_id": None if dry_run else "0f1e2d3c",
-    }
+    final = record.finished(
+        base, list(outcomes), {"lineage": 0.1}, 12.5, None if dry_run else "0f1e2d3c"
+    )
+    return final.dump()
 
 
 def _download(runner: Path, *summaries: dict[str, Any]) -> Path:
@@ -212,7 +205,7 @@ def _download(runner: Path, *summaries: dict[str, Any]) -> Path:
         name = f"monitor-{summary['project']}"
         while (folder / name).exists():
             name += "-again"
-        monitor._write_json(folder / name / "summary.json", summary)
+        record._write_json(folder / name / "summary.json", summary)
     return folder
 
 
@@ -406,7 +399,7 @@ def _monitor_step(
     env["CODE"] = str(code)
     if summary is not None:
         fixture = tmp_path / "fixture.json"
-        monitor._write_json(fixture, summary)
+        record._write_json(fixture, summary)
         env["FIXTURE"] = str(fixture)
         if run_folder:
             env["RUN_ID"] = summary["run_id"]

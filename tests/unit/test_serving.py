@@ -26,6 +26,13 @@ from modelops.core.modeling import logistic_baseline, with_feature_step
 from modelops.serving import artifact
 from modelops.serving.config import load_config
 from modelops.serving.http import RequestGuard, build_models
+from modelops.serving.log_reader import (
+    WINDOW_COLUMNS,
+    LogReadError,
+    decode_json,
+    read_log,
+    read_prediction_log,
+)
 from modelops.serving.manifest import (
     FeastConfig,
     InputField,
@@ -44,7 +51,6 @@ from modelops.serving.prediction_log import (
     PredictionLog,
     PredictionRecord,
     open_sink,
-    read_prediction_log,
 )
 from modelops.serving.predictor import Predictor, RequestError, load_release
 
@@ -659,6 +665,29 @@ def test_parquet_log_is_partitioned_by_date_and_read_by_range(tmp_path: Path) ->
     assert second_day["amount"].tolist() == [10.0] and second_day["segment"].tolist() == ["a"]
     assert str(second_day["logged_at"].dt.tz) == "UTC"
     assert read_prediction_log(tmp_path / "none", day, day + timedelta(days=1)).empty
+
+
+def test_the_monitor_reader_opens_only_the_partitions_of_its_range(tmp_path: Path) -> None:
+    """read_log reads the hive partitions of ``[start, end)`` only: a damaged file in another
+    day's partition and a write in progress (a hidden file) are never opened."""
+    directory = tmp_path / "predictions"
+    day = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    log = PredictionLog(open_sink(str(directory)), flush_rows=100, flush_seconds=60)
+    for i in range(3):
+        log.submit(_record(i, day + timedelta(minutes=i)))
+    log.submit(_record(9, day, project="other"))
+    log.close()
+    (directory / "date=2026-03-01" / ".part-unfinished.parquet.tmp").write_bytes(b"half")
+    (directory / "date=2026-03-05").mkdir()
+    (directory / "date=2026-03-05" / "part-damaged.parquet").write_bytes(b"not parquet")
+
+    table = read_log(str(directory), "payments", "production", day, day + timedelta(minutes=2))
+    assert table.column_names == list(WINDOW_COLUMNS)
+    assert table.num_rows == 2 and table["score"].to_pylist() == [0.0, 0.01]
+    features = decode_json(table["features"]).to_pylist()
+    assert features == [{"amount": 0.0, "segment": "a"}, {"amount": 1.0, "segment": "a"}]
+    with pytest.raises(LogReadError):
+        read_log(str(directory), "payments", "production", day, day + timedelta(days=5))
 
 
 def test_sql_log_round_trips(tmp_path: Path) -> None:

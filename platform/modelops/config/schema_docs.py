@@ -1,10 +1,13 @@
-"""The ``project.yaml`` reference, rendered from the JSON Schema of the pydantic model.
+"""The ``project.yaml`` reference, rendered from the JSON Schema of the pydantic model, and the
+JSON Schemas of the records other programs read.
 
-``docs/project-yaml.md`` and ``docs/project.schema.json`` are generated, never edited by hand:
+``docs/project-yaml.md``, ``docs/project.schema.json`` and
+``docs/schemas/monitor-summary.schema.json`` (a monitoring run's ``summary.json``, from
+:class:`modelops.core.monitor_record.MonitorSummary`) are generated, never edited by hand:
 
     python -m modelops.config.schema_docs [REPO_ROOT]
 
-rewrites both (a unit test fails when either is stale). Every field's type, default and meaning
+rewrites them all (a unit test fails when any is stale). Every field's type, default and meaning
 come from :class:`modelops.config.project.ProjectSpec`: its annotations, defaults, constraints and
 ``Field(description=...)``.
 """
@@ -20,6 +23,7 @@ from typing import Any
 REGENERATE = "python -m modelops.config.schema_docs"
 MARKDOWN_FILE = Path("docs/project-yaml.md")
 SCHEMA_FILE = Path("docs/project.schema.json")
+MONITOR_SUMMARY_SCHEMA_FILE = Path("docs/schemas/monitor-summary.schema.json")
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../../docs/project.schema.json"
 """First line of every bundled ``projects/<name>/project.yaml``: editors that run the YAML
 language server complete and check the file against :data:`SCHEMA_FILE`."""
@@ -200,15 +204,20 @@ def render_markdown(schema: dict[str, Any]) -> str:
 
 
 def expected_files() -> dict[Path, str]:
-    """Relative path -> the text it must hold, rendered from the current pydantic model."""
+    """Relative path -> the text it must hold, rendered from the current pydantic models."""
     from modelops.config.project import json_schema
+    from modelops.core import monitor_record
 
     schema = json_schema()
-    return {MARKDOWN_FILE: render_markdown(schema), SCHEMA_FILE: render_schema(schema)}
+    return {
+        MARKDOWN_FILE: render_markdown(schema),
+        SCHEMA_FILE: render_schema(schema),
+        MONITOR_SUMMARY_SCHEMA_FILE: render_schema(monitor_record.json_schema()),
+    }
 
 
 def write(root: Path) -> list[Path]:
-    """Regenerate both files under the repository ``root``; returns the paths written."""
+    """Regenerate every file under the repository ``root``; returns the paths written."""
     written = []
     for relative, text in expected_files().items():
         path = root / relative

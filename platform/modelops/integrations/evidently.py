@@ -4,8 +4,8 @@ Two reports per monitoring run:
 
 - :func:`drift_report`: per-column drift of the current rows against the reference rows
   (``DataDriftPreset`` with the chosen methods, and ``ValueDrift`` of the score for prediction
-  drift), plus missing values, values outside the reference's range and values outside its
-  categories of every feature;
+  drift); the run's data-quality figures are computed on every row by the monitor, not on the
+  report's sample, so the report does not count them a second time;
 - :func:`performance_report`: classification quality (``ClassificationPreset``) of one or more
   scored columns against the labels, side by side (the served version and a shadow).
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,15 +47,11 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class DriftResult:
-    """Per-feature drift, the share Evidently counts as drifted, the score's drift, and the
-    sample's data-quality shares (``missing``, ``out_of_range``, ``out_of_list``)."""
+    """Per-feature drift, the share Evidently counts as drifted, and the score's drift."""
 
     columns: dict[str, ColumnDrift]
     share: float
     prediction: ColumnDrift | None
-    missing: dict[str, float] = field(default_factory=dict)
-    out_of_range: dict[str, float] = field(default_factory=dict)
-    out_of_list: dict[str, float] = field(default_factory=dict)
     current_rows: int = 0
     reference_rows: int = 0
     saved: Saved | None = None
@@ -116,12 +112,10 @@ def drift_report(
     categorical_method: str,
     threshold: float | None,
     drift_share: float,
-    ranges: dict[str, tuple[float, float]] | None = None,
-    categories: dict[str, list[str]] | None = None,
     html: Path | None = None,
     json_path: Path | None = None,
 ) -> DriftResult:
-    """Drift of ``current`` against ``reference`` for the named columns, and their quality.
+    """Drift of ``current`` against ``reference`` for the named columns.
 
     Args:
         score: the prediction column (its drift is prediction drift), or None.
@@ -129,18 +123,10 @@ def drift_report(
             (the score is numerical).
         threshold: one threshold for every column; None: each method's default.
         drift_share: the share of drifted columns Evidently's dataset-drift summary uses.
-        ranges, categories: the reference's ``[min, max]`` per numerical column and its values
-            per categorical one; the report counts what falls outside.
         html, json_path: where to save the report (both, or neither).
     """
     from evidently import Dataset, Report
-    from evidently.metrics import (
-        MissingValueCount,
-        OutListValueCount,
-        OutRangeValueCount,
-        RowCount,
-        ValueDrift,
-    )
+    from evidently.metrics import RowCount, ValueDrift
     from evidently.presets import DataDriftPreset
 
     started = time.perf_counter()
@@ -158,25 +144,13 @@ def drift_report(
     ]
     if score is not None:
         metrics.append(ValueDrift(column=score, method=numerical_method, threshold=threshold))
-    metrics += [MissingValueCount(column=c) for c in features]
-    for column, (low, high) in (ranges or {}).items():
-        metrics.append(OutRangeValueCount(column=column, left=low, right=high))
-    for column, values in (categories or {}).items():
-        metrics.append(OutListValueCount(column=column, values=list(values)))
     columns = [*features, *([score] if score is not None else [])]
     definition = _definition([*numerical, *([score] if score else [])], categorical)
     snapshot = Report(metrics, include_tests=False).run(
         Dataset.from_pandas(current[columns].reset_index(drop=True), data_definition=definition),
         Dataset.from_pandas(reference[columns].reset_index(drop=True), data_definition=definition),
     )
-    result: dict[str, Any] = {
-        "columns": {},
-        "share": math.nan,
-        "prediction": None,
-        "missing": {},
-        "out_of_range": {},
-        "out_of_list": {},
-    }
+    result: dict[str, Any] = {"columns": {}, "share": math.nan, "prediction": None}
     for item in snapshot.dict()["metrics"]:
         config, value = item.get("config", {}), item.get("value")
         kind = str(config.get("type", "")).rsplit(":", 1)[-1]
@@ -191,21 +165,11 @@ def drift_report(
                 result["columns"][column] = drift
         elif kind == "DriftedColumnsCount":
             result["share"] = float(value["share"])
-        elif kind in ("MissingValueCount", "OutRangeValueCount", "OutListValueCount"):
-            key = {
-                "MissingValueCount": "missing",
-                "OutRangeValueCount": "out_of_range",
-                "OutListValueCount": "out_of_list",
-            }[kind]
-            result[key][column] = float(value["share"])
     saved = _save(snapshot, html, json_path, started) if html and json_path else None
     return DriftResult(
         columns={c: result["columns"][c] for c in features if c in result["columns"]},
         share=result["share"],
         prediction=result["prediction"],
-        missing=result["missing"],
-        out_of_range=result["out_of_range"],
-        out_of_list=result["out_of_list"],
         current_rows=len(current),
         reference_rows=len(reference),
         saved=saved,

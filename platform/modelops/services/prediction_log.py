@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from modelops.config.settings import Settings
-from modelops.serving.prediction_log import read_prediction_log
+from modelops.serving.log_reader import read_prediction_log
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +28,7 @@ def read(
 ) -> pd.DataFrame:
     """Predictions logged in ``[start, end)`` at ``settings.resolved_prediction_log`` (a
     directory of parquet partitioned by date, or a SQL table), oldest first; see
-    :func:`~modelops.serving.prediction_log.read_prediction_log`."""
+    :func:`~modelops.serving.log_reader.read_prediction_log`."""
     return read_prediction_log(
         settings.resolved_prediction_log, start, end, project=project, expand=expand
     )

@@ -12,8 +12,9 @@ Sinks, chosen by the target:
 - a SQLAlchemy URL (``postgresql+psycopg://...``): rows appended to the table
   ``modelops_prediction_log``, created on first use.
 
-Reader: :func:`read_prediction_log` returns the rows of a time range as a DataFrame, with the
-entity key and feature values expanded into columns (what monitoring compares).
+Readers live beside this module, in :mod:`modelops.serving.log_reader`: the rows of a time range
+as a DataFrame (:func:`~modelops.serving.log_reader.read_prediction_log`) or as Arrow columns with
+the JSON decoded in Arrow (:func:`~modelops.serving.log_reader.read_log`, what monitoring reads).
 
 It lives here rather than in ``modelops.services`` because the Bento imports it: a service image
 carries the serving package and nothing of the platform's CLI or ledger.
@@ -30,13 +31,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from modelops.core.scorer import Scorer
     from modelops.serving.policy import DecisionPolicy
 
@@ -387,100 +386,3 @@ def _score_shadows(batch: list[tuple[PredictionRecord, Shadow | None]]) -> None:
                 record.shadow_decision = shadow.policy.decide(value)
             except Exception:
                 record.shadow_decision = None
-
-
-def _empty_frame() -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame({name: pd.Series(dtype="object") for name in COLUMNS})
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _read_parquet(directory: Path, start: datetime, end: datetime) -> pd.DataFrame:
-    import pyarrow.dataset as ds
-
-    if not directory.is_dir():
-        return _empty_frame()
-    days = []
-    day = start.date()
-    while day <= end.date():
-        days.append(day.isoformat())
-        day += timedelta(days=1)
-    files = [
-        str(path)
-        for d in days
-        if (directory / f"date={d}").is_dir()
-        for path in sorted((directory / f"date={d}").glob("*.parquet"))
-    ]
-    if not files:
-        return _empty_frame()
-    dataset = ds.dataset(files, format="parquet", schema=_arrow_schema())
-    table = dataset.to_table(
-        filter=(ds.field("logged_at") >= start) & (ds.field("logged_at") < end)
-    )
-    return table.to_pandas()
-
-
-def _read_sql(url: str, start: datetime, end: datetime, project: str | None) -> pd.DataFrame:
-    import pandas as pd
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        inspector = sa.inspect(engine)
-        if not inspector.has_table(TABLE):
-            return _empty_frame()
-        table = _table(sa.MetaData())
-        query = sa.select(*(table.c[name] for name in COLUMNS)).where(
-            table.c.logged_at >= start, table.c.logged_at < end
-        )
-        if project is not None:
-            query = query.where(table.c.project == project)
-        with engine.connect() as connection:
-            frame = pd.read_sql(query.order_by(table.c.logged_at), connection)
-    finally:
-        engine.dispose()
-    frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
-    return frame
-
-
-def read_prediction_log(
-    target: str | Path,
-    start: datetime,
-    end: datetime,
-    *,
-    project: str | None = None,
-    expand: bool = True,
-) -> pd.DataFrame:
-    """Predictions logged in ``[start, end)`` (UTC; naive times are taken as UTC), oldest first.
-
-    Args:
-        target: the log's directory or SQLAlchemy URL (settings ``resolved_prediction_log``).
-        project: only this project's rows.
-        expand: add one column per entity key and per feature (from the JSON columns); a name
-            that clashes with a log column gets the prefix ``feature.``.
-    """
-    import pandas as pd
-
-    start, end = _as_utc(start), _as_utc(end)
-    text = str(target)
-    if "://" in text:
-        frame = _read_sql(text, start, end, project)
-    else:
-        frame = _read_parquet(Path(text), start, end)
-        if project is not None and len(frame):
-            frame = frame[frame["project"] == project]
-    frame = frame.sort_values("logged_at", kind="stable").reset_index(drop=True)
-    if not expand or frame.empty:
-        return frame
-    expanded: dict[str, list[Any]] = {}
-    for name in ("entity", "features"):
-        parsed = [json.loads(v) if isinstance(v, str) else {} for v in frame[name]]
-        keys = list(dict.fromkeys(k for values in parsed for k in values))
-        for key in keys:
-            column = key if key not in frame.columns and key not in expanded else f"feature.{key}"
-            expanded[column] = [values.get(key) for values in parsed]
-    return pd.concat([frame, pd.DataFrame(expanded, index=frame.index)], axis=1)
