@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -113,16 +113,50 @@ def _run(root: Path, run_id: str, summary: str | None, report: bool) -> Path:
 
 
 def _summary(run_id: str, action: str | None) -> str:
-    return json.dumps(
-        {
-            "run_id": run_id,
-            "project": PROJECT,
-            "environment": "production",
-            "started_at": f"{run_id[:10]}T10:00:00Z" if run_id[0].isdigit() else "2026-01-04",
-            "findings": [{"kind": "performance", "detail": MALICIOUS}],
-            "action": action,
-        }
+    """summary.json as the monitor writes it (``monitor.record.summary``, called for real), with
+    hostile text where a person's words go: the action's reason and the run's notes."""
+    import pandas as pd
+
+    from modelops.core import monitoring as policy
+    from modelops.services.monitor import Reference, record
+
+    started = (
+        datetime.fromisoformat(f"{run_id[:10]}T10:00:00+00:00")
+        if run_id[0].isdigit()
+        else datetime(2026, 1, 4, tzinfo=UTC)
     )
+    tenure = policy.Tenure(
+        moved_by="promote",
+        moved_at=started,
+        first_seen=started,
+        as_of=started,
+        rollback_target=None,
+    )
+    findings = policy.Findings(PROJECT, "production", "1", policy.Quality(rows=120), tenure)
+    actions = (policy.Action(action, MALICIOUS, target="1"),) if action else ()
+    reference = Reference(
+        frame=pd.DataFrame(),
+        profile={"version": "1", "rows": 500, "sampled_rows": 500},
+        path=Path("reference.parquet"),
+    )
+    written = record.summary(
+        run_id,
+        started,
+        started,
+        (started - timedelta(days=1), started),
+        PROJECT,
+        "production",
+        "1",
+        findings,
+        policy.Decision(actions=actions, dry_run=False),
+        reference,
+        None,
+        None,
+        [MALICIOUS],
+        False,
+        {"lineage": 0.1},
+    )
+    return json.dumps(written.dump())
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -448,7 +482,13 @@ def test_a_monitor_actions_run_and_summary_are_read_from_what_the_monitor_writes
     summary.write_text("[1]")
     assert collect.read_summary(summary) == (None, "summary.json is not a JSON object")
     summary.write_text(_summary(RUN_OK, None))
-    assert collect.read_summary(summary) == (json.loads(_summary(RUN_OK, None)), None)
+    read, problem = collect.read_summary(summary)
+    assert problem is None and read is not None
+    assert read.dump() == json.loads(_summary(RUN_OK, None))
+    summary.write_text(json.dumps({"run_id": RUN_OK, "findings": []}))
+    assert collect.read_summary(summary)[1] == (
+        "summary.json is not a monitor summary: project: Field required"
+    )
 
 
 def test_runs_an_action_names_are_kept_beyond_the_newest(

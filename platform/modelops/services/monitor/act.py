@@ -187,22 +187,21 @@ def gitops(
     ``modelops deploy`` do; a failure is reported, never raised (the ledger is the truth and
     ``modelops deploy`` writes the commit later)."""
     from modelops.services import deploy
+    from modelops.services.workflows.promotion import deploy_reported
 
+    if rollback is None:
+        return deploy_reported(settings, project, environment, actor, push)
     try:
-        if rollback is not None:
-            result = deploy.record_rollback(
-                settings,
-                project,
-                environment,
-                from_version=rollback.get("from_version"),
-                to_version=str(rollback["to_version"]),
-                reason=reason,
-                actor=actor,
-                push=push,
-            )
-        else:
-            result = deploy.deploy(settings, project, environment, actor=actor, push=push)
+        result = deploy.record_rollback(
+            settings,
+            project,
+            environment,
+            from_version=rollback.get("from_version"),
+            to_version=str(rollback["to_version"]),
+            reason=reason,
+            actor=actor,
+            push=push,
+        )
     except ModelopsError as exc:
         return f"GitOps not updated ({exc}); run 'modelops deploy {project} --env {environment}'"
-    commit = getattr(result, "commit", None)
-    return f"GitOps commit {commit[:12]}" if commit else "GitOps already up to date"
+    return f"GitOps commit {result.commit[:12]}" if result.commit else "GitOps already up to date"

@@ -164,65 +164,71 @@ def _gate_and_promote(
     actor: str,
     push: bool,
 ) -> Walk:
-    """Gate, then promote like the promote workflow: through every environment below
+    """Gate, then promote on the platform's one promotion path
+    (:func:`modelops.services.workflows.promotion.walk`): through every environment below
     ``environment`` (automatic where the project's ``auto_promote_staging`` allows and no
     approval is needed), then the verdict against ``environment``; a pass is promoted there
     only with ``auto_promote_production`` and no approval needed, else it waits as a pending
     promotion. The candidate is gated first and the baseline only if the candidate fails its
-    first gate. ``judged``: the settings the gate judges with (the retraining's own windows)."""
-    from modelops.services import gate, promote
+    first gate. A gate that cannot be evaluated counts as failed. ``judged``: the settings the
+    gate judges with (the retraining's own windows)."""
+    from modelops.services.workflows import promotion
 
     spec = project.spec
-    name = spec.name
     order = list(settings.environments)
     targets = [*order[: order.index(environment)], environment]
     needs_approval = set(approval_required(settings, project))
-    walk = Walk()
-    verdicts, promotions = walk.verdicts, walk.promotions
-    for version in (trained.candidate.version, trained.baseline.version):
-        verdicts.append(_gate(gate, judged, name, version, targets[0], as_of, actor))
-        if verdicts[-1]["passed"]:
-            walk.chosen = version
-            break
-    if walk.chosen is None:
-        walk.stopped = f"no retrained version passed the gate against {targets[0]}"
-        return walk
-    chosen = walk.chosen
-    for position, env in enumerate(targets):
-        if position:
-            verdicts.append(_gate(gate, judged, name, chosen, env, as_of, actor))
-            if not verdicts[-1]["passed"]:
-                walk.stopped = f"v{chosen} failed the gate against {env}: {verdicts[-1]['failed']}"
-                break
+    waits: dict[str, str] = {}
+    for env in targets:
         automatic = (
             spec.monitoring.auto_promote_production
             if env == environment
             else spec.promotion.auto_promote_staging
         )
         if env in needs_approval or not automatic:
-            why = "needs an approval" if env in needs_approval else "automatic promotion is off"
-            walk.pending = {
-                "version": chosen,
-                "environment": env,
-                "verdict_id": verdicts[-1]["id"],
-                "source": "retrain",
-                "why": why,
-            }
-            walk.stopped = f"v{chosen} passed the gate against {env}; {env} {why}: pending"
-            break
-        reason = (
-            f"{run_tag}: retrained ({action.reason}); passed the gate (verdict "
-            f"{verdicts[-1]['id']})"
-        )
-        try:
-            move = promote.promote(
-                settings, name, chosen, env, approver=actor, reason=reason[:2000]
+            waits[env] = (
+                "needs an approval" if env in needs_approval else "automatic promotion is off"
             )
-        except promote.AliasLagError as exc:
-            promotions.append({"environment": env, "version": chosen, "alias_lags": str(exc)})
-        else:
-            promotions.append({"environment": env, "version": chosen, "ledger_seq": move.entry.seq})
-        walk.gitops.append(f"{env}: {gitops(settings, name, env, actor, push)}")
+
+    def reason(version: str, env: str, step: promotion.GateStep) -> str:
+        said = (
+            f"{run_tag}: retrained ({action.reason}); passed the gate (verdict {step.verdict_id})"
+        )
+        return said[:2000]
+
+    result = promotion.walk(
+        settings,
+        spec.name,
+        promotion.WalkOptions(
+            target=environment,
+            candidates=[trained.candidate.version, trained.baseline.version],
+            reason=reason,
+            actor=actor,
+            waits=waits,
+            gate_errors_fail=True,
+            tolerate_alias_lag=True,
+            as_of=as_of,
+            gate_settings=judged,
+            after_move=lambda env, _: f"{env}: {gitops(settings, spec.name, env, actor, push)}",
+        ),
+    )
+    walk = Walk(
+        chosen=result.chosen,
+        verdicts=[g.as_details() for g in result.gates],
+        promotions=[m.as_details() for m in result.moves],
+        gitops=[m.after for m in result.moves if m.after],
+        stopped=result.stopped,
+    )
+    if result.chosen is None:
+        walk.stopped = f"no retrained version passed the gate against {targets[0]}"
+    if result.pending is not None:
+        walk.pending = {
+            "version": result.pending.version,
+            "environment": result.pending.environment,
+            "verdict_id": result.pending.verdict_id,
+            "source": "retrain",
+            "why": result.pending.why,
+        }
     return walk
 
 
@@ -298,31 +304,3 @@ def _recorded(
         summary,
         exit_code=promote.AliasLagError.exit_code if lagging else None,
     )
-
-
-def _gate(
-    gate: Any,
-    settings: Settings,
-    project: str,
-    version: str,
-    env: str,
-    as_of: datetime,
-    actor: str,
-) -> dict[str, Any]:
-    try:
-        verdict = gate.validate(settings, project, version, against=env, as_of=as_of, actor=actor)
-    except ModelopsError as exc:
-        return {
-            "version": version,
-            "environment": env,
-            "id": None,
-            "passed": False,
-            "failed": f"could not evaluate: {exc}",
-        }
-    return {
-        "version": version,
-        "environment": env,
-        "id": verdict.id,
-        "passed": verdict.passed,
-        "failed": ", ".join(verdict.failed_rules),
-    }

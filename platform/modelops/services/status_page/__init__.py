@@ -27,7 +27,7 @@ names its files.
 from __future__ import annotations
 
 from modelops.integrations.gitops import LoggedCommit as GitCommit
-from modelops.services.monitor import monitoring_dir
+from modelops.services.monitor.reference import monitoring_dir
 from modelops.services.status_page.collect import (
     GATE_AND_MOVES,
     GITOPS_COMMITS,

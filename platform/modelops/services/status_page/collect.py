@@ -2,7 +2,7 @@
 
 The ledger (entries and the chain's verification), the MLflow registry (versions and aliases),
 the gate verdicts recorded whole in validate entries, the monitoring runs under
-:func:`modelops.services.monitor.monitoring_dir` and the GitOps repository's commits. A source
+:func:`modelops.services.monitor.reference.monitoring_dir` and the GitOps repository's commits. A source
 that is missing becomes an empty part; a source that fails becomes a warning, except the ledger.
 
 What a monitor records is read in one place each: :func:`monitor_run_id` and
@@ -23,8 +23,9 @@ from modelops.config.project import available_projects
 from modelops.config.settings import Settings
 from modelops.core.errors import ModelopsError
 from modelops.core.ledger import RecordedEntry
+from modelops.core.monitor_record import MonitorSummary
 from modelops.integrations.gitops import GitOpsError, GitOpsRepo, LoggedCommit
-from modelops.services.monitor import monitoring_dir
+from modelops.services.monitor.reference import monitoring_dir
 from modelops.services.status_page.paths import gate_page
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class MonitoringRun:
     project: str
     run_id: str
     source: Path
-    summary: dict[str, Any] | None
+    summary: MonitorSummary | None
     problem: str | None
     page: str = ""
     report: str | None = None
@@ -88,8 +89,7 @@ class MonitoringRun:
 
     @property
     def started_at(self) -> str:
-        value = (self.summary or {}).get("started_at")
-        return str(value) if value is not None else ""
+        return self.summary.started_at if self.summary is not None else ""
 
     @property
     def sort_key(self) -> tuple[str, float]:
@@ -158,8 +158,13 @@ def monitor_evidence(entry: RecordedEntry) -> Any:
     return entry.details.get("evidence")
 
 
-def read_summary(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """A run's ``summary.json`` as a mapping, or None and one line saying why not."""
+def read_summary(path: Path) -> tuple[MonitorSummary | None, str | None]:
+    """A run's ``summary.json`` as the monitor's typed record
+    (:class:`~modelops.core.monitor_record.MonitorSummary`), or None and one line saying why
+    not: no file, unreadable, not a JSON object, or not what the monitor writes (the first
+    field that differs)."""
+    from pydantic import ValidationError
+
     if not path.is_file():
         return None, "no summary.json"
     try:
@@ -168,7 +173,12 @@ def read_summary(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"summary.json unreadable: {error}"
     if not isinstance(loaded, dict):
         return None, "summary.json is not a JSON object"
-    return loaded, None
+    try:
+        return MonitorSummary.model_validate(loaded), None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        return None, f"summary.json is not a monitor summary: {where}: {first['msg']}"
 
 
 # ----------------------------------------------------------------------------- collect
