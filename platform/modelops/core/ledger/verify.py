@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from modelops.core.ledger.chain import content_json, format_anchor, parse_anchor
 from modelops.core.ledger.holders import HolderReplay, compare_holders
@@ -83,10 +84,7 @@ def verify_chain(
     checked = 0
     last_seq, last_hash = 0, GENESIS_HASH
     anchor_found = False
-    sha256, new_hmac, digest = hashlib.sha256, hmac.new, hashlib.sha256
-    keyed_from = hmac_from if hmac_from is not None else 1 << 62
-    infer = infer_hmac_from and key is not None and hmac_from is None
-    infer_key = key or b""
+    hashes = _Hashes(key, hmac_from, infer_hmac_from)
     for row in rows:
         checked += 1
         seq = row.seq
@@ -100,41 +98,9 @@ def verify_chain(
         if row.action not in ACTIONS or not row.details.startswith("{"):
             problems.add(f"entry {seq}: content is not a valid entry (edited?)")
         else:
-            content = content_json(
-                seq=seq,
-                at=row.at,
-                action=row.action,
-                project=row.project,
-                environment=row.environment,
-                actor=row.actor,
-                reason=row.reason,
-                from_version=row.from_version,
-                to_version=row.to_version,
-                verdict_id=row.verdict_id,
-                details=row.details,
-                prev_hash=row.prev_hash,
-            )
-            if seq >= keyed_from:
-                assert key is not None
-                expected = new_hmac(
-                    key, (row.prev_hash + content).encode("utf-8"), digest
-                ).hexdigest()
-                if not hmac.compare_digest(expected, row.hash):
-                    problems.add(
-                        f"entry {seq}: HMAC does not match its content (edited, or forged "
-                        "without the key?)"
-                    )
-            elif sha256(content.encode("utf-8")).hexdigest() != row.hash:
-                if infer and hmac.compare_digest(
-                    new_hmac(
-                        infer_key, (row.prev_hash + content).encode("utf-8"), digest
-                    ).hexdigest(),
-                    row.hash,
-                ):
-                    keyed_from = seq  # the head that said so is gone: keyed from here on
-                    hmac_from = seq
-                else:
-                    problems.add(f"entry {seq}: content does not match its hash (edited?)")
+            wrong = hashes.problem(row)
+            if wrong:
+                problems.add(wrong)
             if row.action in TRANSITIONS:
                 replay.feed(row)
         if anchor_at is not None and seq == anchor_at[0]:
@@ -146,42 +112,13 @@ def verify_chain(
                 )
         last_seq, last_hash = seq, row.hash
 
-    if head is None:
-        problems.add(
-            f"entry {last_seq}: the ledger head row is missing (deleted?)"
-            if checked
-            else "the ledger head row is missing (deleted?)"
-        )
-    elif head[0] > last_seq:
-        problems.add(
-            f"{_span(last_seq + 1, head[0])} missing at the end: the head records entry "
-            f"{head[0]} (deleted?)"
-        )
-    elif head[0] < last_seq:
-        problems.add(
-            f"entry {last_seq}: not recorded in the head, which ends at entry {head[0]} "
-            "(written outside the ledger?)"
-        )
-    elif head[1] != last_hash:
-        problems.add(f"entry {last_seq}: hash does not match the head's (edited?)")
-    if anchor_at is not None and anchor_at[0] > 0 and not anchor_found:
-        problems.add(
-            f"ledger truncated or rewritten before anchor {anchor_at[0]}: entry {anchor_at[0]} "
-            f"is missing (the ledger ends at entry {last_seq})"
-        )
-    if anchor_at is not None and anchor_at[0] == 0 and anchor_at[1] != GENESIS_HASH:
-        problems.add("ledger anchor 0 must carry the genesis hash (64 zeros)")
-    if key is not None and hmac_from is None and checked and head is not None:
-        problems.add(
-            f"the ledger is not HMAC-keyed: {_span(1, last_seq)} are plain SHA-256, which anyone "
-            "able to write the database can recompute (switch explicitly: "
-            "modelops ledger enable-hmac)"
-        )
-    if key is not None and hmac_from is not None and hmac_from > last_seq + 1:
-        problems.add(
-            f"the head says the chain is keyed from entry {hmac_from}, after its last entry "
-            f"{last_seq} (head edited?)"
-        )
+    end = _End(last_seq, last_hash, checked, anchor_found)
+    for line in _head_problems(head, end):
+        problems.add(line)
+    for line in _anchor_problems(anchor_at, end):
+        problems.add(line)
+    for line in _key_problems(key, hashes.hmac_from, head is not None, end):
+        problems.add(line)
     for line in replay.problems:
         problems.add(line)
     for line in compare_holders(holders, replay.holders):
@@ -192,5 +129,123 @@ def verify_chain(
         checked=checked,
         problems=lines,
         anchor=format_anchor(last_seq, last_hash),
-        keyed_from=hmac_from,
+        keyed_from=hashes.hmac_from,
     )
+
+
+class _Hashes:
+    """Each row's hash against its content: plain SHA-256 before ``hmac_from``, HMAC-SHA256
+    under ``key`` from it on.
+
+    With ``infer`` (the head that records ``hmac_from`` is lost) and a key, the first row whose
+    hash is a valid HMAC under ``key`` sets ``hmac_from``: the chain is keyed from there on.
+    """
+
+    def __init__(self, key: bytes | None, hmac_from: int | None, infer: bool) -> None:
+        self.key = key
+        self.hmac_from = hmac_from
+        self.keyed_from = hmac_from if hmac_from is not None else 1 << 62
+        self.infer = infer and key is not None and hmac_from is None
+
+    def problem(self, row: ChainRow) -> str:
+        """What is wrong with ``row``'s hash, "" when nothing is."""
+        seq = row.seq
+        content = content_json(
+            seq=seq,
+            at=row.at,
+            action=row.action,
+            project=row.project,
+            environment=row.environment,
+            actor=row.actor,
+            reason=row.reason,
+            from_version=row.from_version,
+            to_version=row.to_version,
+            verdict_id=row.verdict_id,
+            details=row.details,
+            prev_hash=row.prev_hash,
+        )
+        if seq >= self.keyed_from:
+            assert self.key is not None
+            if hmac.compare_digest(_keyed(self.key, row.prev_hash, content), row.hash):
+                return ""
+            return (
+                f"entry {seq}: HMAC does not match its content (edited, or forged without the key?)"
+            )
+        if hashlib.sha256(content.encode("utf-8")).hexdigest() == row.hash:
+            return ""
+        if self.infer and hmac.compare_digest(
+            _keyed(self.key or b"", row.prev_hash, content), row.hash
+        ):
+            self.keyed_from = self.hmac_from = seq  # the head that said so is gone
+            return ""
+        return f"entry {seq}: content does not match its hash (edited?)"
+
+
+def _keyed(key: bytes, prev_hash: str, content: str) -> str:
+    return hmac.new(key, (prev_hash + content).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class _End(NamedTuple):
+    """Where the stored rows ended: the last seq and hash, how many rows, whether the anchor's
+    seq was among them."""
+
+    last_seq: int
+    last_hash: str
+    checked: int
+    anchor_found: bool
+
+
+def _head_problems(head: tuple[int, str] | None, end: _End) -> list[str]:
+    """The head row against the last stored entry: missing, ahead, behind or another hash."""
+    last_seq = end.last_seq
+    if head is None:
+        if end.checked:
+            return [f"entry {last_seq}: the ledger head row is missing (deleted?)"]
+        return ["the ledger head row is missing (deleted?)"]
+    if head[0] > last_seq:
+        return [
+            f"{_span(last_seq + 1, head[0])} missing at the end: the head records entry "
+            f"{head[0]} (deleted?)"
+        ]
+    if head[0] < last_seq:
+        return [
+            f"entry {last_seq}: not recorded in the head, which ends at entry {head[0]} "
+            "(written outside the ledger?)"
+        ]
+    if head[1] != end.last_hash:
+        return [f"entry {last_seq}: hash does not match the head's (edited?)"]
+    return []
+
+
+def _anchor_problems(anchor_at: tuple[int, str] | None, end: _End) -> list[str]:
+    """An anchor whose entry is gone, or a genesis anchor with another hash (an anchor whose
+    entry is there but changed is reported with that entry)."""
+    if anchor_at is None:
+        return []
+    problems = []
+    if anchor_at[0] > 0 and not end.anchor_found:
+        problems.append(
+            f"ledger truncated or rewritten before anchor {anchor_at[0]}: entry {anchor_at[0]} "
+            f"is missing (the ledger ends at entry {end.last_seq})"
+        )
+    if anchor_at[0] == 0 and anchor_at[1] != GENESIS_HASH:
+        problems.append("ledger anchor 0 must carry the genesis hash (64 zeros)")
+    return problems
+
+
+def _key_problems(key: bytes | None, hmac_from: int | None, has_head: bool, end: _End) -> list[str]:
+    """A key given for a plain chain, or a head keyed from after the last entry."""
+    if key is None:
+        return []
+    if hmac_from is None and end.checked and has_head:
+        return [
+            f"the ledger is not HMAC-keyed: {_span(1, end.last_seq)} are plain SHA-256, which "
+            "anyone able to write the database can recompute (switch explicitly: "
+            "modelops ledger enable-hmac)"
+        ]
+    if hmac_from is not None and hmac_from > end.last_seq + 1:
+        return [
+            f"the head says the chain is keyed from entry {hmac_from}, after its last entry "
+            f"{end.last_seq} (head edited?)"
+        ]
+    return []
