@@ -43,7 +43,9 @@ from modelops.core.metrics import (
     segment_rows,
 )
 from modelops.core.scorer import PIPELINE
-from modelops.core.stats import decide, paired_interval, segment_decisions
+from modelops.core.stats.decide import decide
+from modelops.core.stats.interval import paired_interval
+from modelops.core.stats.segments import segment_decisions
 from modelops.core.verdict import Verdict, inputs_key
 from modelops.integrations import feast as feast_io
 from modelops.integrations import git as git_io
