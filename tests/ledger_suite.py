@@ -109,7 +109,7 @@ def forge(
     """
     from sqlalchemy import insert, select, update
 
-    _, ledger_table, _, head = database._schema()
+    _, ledger_table, _, head = database.schema.tables()
     with tampering(url) as conn:
         if prev is None:
             last_seq, last_hash = conn.execute(
@@ -139,7 +139,7 @@ def rechain(url: str, *, keep: int | None = None) -> None:
     dropping the rest), head included: what an attacker without the key can do to any chain."""
     from sqlalchemy import delete, select, update
 
-    _, ledger_table, _, head = database._schema()
+    _, ledger_table, _, head = database.schema.tables()
     with tampering(url) as conn:
         rows = conn.execute(select(ledger_table).order_by(ledger_table.c.seq)).all()
         conn.execute(delete(ledger_table))

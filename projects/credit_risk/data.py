@@ -45,13 +45,13 @@ from modelops.core.synthetic import (
     SECOND_US,
     GeneratedTable,
     Window,
-    atomic_tables,
     categorical,
     chunk_bounds,
     rng,
     sigmoid,
     timestamp_type,
 )
+from modelops.integrations.parquet import atomic_tables
 
 if TYPE_CHECKING:
     import numpy as np

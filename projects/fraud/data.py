@@ -40,12 +40,12 @@ from modelops.core.synthetic import (
     SECOND_US,
     GeneratedTable,
     Window,
-    atomic_tables,
     categorical,
     chunk_bounds,
     rng,
     timestamp_type,
 )
+from modelops.integrations.parquet import atomic_tables
 
 if TYPE_CHECKING:
     import numpy as np

@@ -132,7 +132,7 @@ def build(url: str, count: int) -> float:
     started = time.perf_counter()
     builder = Ledger(url, key=KEY, lock_timeout_s=3600)
     assert builder.head() == (0, chain.GENESIS_HASH)
-    _, _, _, head = database._schema()
+    _, _, _, head = database.schema.tables()
     last: tuple[Any, ...] = ()
     with builder._write() as conn:  # the ledger's own write path: head guard passes
         raw = conn.connection.dbapi_connection
@@ -197,7 +197,7 @@ def worker(url: str) -> dict[str, Any]:
 
     ledger = Ledger(url, key=KEY, lock_timeout_s=3600)
     ledger.head()  # connect and check the schema before measuring
-    _, table, _, _ = database._schema()
+    _, table, _, _ = database.schema.tables()
     columns = [
         type_coerce(table.c.at, String) if name == "at" else table.c[name] for name in COLUMNS
     ]
@@ -207,7 +207,7 @@ def worker(url: str) -> dict[str, Any]:
     started = time.perf_counter()
     rows = 0
     with ledger._read(snapshot=True) as conn:
-        cursor = conn.execution_options(yield_per=database._STREAM_BATCH).execute(
+        cursor = conn.execution_options(yield_per=database.ledger_store._STREAM_BATCH).execute(
             select(*columns).order_by(table.c.seq)
         )
         for _ in cursor:

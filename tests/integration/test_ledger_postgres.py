@@ -37,18 +37,18 @@ def test_verify_detects_an_edit_after_the_trigger_is_dropped(url: str) -> None:
 def test_timeouts_and_the_writer_pass_last_one_transaction(url: str) -> None:
     ledger = Ledger(url, lock_timeout_s=2)
     ledger.append(LedgerEntry("validate", PROJECT, ENV, actor="ci"))
-    with ledger._write() as conn:
+    with ledger._db.write() as conn:
         settings = conn.exec_driver_sql(
             "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
             "current_setting('modelops.writer', true)"
         ).one()
     assert tuple(settings) == ("2s", "2s", "ledger")
-    with ledger._read() as conn:
+    with ledger._db.read() as conn:
         settings = conn.exec_driver_sql(
             "SELECT current_setting('lock_timeout'), current_setting('modelops.writer', true)"
         ).one()
     assert tuple(settings) == ("2s", "")
-    engine = ledger._engine()
+    engine = ledger._db.engine()
     with engine.connect() as conn:  # a pooled connection, outside the ledger's transactions
         settings = conn.exec_driver_sql(
             "SELECT current_setting('lock_timeout'), current_setting('modelops.writer', true)"

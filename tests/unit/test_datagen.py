@@ -21,6 +21,7 @@ from modelops.config.settings import Settings
 from modelops.core import synthetic
 from modelops.core.errors import ConfigError, DataError, ProjectNotFoundError
 from modelops.core.plugins import DataModule, check_data_module
+from modelops.integrations import parquet
 from modelops.services import data
 
 TOY = '''"""A third project's example data: one table of events with a 0/1 label."""
@@ -34,10 +35,10 @@ from modelops.core.synthetic import (
     SECOND_US,
     GeneratedTable,
     Window,
-    atomic_tables,
     rng,
     timestamp_type,
 )
+from modelops.integrations.parquet import atomic_tables
 
 DEFAULT_WINDOW = (date(2025, 1, 1), date(2025, 3, 31))
 DEFAULT_ROWS = 1_000
@@ -168,7 +169,7 @@ def _schema() -> dict[str, pa.Schema]:
 def test_tables_are_written_in_chunks_and_land_together(tmp_path: Path) -> None:
     import numpy as np
 
-    with synthetic.atomic_tables(tmp_path / "out", _schema()) as writers:
+    with parquet.atomic_tables(tmp_path / "out", _schema()) as writers:
         for lo, hi in synthetic.chunk_bounds(5, 2):
             stamps = np.arange(lo, hi) * synthetic.SECOND_US
             writers["a"].write({"event_timestamp": stamps, "x": np.arange(lo, hi)})
@@ -197,13 +198,13 @@ def test_a_failure_or_an_empty_table_leaves_previous_files_untouched(tmp_path: P
     (tmp_path / "b.parquet").write_bytes(b"previous b")
     with (
         pytest.raises(RuntimeError, match="disk on fire"),
-        synthetic.atomic_tables(tmp_path, _schema()) as writers,
+        parquet.atomic_tables(tmp_path, _schema()) as writers,
     ):
         writers["a"].write({"event_timestamp": np.array([1]), "x": np.array([1])})
         raise RuntimeError("disk on fire")
     with (
         pytest.raises(DataError, match="b: no rows generated"),
-        synthetic.atomic_tables(tmp_path, _schema()) as writers,
+        parquet.atomic_tables(tmp_path, _schema()) as writers,
     ):
         writers["a"].write({"event_timestamp": np.array([1]), "x": np.array([1])})
     assert (tmp_path / "a.parquet").read_bytes() == b"previous a"

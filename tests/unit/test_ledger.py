@@ -114,7 +114,7 @@ def test_the_known_revisions_are_the_migrations_shipped() -> None:
     assert script.get_current_head() == database.HEAD_REVISION
 
 
-# ------------------------------------------------------------------ core/ledger.py (pure)
+# ------------------------------------------------------------------ core/ledger/ (pure)
 
 
 def _recorded(**overrides: object) -> chain.RecordedEntry:

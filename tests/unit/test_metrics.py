@@ -20,7 +20,6 @@ from modelops.core.metrics import (
     classification_metrics,
     direction,
     expected_calibration_error,
-    paired_bootstrap_interval,
     score_order,
     segment_metrics,
     segment_metrics_of_rows,
@@ -228,26 +227,6 @@ def test_segment_rows_give_the_groupby_segments_for_every_model() -> None:
         assert {c: list(v) for c, v in got.items()} == {c: list(v) for c, v in want.items()}
         assert got == want
         assert segment_metrics(frame.assign(s=scores), columns, "y", "s", 0.5, COSTS) == want
-
-
-def test_paired_bootstrap_interval_brackets_noise_and_separates_real_gains() -> None:
-    rng = np.random.default_rng(3)
-    y = rng.binomial(1, 0.2, 3000)
-    signal = y + rng.normal(0, 1.0, 3000)
-    weak = y + rng.normal(0, 3.0, 3000)
-
-    same = paired_bootstrap_interval("roc_auc", y, signal, signal)
-    assert same == (0.0, 0.0)
-
-    better = paired_bootstrap_interval("roc_auc", y, signal, weak)
-    assert better is not None and 0 < better[0] < better[1]
-
-    tiny = paired_bootstrap_interval("pr_auc", y, signal, signal + rng.normal(0, 0.01, 3000))
-    assert tiny is not None and tiny[0] < 0 < tiny[1]  # a negligible change is within noise
-
-    assert paired_bootstrap_interval("roc_auc", y, signal, weak, seed=1) != better
-    assert paired_bootstrap_interval("roc_auc", y, signal, weak) == better  # seeded
-    assert paired_bootstrap_interval("recall", y, signal, weak) is None  # needs a threshold
 
 
 def test_metric_names_are_listed_once() -> None:

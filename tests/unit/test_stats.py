@@ -8,14 +8,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelops.core import stats
-from modelops.core.metrics import CostModel, classification_metrics, score_order
+from modelops.core.metrics import (
+    DIRECTION,
+    THRESHOLD_METRICS,
+    CostModel,
+    classification_metrics,
+    score_order,
+)
 from modelops.core.stats import (
+    THRESHOLD_FREE,
     Interval,
+    bca,
     bootstrap_pvalue,
     decide,
     holm,
     holm_adjusted,
+    kernels,
     paired_bootstrap,
     paired_interval,
     segment_decisions,
@@ -23,7 +31,7 @@ from modelops.core.stats import (
 )
 
 COSTS = CostModel(false_negative=10.0, false_positive=1.0)
-ALL_METRICS = stats.THRESHOLD_FREE + stats.THRESHOLD_METRICS
+ALL_METRICS = THRESHOLD_FREE + THRESHOLD_METRICS
 
 
 def _models(n: int, seed: int = 0, prevalence: float = 0.2) -> tuple[np.ndarray, ...]:
@@ -55,7 +63,7 @@ def test_resample_kernels_equal_classification_metrics_on_the_drawn_rows(
     s = good if rounding is None else np.round(good, rounding)
     rows = rng.integers(0, n, (6, n))
     for metric in ALL_METRICS:
-        kernel = stats._Kernel(metric, y, s, 0.3, COSTS)
+        kernel = kernels.Kernel(metric, y, s, 0.3, COSTS)
         got = kernel.resampled(rows)
         for b in range(len(rows)):
             drawn = np.sort(rows[b])
@@ -69,7 +77,7 @@ def test_leave_one_out_values_equal_the_metric_without_that_row(rounding: int | 
     y, good, _ = _models(120, seed=4)
     s = good if rounding is None else np.round(good, rounding)
     for metric in ALL_METRICS:
-        left_out = stats._Kernel(metric, y, s, 0.3, COSTS).without(np.arange(len(y)))
+        left_out = kernels.Kernel(metric, y, s, 0.3, COSTS).without(np.arange(len(y)))
         for i in range(len(y)):
             rest = np.delete(np.arange(len(y)), i)
             want = classification_metrics(y[rest], s[rest], 0.3, COSTS)[metric]
@@ -79,11 +87,11 @@ def test_leave_one_out_values_equal_the_metric_without_that_row(rounding: int | 
 def test_jackknife_resamples_are_recognised_and_others_are_not() -> None:
     n = 50
     jackknife = np.array([np.delete(np.arange(n), i) for i in (0, 17, 49)])
-    assert stats._jackknifed(jackknife, n).tolist() == [0, 17, 49]
+    assert kernels.jackknifed(jackknife, n).tolist() == [0, 17, 49]
     duplicated = jackknife.copy()
     duplicated[1, 5] = duplicated[1, 4]  # n - 1 rows, but one drawn twice
-    assert stats._jackknifed(duplicated, n) is None
-    assert stats._jackknifed(np.random.default_rng(0).integers(0, n, (3, n)), n) is None
+    assert kernels.jackknifed(duplicated, n) is None
+    assert kernels.jackknifed(np.random.default_rng(0).integers(0, n, (3, n)), n) is None
 
 
 def _scipy_bca(metric: str, y: np.ndarray, cand: np.ndarray, ref: np.ndarray) -> Any:
@@ -133,9 +141,11 @@ def test_bca_bounds_are_scipys_bit_for_bit_with_the_same_statistic(
 
     y, good, weak = _models(400, seed=22)
     cand = good if rounding is None else np.round(good, rounding)
-    sign = stats.DIRECTION[metric]
-    statistic = stats._Gain(
-        stats._Kernel(metric, y, cand, 0.3, COSTS), stats._Kernel(metric, y, weak, 0.4, COSTS), sign
+    sign = DIRECTION[metric]
+    statistic = kernels.Gain(
+        kernels.Kernel(metric, y, cand, 0.3, COSTS),
+        kernels.Kernel(metric, y, weak, 0.4, COSTS),
+        sign,
     )
     scipy_bca = bootstrap(
         (np.arange(len(y)),),
@@ -147,7 +157,7 @@ def test_bca_bounds_are_scipys_bit_for_bit_with_the_same_statistic(
         random_state=np.random.default_rng(0),
     )
     distribution = np.asarray(scipy_bca.bootstrap_distribution)
-    low, high = stats._bca_bounds(
+    low, high = bca.bca_bounds(
         distribution, float(statistic(np.arange(len(y)))), statistic.jackknife(), 0.95
     )
     assert (low, high) == (scipy_bca.confidence_interval.low, scipy_bca.confidence_interval.high)
@@ -162,13 +172,13 @@ def test_degenerate_bca_gives_nan_bounds_where_scipy_does() -> None:
     from scipy.stats import bootstrap
     from scipy.stats._warnings_errors import DegenerateDataWarning
 
-    assert all(math.isnan(v) for v in stats._bca_bounds(np.zeros(100), 0.0, np.zeros(30), 0.95))
+    assert all(math.isnan(v) for v in bca.bca_bounds(np.zeros(100), 0.0, np.zeros(30), 0.95))
     with pytest.warns(DegenerateDataWarning, match="BCa confidence interval cannot be"):
         scipy_bca = bootstrap((np.zeros(30),), np.mean, n_resamples=100, method="BCa")
     assert math.isnan(scipy_bca.confidence_interval.low)
     same = paired_interval("roc_auc", *_models(300, seed=2)[:2], _models(300, seed=2)[1])
     assert same.method == "percentile"
-    assert same.reason.startswith(f"BCa undefined ({stats._BCA_UNDEFINED})")
+    assert same.reason.startswith(f"BCa undefined ({bca.BCA_UNDEFINED})")
 
 
 @pytest.mark.parametrize("metric", ALL_METRICS)

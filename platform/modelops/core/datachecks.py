@@ -1,18 +1,20 @@
-"""Data checks that fail closed: labels, point-in-time joins and feature availability.
+"""Data checks that fail closed: labels, point-in-time joins, feature availability, sources.
 
 Each check raises :class:`~modelops.core.errors.DataError` (or :class:`LabelError`) with one line
 that names what is wrong, where, and what usually causes it; none of them lets doubtful data
-through quietly. Label validation is a pandera schema.
+through quietly. Label validation is a pandera schema. The feature store adapter
+(:mod:`modelops.integrations.feast`) fetches what the availability and source checks need;
+what counts as a problem and how it is worded is decided here.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelops.core.errors import DataError
+from modelops.core.errors import DataError, FeatureStoreError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -215,3 +217,108 @@ def check_availability(
         f"after the prediction time{detail}; stamp each feature row's event_timestamp with the "
         "time it became available"
     )
+
+
+def availability_precheck(
+    view: str, rows: int, *, has_created: bool, source: str | None, source_exists: bool
+) -> AvailabilityResult | None:
+    """The result for a view whose availability needs no query or cannot get one, else None.
+
+    A view without a created-timestamp column is available when its event time says (checked,
+    nothing affected); a view whose source is not a local parquet file (``source`` None) or
+    does not exist cannot be checked.
+    """
+    if not has_created:
+        return AvailabilityResult(
+            view, True, 0, rows, "no created_timestamp column: availability equals event time"
+        )
+    if source is None:
+        return AvailabilityResult(view, False, 0, rows, "source is not a local parquet file")
+    if not source_exists:
+        return AvailabilityResult(view, False, 0, rows, f"source {source} does not exist")
+    return None
+
+
+def availability_unreadable(
+    view: str, rows: int, source: str, error: Exception
+) -> AvailabilityResult:
+    """A view whose source could not be queried: not checked, with the first line of why."""
+    return AvailabilityResult(view, False, 0, rows, f"{source}: {str(error).splitlines()[0]}")
+
+
+def availability_found(
+    view: str,
+    entities: pd.DataFrame,
+    key_columns: Iterable[str],
+    affected: int,
+    example: tuple[int, int, int] | None,
+) -> AvailabilityResult:
+    """The result of a view's query: ``affected`` entity rows were joined with a feature row
+    created after their event time.
+
+    ``example``: (position of one affected entity row, its event time and the joined row's
+    created time, both in ns since the epoch), read when ``affected``.
+    """
+    import pandas as pd
+
+    reason = ""
+    if affected:
+        assert example is not None
+        position, event_ns, created_ns = example
+        key = describe_keys(entities, position, key_columns)
+        reason = (
+            f"e.g. {key} at {pd.Timestamp(event_ns, tz='UTC').isoformat()} "
+            "was joined with a row created at "
+            f"{pd.Timestamp(created_ns, tz='UTC').isoformat()}"
+        )
+    return AvailabilityResult(view, True, affected, len(entities), reason)
+
+
+def describe_keys(entity_frame: pd.DataFrame, position: int, columns: Iterable[str]) -> str:
+    """``company_id=7``: the key values of one entity row, as plain Python values."""
+    row = entity_frame.iloc[position]
+    values = {c: row[c].item() if hasattr(row[c], "item") else row[c] for c in columns}
+    return ", ".join(f"{c}={v!r}" for c, v in values.items())
+
+
+@dataclass(frozen=True)
+class SourceColumns:
+    """A feature view's local source file: the columns the view reads and those the file has.
+
+    ``declared``: (name, role) in the view's names, role e.g. "entity join key" ("" for a
+    feature); ``renamed``: the view's name -> the file's column, from its field mapping;
+    ``source``: the file as shown in messages.
+    """
+
+    source: str
+    view: str
+    declared: Sequence[tuple[str, str]]
+    renamed: Mapping[str, str]
+    columns: Sequence[str]
+
+
+def check_source_columns(sources: Iterable[SourceColumns]) -> None:
+    """Every column a feature view declares exists in its source file (Feast only finds out
+    when a join fails).
+
+    Raises:
+        FeatureStoreError: naming the file, the missing column, the feature view and the
+            columns the file has; the other missing columns in short.
+    """
+    problems: list[tuple[str, str]] = []  # (message, short form)
+    for found in sources:
+        for name, role in found.declared:
+            column = found.renamed.get(name, name)
+            if column in found.columns or name in found.columns:
+                continue
+            kind = f" ({role})" if role else ""
+            problems.append(
+                (
+                    f"{found.source}: column '{column}'{kind} declared by feature view "
+                    f"'{found.view}' is missing (columns: {', '.join(found.columns)})",
+                    f"'{column}' of '{found.view}'",
+                )
+            )
+    if problems:
+        more = "; also missing: " + ", ".join(short for _, short in problems[1:])
+        raise FeatureStoreError(problems[0][0] + (more if len(problems) > 1 else ""))

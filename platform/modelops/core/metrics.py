@@ -343,65 +343,6 @@ def direction(metric: str) -> int:
         ) from None
 
 
-def _threshold_free_metric(name: str) -> Any:
-    """The scikit-learn function for a metric that needs no threshold, else None."""
-    from sklearn.metrics import (
-        average_precision_score,
-        brier_score_loss,
-        log_loss,
-        roc_auc_score,
-    )
-
-    return {
-        "roc_auc": roc_auc_score,
-        "pr_auc": average_precision_score,
-        "log_loss": lambda y, s: log_loss(y, s, labels=[0, 1]),
-        "brier": brier_score_loss,
-    }.get(name)
-
-
-def paired_bootstrap_interval(
-    metric: str,
-    y_true: Any,
-    candidate: Any,
-    reference: Any,
-    *,
-    resamples: int = 200,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float] | None:
-    """Percentile interval of ``metric(candidate) - metric(reference)`` under resampling.
-
-    Superseded by :func:`modelops.core.stats.paired_interval` (BCa interval of the gain, threshold
-    metrics too, subsamples large holdouts instead of giving up); kept until the gate switches.
-
-    Each resample draws the holdout rows with replacement and scores both models on the *same*
-    rows (a paired bootstrap), so the interval reflects how much the difference owes to which rows
-    happened to be in the holdout. None for metrics that need a threshold, or when too few
-    resamples hold both classes.
-    """
-    import numpy as np
-
-    function = _threshold_free_metric(metric)
-    if function is None:
-        return None
-    y, a = _as_arrays(y_true, candidate)
-    b = np.asarray(reference, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    deltas = []
-    for _ in range(resamples):
-        rows = rng.integers(0, len(y), len(y))
-        labels = y[rows]
-        if labels.min() == labels.max():
-            continue
-        deltas.append(function(labels, a[rows]) - function(labels, b[rows]))
-    if len(deltas) < resamples // 2:
-        return None
-    tail = (1 - level) / 2
-    low, high = np.quantile(deltas, [tail, 1 - tail])
-    return float(low), float(high)
-
-
 def describe_in_business_terms(metrics: dict[str, float], event: str) -> str:
     """One sentence a risk manager reads, e.g. 'catches 80% of defaults at a 15% alert rate'."""
     return (

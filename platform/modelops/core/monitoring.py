@@ -34,7 +34,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelops.core.metrics import CostModel, direction
-from modelops.core.stats import DecisionKind, decide, paired_interval
+from modelops.core.stats.decide import DecisionKind, decide
+from modelops.core.stats.interval import paired_interval
 
 ROLLBACK = "rollback"
 PROPOSE = "propose"

@@ -67,12 +67,13 @@ class DataModule(Protocol):
     """A ``data.py``: seeded example event and label tables for the project, with scenarios.
 
     The platform calls it through :func:`modelops.core.synthetic.generate`, which fills in the
-    defaults, validates the arguments and resolves the drift day into ``window``. ``generate``
-    then writes every table into ``out_dir`` and nowhere else (:func:`~modelops.core.synthetic.
-    atomic_tables`), draws all randomness from ``seed`` (:func:`~modelops.core.synthetic.rng`),
-    keeps events before ``window.drift_start`` identical to the ``healthy`` scenario, and returns
-    the tables written with the share of positive labels. An argument only it can judge (a window
-    too short for its data) raises :class:`~modelops.core.errors.DataError` naming the option.
+    defaults, validates the arguments and resolves the drift day into ``window``. ``generate`` then
+    writes every table into ``out_dir`` and nowhere else
+    (:func:`~modelops.integrations.parquet.atomic_tables`), draws all randomness from ``seed``
+    (:func:`~modelops.core.synthetic.rng`), keeps events before ``window.drift_start`` identical to
+    the ``healthy`` scenario, and returns the tables written with the share of positive labels. An
+    argument only it can judge (a window too short for its data) raises
+    :class:`~modelops.core.errors.DataError` naming the option.
     """
 
     DEFAULT_WINDOW: tuple[date, date]

@@ -8,8 +8,9 @@ source and label tables; this module gives it what every generator needs:
   ``drift_start`` and hands the generator a :class:`Window`;
 * **windows**: :class:`Window` measures the event window in seconds from its first day;
 * **randomness**: :func:`rng` gives an independent, reproducible stream per ``(seed, *stream)``;
-* **chunked parquet writing**: :func:`atomic_tables` streams chunks into several tables that land
-  together, so memory stays bounded and a failed run leaves the previous files untouched.
+* **columns**: :func:`categorical`, :func:`timestamp_type` and :func:`chunk_bounds` shape the
+  chunks a generator writes with :func:`modelops.integrations.parquet.atomic_tables` (chunked
+  parquet writing, outside this pure module).
 
 Scenarios inject drift from ``drift_start`` (00:00 UTC; default: the first day of the last third
 of the window, :func:`default_drift_start`). Events before it must be exactly those of the
@@ -19,20 +20,18 @@ healthy scenario with the same seed:
 * ``covariate-drift``: inputs shift; the way labels follow from inputs does not change.
 * ``concept-drift``: inputs stay put; the way labels follow from them changes.
 
-Nothing here does I/O at import, and numpy / pyarrow are imported inside the functions that need
-them. The only files written are those a generator asks for, inside the folder the platform
-passes to :func:`generate`.
+Nothing here does I/O, and numpy / pyarrow are imported inside the functions that need them.
+The only files written are those a generator writes (through
+:mod:`modelops.integrations.parquet`), inside the folder the platform passes to :func:`generate`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modelops.core.errors import DataError
 
@@ -217,68 +216,3 @@ def timestamp_type() -> pa.DataType:
 
 def to_datetime(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
-
-
-class TableWriter:
-    """Streams chunks into ``<name>.parquet.tmp`` and tracks rows and the event-time range."""
-
-    def __init__(self, out_dir: Path, name: str, schema: pa.Schema) -> None:
-        import pyarrow.parquet as pq
-
-        self.name = name
-        self.path = out_dir / f"{name}.parquet"
-        self.tmp = out_dir / f"{name}.parquet.tmp"
-        self.schema = schema
-        self.rows = 0
-        self._min_us: int | None = None
-        self._max_us: int | None = None
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self.tmp, schema)
-
-    def write(self, columns: dict[str, Any]) -> None:
-        """Append one chunk; timestamps are int64 microseconds since the epoch."""
-        import pyarrow as pa
-
-        if self._writer is None:
-            raise RuntimeError(f"{self.name}: writer already closed")
-        events = columns["event_timestamp"]
-        if len(events) == 0:
-            return
-        arrays = [pa.array(columns[field.name], type=field.type) for field in self.schema]
-        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-        low, high = int(events.min()), int(events.max())
-        self._min_us = low if self._min_us is None else min(self._min_us, low)
-        self._max_us = high if self._max_us is None else max(self._max_us, high)
-        self.rows += len(events)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def table(self) -> GeneratedTable:
-        if self._min_us is None or self._max_us is None:
-            raise DataError(f"{self.name}: no rows generated; widen the window or add rows")
-        return GeneratedTable(
-            self.name, self.path, self.rows, to_datetime(self._min_us), to_datetime(self._max_us)
-        )
-
-
-@contextmanager
-def atomic_tables(out_dir: Path, schemas: dict[str, pa.Schema]) -> Iterator[dict[str, TableWriter]]:
-    """Writers for several tables that land together: all files are renamed into place only
-    once every table is complete, and a failure leaves no temporary file behind."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writers: dict[str, TableWriter] = {}
-    try:
-        for name, schema in schemas.items():
-            writers[name] = TableWriter(out_dir, name, schema)
-        yield writers
-        for writer in writers.values():
-            writer.close()
-            writer.table()
-        for writer in writers.values():
-            os.replace(writer.tmp, writer.path)
-    finally:
-        for writer in writers.values():
-            writer.close()
-            writer.tmp.unlink(missing_ok=True)

@@ -14,13 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from modelops.core.datachecks import (
+    AvailabilityResult,
+    SourceColumns,
+    availability_found,
+    availability_precheck,
+    availability_unreadable,
+    check_source_columns,
+    describe_keys,
+)
 from modelops.core.errors import FeatureStoreError, ServiceUnavailableError
 
 if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureService, FeatureStore
 
-    from modelops.core.datachecks import AvailabilityResult
 
 log = logging.getLogger(__name__)
 
@@ -216,14 +224,20 @@ def check_sources(repo_path: Path, contents: Any) -> None:
     in its local source file; Feast only finds out when a join fails.
 
     Reads the parquet schema or the CSV header, never the data. A source that does not exist
-    yet is a warning (materialize skips such views); remote sources are not checked.
+    yet is a warning (materialize skips such views); remote sources are not checked. The check
+    itself is :func:`modelops.core.datachecks.check_source_columns`.
 
     Raises:
         FeatureStoreError: naming the file, the missing column, the feature view and the
             columns the file has.
     """
+    check_source_columns(_sources_columns(repo_path, contents))
+
+
+def _sources_columns(repo_path: Path, contents: Any) -> Iterator[SourceColumns]:
+    """What each feature view with a readable local source reads from it, and the file's
+    columns, one view at a time."""
     join_keys = {e.name: e.join_key for e in contents.entities if not e.name.startswith("__")}
-    problems: list[tuple[str, str]] = []  # (message, short form)
     for view in [*contents.feature_views, *contents.stream_feature_views]:
         path = _local_source(repo_path, view)
         if path is None:
@@ -240,22 +254,13 @@ def check_sources(repo_path: Path, contents: Any) -> None:
         if columns is None:
             continue
         mapping = getattr(view.batch_source, "field_mapping", None) or {}
-        renamed = {new: old for old, new in mapping.items()}
-        for name, role in _declared_columns(view, join_keys):
-            column = renamed.get(name, name)
-            if column in columns or name in columns:
-                continue
-            kind = f" ({role})" if role else ""
-            problems.append(
-                (
-                    f"{_shown(path)}: column '{column}'{kind} declared by feature view "
-                    f"'{view.name}' is missing (columns: {', '.join(columns)})",
-                    f"'{column}' of '{view.name}'",
-                )
-            )
-    if problems:
-        more = "; also missing: " + ", ".join(short for _, short in problems[1:])
-        raise FeatureStoreError(problems[0][0] + (more if len(problems) > 1 else ""))
+        yield SourceColumns(
+            source=_shown(path),
+            view=view.name,
+            declared=_declared_columns(view, join_keys),
+            renamed={new: old for old, new in mapping.items()},
+            columns=columns,
+        )
 
 
 def _explain(exc: Exception, repo: FeatureRepo) -> Exception:
@@ -528,13 +533,6 @@ def _batch_views(store: FeatureStore, service: FeatureService) -> list[_BatchVie
     return views
 
 
-def _describe_keys(entity_frame: pd.DataFrame, position: int, columns: Any) -> str:
-    """``company_id=7``: the key values of one entity row, as plain Python values."""
-    row = entity_frame.iloc[position]
-    values = {c: row[c].item() if hasattr(row[c], "item") else row[c] for c in columns}
-    return ", ".join(f"{c}={v!r}" for c, v in values.items())
-
-
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -715,7 +713,7 @@ def _join_times(
             low, high = np.maximum(low, view_low), np.minimum(high, view_high)
             clash = np.flatnonzero(low > high)
             if clash.size:
-                key = _describe_keys(entity_frame, int(clash[0]), view.keys.values())
+                key = describe_keys(entity_frame, int(clash[0]), view.keys.values())
                 raise FeatureStoreError(
                     f"{view.source or view.name}: column '{view.timestamp}' holds rows that "
                     f"Feast's DuckDB offline store (microsecond precision) cannot tell apart "
@@ -819,14 +817,11 @@ def availability_violations(
     within the view's TTL, ties broken by the latest created time. Views without a created
     column are available when their event time says (checked, nothing affected); views whose
     source is not a local parquet file cannot be checked (``checked=False``, with the reason).
+    DuckDB counts the affected rows; :mod:`modelops.core.datachecks` words the results.
 
     Args:
         entity_frame: the entity key columns and a tz-aware ``event_timestamp``.
     """
-    import pandas as pd
-
-    from modelops.core.datachecks import AvailabilityResult
-
     views = _batch_views(store, service)
     rows = len(entity_frame)
     event_ns = _event_ns(entity_frame)
@@ -835,64 +830,57 @@ def availability_violations(
     try:
         _entities_table(connection, entity_frame, views, event_ns)
         for view in views:
-            if not view.created:
-                results.append(
-                    AvailabilityResult(
-                        view.name,
-                        True,
-                        0,
-                        rows,
-                        "no created_timestamp column: availability equals event time",
-                    )
-                )
+            source = None if view.source is None else str(view.source)
+            known = availability_precheck(
+                view.name,
+                rows,
+                has_created=bool(view.created),
+                source=source,
+                source_exists=view.source is not None and view.source.is_file(),
+            )
+            if known is not None:
+                results.append(known)
                 continue
-            if view.source is None:
-                results.append(
-                    AvailabilityResult(
-                        view.name, False, 0, rows, "source is not a local parquet file"
-                    )
-                )
-                continue
-            if not view.source.is_file():
-                results.append(
-                    AvailabilityResult(
-                        view.name, False, 0, rows, f"source {view.source} does not exist"
-                    )
-                )
-                continue
-            ts, created = _ident(view.timestamp), _ident(view.created)
-            keys = ", ".join(_ident(src) for src in view.keys)
-            expired = "" if view.ttl_ns is None else f"AND s.__f + {view.ttl_ns} >= e.__e"
+            assert source is not None
             try:
-                affected, example, example_created = connection.execute(
-                    f"""
-                    WITH src AS (
-                        SELECT {keys}, epoch_ns({ts}) AS __f, max(epoch_ns({created})) AS __c
-                        FROM read_parquet({_literal(str(view.source))})
-                        WHERE {ts} IS NOT NULL GROUP BY ALL
-                    )
-                    SELECT count(*), min(e.__row), arg_min(s.__c, e.__row)
-                    FROM __entities e
-                    ASOF JOIN src s ON {_on_keys(view, "s")} AND e.__e >= s.__f
-                    WHERE s.__c > e.__e {expired}
-                    """
-                ).fetchall()[0]
+                affected, example, example_created = _created_after_event(connection, view)
             except Exception as exc:
-                reason = f"{view.source}: {str(exc).splitlines()[0]}"
-                results.append(AvailabilityResult(view.name, False, 0, rows, reason))
+                results.append(availability_unreadable(view.name, rows, source, exc))
                 continue
-            reason = ""
+            found = None
             if affected:
-                key = _describe_keys(entity_frame, int(example), view.keys.values())
-                reason = (
-                    f"e.g. {key} at {pd.Timestamp(int(event_ns[example]), tz='UTC').isoformat()} "
-                    "was joined with a row created at "
-                    f"{pd.Timestamp(int(example_created), tz='UTC').isoformat()}"
+                found = (int(example), int(event_ns[example]), int(example_created))
+            results.append(
+                availability_found(
+                    view.name, entity_frame, view.keys.values(), int(affected), found
                 )
-            results.append(AvailabilityResult(view.name, True, int(affected), rows, reason))
+            )
     finally:
         connection.close()
     return results
+
+
+def _created_after_event(connection: Any, view: _BatchView) -> tuple[Any, Any, Any]:
+    """Entity rows whose point-in-time joined row of ``view`` was created after their event
+    time: how many, the first one's position, and that joined row's created time (ns)."""
+    assert view.created is not None and view.source is not None
+    ts, created = _ident(view.timestamp), _ident(view.created)
+    keys = ", ".join(_ident(src) for src in view.keys)
+    expired = "" if view.ttl_ns is None else f"AND s.__f + {view.ttl_ns} >= e.__e"
+    row = connection.execute(
+        f"""
+        WITH src AS (
+            SELECT {keys}, epoch_ns({ts}) AS __f, max(epoch_ns({created})) AS __c
+            FROM read_parquet({_literal(str(view.source))})
+            WHERE {ts} IS NOT NULL GROUP BY ALL
+        )
+        SELECT count(*), min(e.__row), arg_min(s.__c, e.__row)
+        FROM __entities e
+        ASOF JOIN src s ON {_on_keys(view, "s")} AND e.__e >= s.__f
+        WHERE s.__c > e.__e {expired}
+        """
+    ).fetchall()[0]
+    return row[0], row[1], row[2]
 
 
 def online_features(

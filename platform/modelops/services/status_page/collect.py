@@ -2,8 +2,9 @@
 
 The ledger (entries and the chain's verification), the MLflow registry (versions and aliases),
 the gate verdicts recorded whole in validate entries, the monitoring runs under
-:func:`modelops.services.monitor.reference.monitoring_dir` and the GitOps repository's commits. A source
-that is missing becomes an empty part; a source that fails becomes a warning, except the ledger.
+:func:`modelops.services.monitor.reference.monitoring_dir` and the GitOps repository's
+commits. A source that is missing becomes an empty part; a source that fails becomes a warning,
+except the ledger.
 
 What a monitor records is read in one place each: :func:`monitor_run_id` and
 :func:`monitor_evidence` (the ledger details of a monitor action) and :func:`read_summary` (a
