@@ -47,6 +47,25 @@ class Commit:
     message: str
 
 
+@dataclass(frozen=True)
+class LoggedCommit:
+    """One commit of :meth:`GitOpsRepo.history`."""
+
+    sha: str
+    author: str
+    """``name <email>``."""
+    at: str
+    """Author date, ISO 8601."""
+    subject: str
+    body: str
+    files: tuple[str, ...]
+    """The files the commit touched."""
+
+
+_RECORD, _FIELD = "\x1e", "\x1f"
+_LOG_FORMAT = "%x1e%H%x1f%an <%ae>%x1f%aI%x1f%s%x1f%b%x1f"
+
+
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env.update(LC_ALL="C", LANG="C", GIT_TERMINAL_PROMPT="0")
@@ -171,10 +190,61 @@ class GitOpsRepo:
     def head(self) -> Commit:
         return self.commit_at("HEAD")
 
+    def revision(self, rev: str = "HEAD") -> str | None:
+        """The commit ``rev`` names (``HEAD``: the tip of the checked-out branch); None when
+        there is no repository at ``path`` or no such commit (yet). Never raises: cheap enough
+        to poll while a deploy or a rollback writes."""
+        if not (self.path / ".git").exists():
+            return None
+        try:
+            done = _git(
+                self.path, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False
+            )
+        except GitOpsError:
+            return None
+        sha = done.stdout.strip()
+        return sha if done.returncode == 0 and sha else None
+
     def commit_at(self, rev: str) -> Commit:
         done = _git(self.path, "log", "-1", "--format=%H%n%B", rev)
         sha, _, message = done.stdout.partition("\n")
         return Commit(sha=sha.strip(), message=message.strip())
+
+    def history(self, count: int) -> list[LoggedCommit] | None:
+        """The newest ``count`` commits of the checked-out branch, newest first, with the files
+        each touched; None when ``path`` is not a git repository, ``[]`` before the first commit.
+
+        Raises:
+            GitOpsError: git is missing or ``git log`` fails otherwise.
+        """
+        if not self.path.is_dir():
+            return None
+        done = _git(
+            self.path, "log", f"-n{count}", f"--format={_LOG_FORMAT}", "--name-only", check=False
+        )
+        if done.returncode != 0:
+            if "does not have any commits" in done.stderr:
+                return []
+            if "not a git repository" in done.stderr:
+                return None
+            raise GitOpsError(f"GitOps repo {self.path}: 'git log' failed: {_first(done)}")
+        commits: list[LoggedCommit] = []
+        for record in done.stdout.split(_RECORD)[1:]:
+            parts = record.split(_FIELD)
+            if len(parts) < 6:
+                continue
+            sha, author, at, subject, body, files = parts[:6]
+            commits.append(
+                LoggedCommit(
+                    sha=sha.strip(),
+                    author=author,
+                    at=at,
+                    subject=subject,
+                    body=body.strip(),
+                    files=tuple(f for f in files.split("\n") if f.strip()),
+                )
+            )
+        return commits
 
     def trailers(self, rev: str = "HEAD") -> dict[str, list[str]]:
         """The trailers (``Key: value`` lines at the end of the message) of ``rev``."""
