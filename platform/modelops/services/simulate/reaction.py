@@ -8,7 +8,7 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modelops.config.project import Project
 from modelops.config.settings import Settings
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelops.integrations.database import Ledger
+    from modelops.services.monitor import MonitorRun, Outcome
 
 REACTION_TARGET_S = 30.0
 POLL_S = 0.1
@@ -306,8 +307,8 @@ def _decided_s(timings: dict[str, float]) -> float:
 class _Watched:
     """One monitor run that rolled back, and what was watched meanwhile."""
 
-    run: Any
-    rolled: Any
+    run: MonitorRun
+    rolled: Outcome
     as_of: datetime
     watcher: _Watcher
 
@@ -386,7 +387,7 @@ def _watched_run(
     as_of: datetime,
     actor: str | None,
     push: bool,
-) -> tuple[Any, Any]:
+) -> tuple[MonitorRun, Outcome | None]:
     """One monitor run at ``as_of`` with ``watcher`` looking on from its start; the run and
     its rollback outcome (None when it did not roll back)."""
     from modelops.core import monitoring as policy_core
