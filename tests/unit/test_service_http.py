@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -91,6 +92,25 @@ def test_metric_samples_are_read_with_their_labels(server: str) -> None:
             ("4", 1.0),
         ]
         assert client.metric_samples("modelops_absent") == []
+
+
+def test_the_served_version_is_the_info_gauge_at_one(server: str) -> None:
+    with ServiceClient(server, timeout=5) as client:
+        assert client.served_version() == "4"
+        _Handler.ready_after = 10_000  # not ready: no version, whatever /metrics says
+        assert client.served_version() is None
+
+
+def test_wait_serving_until_the_version_or_the_timeout(server: str) -> None:
+    assert traffic.wait_serving(server, "4", timeout=5)
+    started = time.perf_counter()
+    assert not traffic.wait_serving(server, "5", timeout=0.6)
+    assert 0.5 <= time.perf_counter() - started < 5
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+    process.wait()
+    with pytest.raises(traffic.ServiceExitedError, match="before it served v5") as raised:
+        traffic.wait_serving(server, "5", timeout=20, process=process)
+    assert raised.value.code == 2
 
 
 def test_a_service_that_does_not_answer_is_one_error_naming_it() -> None:

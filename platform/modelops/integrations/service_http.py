@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+MODEL_INFO = "modelops_model_info"
+"""The gauge a service sets to 1 for the version it serves (``modelops.serving.metrics``)."""
 
 
 class ServiceUnreachableError(ModelopsError):
@@ -118,3 +120,13 @@ class ServiceClient:
             ]
         except ValueError:
             return []
+
+    def served_version(self) -> str | None:
+        """The version the service reports serving (``modelops_model_info`` = 1 on
+        ``/metrics``), None when it does not answer or is not ready (``/readyz``)."""
+        if not self.ready():
+            return None
+        for labels, value in self.metric_samples(MODEL_INFO):
+            if value >= 1 and "model_version" in labels:
+                return labels["model_version"]
+        return None

@@ -23,6 +23,22 @@ class ServiceNotReadyError(ModelopsError):
     """The service did not answer ready in time."""
 
 
+class ServiceExitedError(ServiceNotReadyError):
+    """The service's process exited while it was waited for (``code``: its exit code)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _check_running(base_url: str, process: Any, before: str) -> None:
+    if process is not None and process.poll() is not None:
+        raise ServiceExitedError(
+            f"{base_url}: the service exited with code {process.returncode} before {before}",
+            process.returncode,
+        )
+
+
 @dataclass
 class TrafficResult:
     """``sent`` requests, ``failed`` of them not 200; latencies in milliseconds, in order."""
@@ -72,10 +88,7 @@ def wait_ready(base_url: str, timeout: float = 120.0, process: Any = None) -> fl
     last = ["no answer"]
 
     def ready(client: ServiceClient) -> bool:
-        if process is not None and process.poll() is not None:
-            raise ServiceNotReadyError(
-                f"{base_url}: the service exited with code {process.returncode} before it was ready"
-            )
+        _check_running(base_url, process, "it was ready")
         try:
             status = client.status(READY_PATH)
         except ServiceUnreachableError as exc:
@@ -94,6 +107,28 @@ def wait_ready(base_url: str, timeout: float = 120.0, process: Any = None) -> fl
         if retrying(ready, client):
             return time.perf_counter() - started
     raise ServiceNotReadyError(f"{base_url}/readyz: not ready after {timeout:.0f} s ({last[0]})")
+
+
+def wait_serving(base_url: str, version: str, timeout: float = 120.0, process: Any = None) -> bool:
+    """Whether the service reports serving ``version`` (``/metrics``) within ``timeout``
+    seconds, asked every quarter second; raises :class:`ServiceExitedError` when ``process``
+    exits first."""
+    from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    def serving(client: ServiceClient) -> bool:
+        if client.served_version() == version:
+            return True
+        _check_running(base_url, process, f"it served v{version}")
+        return False
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda served: not served),
+        wait=wait_fixed(0.25),
+        stop=stop_after_delay(timeout),
+        retry_error_callback=lambda state: False,
+    )
+    with ServiceClient(base_url, timeout=2.0) as client:
+        return bool(retrying(serving, client))
 
 
 def _post(client: ServiceClient, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:

@@ -18,7 +18,7 @@ from modelops.services.context import check_environment, tracking
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.simulate.errors import SimulationError
-from modelops.services.simulate.through_service import served_version, service_version
+from modelops.services.simulate.through_service import service_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,7 +133,7 @@ class _Watcher(threading.Thread):
             self._client is not None
             and "service" not in self.seen
             and self._polls % 3 == 0
-            and served_version(self._client) == self.target
+            and self._client.served_version() == self.target
         ):
             self._mark("service")
         self._polls += 1

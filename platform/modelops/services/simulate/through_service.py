@@ -16,9 +16,6 @@ from modelops.services.simulate.period import plain
 if TYPE_CHECKING:
     import pyarrow as pa
 
-MODEL_INFO = "modelops_model_info"
-"""The gauge a service sets to 1 for the version it serves (``modelops.serving.metrics``)."""
-
 
 @dataclass
 class Answers:
@@ -116,18 +113,8 @@ def restamp(events: pa.Table, project: Project, answered_at: list[datetime]) -> 
     return out
 
 
-def served_version(client: ServiceClient) -> str | None:
-    """The version the service reports serving (``modelops_model_info`` = 1 on ``/metrics``),
-    None when it does not answer or is not ready (``/readyz``)."""
-    if not client.ready():
-        return None
-    for labels, value in client.metric_samples(MODEL_INFO):
-        if value >= 1 and "model_version" in labels:
-            return labels["model_version"]
-    return None
-
-
 def service_version(url: str, timeout: float = 2.0) -> str | None:
-    """:func:`served_version` of the service at ``url``, with a client of its own."""
+    """The version the service at ``url`` reports serving (``modelops_model_info`` = 1 on
+    ``/metrics``), None when it does not answer or is not ready (``/readyz``)."""
     with ServiceClient(url, timeout=timeout) as client:
-        return served_version(client)
+        return client.served_version()
