@@ -25,6 +25,7 @@ from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.context import tracking
 from modelops.services.data import load_data_module
+from modelops.services.simulate import through_service
 from support import REPO, copy_workspace
 
 PROJECT = "credit_risk"  # the gate decides fastest on it
@@ -71,7 +72,7 @@ def test_covariate_drift_shifts_the_inputs_of_the_same_seed() -> None:
 
 def test_batches_hold_each_entity_once() -> None:
     keys = [1, 2, 3, 1, 4, 5, 6, 7, 8, 2]
-    batches = list(simulate._batches(keys, 3))
+    batches = list(through_service._batches(keys, 3))
     assert batches == [(0, 3), (3, 6), (6, 9), (9, 10)]
     for lo, hi in batches:
         assert len(set(keys[lo:hi])) == hi - lo

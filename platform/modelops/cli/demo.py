@@ -11,7 +11,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -230,17 +229,15 @@ def _wait_serving(
 ) -> float | None:
     """Seconds from ``since`` (the promotion) until the service reports ``version`` (None: it
     did not within ``timeout``)."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        if _serving_version(service) == version:
-            return (datetime.now(UTC) - since).total_seconds()
-        if service.process.poll() is not None:
-            raise ModelopsError(
-                f"the {service.project} service exited (code {service.process.returncode}); "
-                f"see {service.log_file}"
-            )
-        time.sleep(0.25)
-    return None
+    from modelops.services import traffic
+
+    try:
+        served = traffic.wait_serving(service.base, version, timeout, service.process)
+    except traffic.ServiceExitedError as exc:
+        raise ModelopsError(
+            f"the {service.project} service exited (code {exc.code}); see {service.log_file}"
+        ) from exc
+    return (datetime.now(UTC) - since).total_seconds() if served else None
 
 
 def _labels_in_time(project: str) -> tuple[bool, str]:

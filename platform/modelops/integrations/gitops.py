@@ -62,6 +62,10 @@ class LoggedCommit:
     """The paths the commit touched."""
 
 
+_RECORD, _FIELD = "\x1e", "\x1f"
+_LOG_FORMAT = "%x1e%H%x1f%an <%ae>%x1f%aI%x1f%s%x1f%b%x1f"
+
+
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env.update(LC_ALL="C", LANG="C", GIT_TERMINAL_PROMPT="0")
@@ -185,6 +189,21 @@ class GitOpsRepo:
 
     def head(self) -> Commit:
         return self.commit_at("HEAD")
+
+    def revision(self, rev: str = "HEAD") -> str | None:
+        """The commit ``rev`` names (``HEAD``: the tip of the checked-out branch); None when
+        there is no repository at ``path`` or no such commit (yet). Never raises: cheap enough
+        to poll while a deploy or a rollback writes."""
+        if not (self.path / ".git").exists():
+            return None
+        try:
+            done = _git(
+                self.path, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False
+            )
+        except GitOpsError:
+            return None
+        sha = done.stdout.strip()
+        return sha if done.returncode == 0 and sha else None
 
     def commit_at(self, rev: str) -> Commit:
         done = _git(self.path, "log", "-1", "--format=%H%n%B", rev)
@@ -335,15 +354,16 @@ class GitOpsRepo:
         Raises:
             GitOpsError: git is missing, ``path`` is not a repository, or ``git log`` failed.
         """
-        fmt = "%x1e%H%x1f%an <%ae>%x1f%aI%x1f%s%x1f%b%x1f"
-        done = _git(self.path, "log", f"-n{n}", f"--format={fmt}", "--name-only", check=False)
+        done = _git(
+            self.path, "log", f"-n{n}", f"--format={_LOG_FORMAT}", "--name-only", check=False
+        )
         if done.returncode != 0:
             if "does not have any commits" in done.stderr:
                 return []
             raise GitOpsError(f"GitOps repo {self.path}: 'git log' failed: {_first(done)}")
         commits = []
-        for record in done.stdout.split("\x1e")[1:]:
-            parts = record.split("\x1f")
+        for record in done.stdout.split(_RECORD)[1:]:
+            parts = record.split(_FIELD)
             if len(parts) < 6:
                 continue
             sha, author, at, subject, body, files = parts[:6]

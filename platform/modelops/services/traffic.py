@@ -8,20 +8,35 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelops.config.settings import Settings
 from modelops.core.errors import ModelopsError
+from modelops.integrations.service_http import READY_PATH, ServiceClient, ServiceUnreachableError
 from modelops.services.context import project as project_for
 from modelops.services.datasets import read_labels
 
 
 class ServiceNotReadyError(ModelopsError):
     """The service did not answer ready in time."""
+
+
+class ServiceExitedError(ServiceNotReadyError):
+    """The service's process exited while it was waited for (``code``: its exit code)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _check_running(base_url: str, process: Any, before: str) -> None:
+    if process is not None and process.poll() is not None:
+        raise ServiceExitedError(
+            f"{base_url}: the service exited with code {process.returncode} before {before}",
+            process.returncode,
+        )
 
 
 @dataclass
@@ -65,53 +80,76 @@ def request_bodies(settings: Settings, project_name: str, count: int) -> list[di
 
 
 def wait_ready(base_url: str, timeout: float = 120.0, process: Any = None) -> float:
-    """Seconds until ``GET /readyz`` answered 200; raises when ``process`` exits or on timeout."""
+    """Seconds until ``GET /readyz`` answered 200, asked every half second; raises when
+    ``process`` exits or on timeout."""
+    from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
     started = time.perf_counter()
-    last = "no answer"
-    while time.perf_counter() - started < timeout:
-        if process is not None and process.poll() is not None:
-            raise ServiceNotReadyError(
-                f"{base_url}: the service exited with code {process.returncode} before it was ready"
-            )
+    last = ["no answer"]
+
+    def ready(client: ServiceClient) -> bool:
+        _check_running(base_url, process, "it was ready")
         try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as answer:
-                if answer.status == 200:
-                    return time.perf_counter() - started
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code}"
-        except OSError as exc:
-            last = type(exc).__name__
-        time.sleep(0.5)
-    raise ServiceNotReadyError(f"{base_url}/readyz: not ready after {timeout:.0f} s ({last})")
+            status = client.status(READY_PATH)
+        except ServiceUnreachableError as exc:
+            last[0] = exc.reason
+            return False
+        last[0] = f"HTTP {status}"
+        return status == 200
 
-
-def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
-    data = json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    retrying = Retrying(
+        retry=retry_if_result(lambda answered: not answered),
+        wait=wait_fixed(0.5),
+        stop=stop_after_delay(timeout),
+        retry_error_callback=lambda state: False,
     )
+    with ServiceClient(base_url, timeout=2.0) as client:
+        if retrying(ready, client):
+            return time.perf_counter() - started
+    raise ServiceNotReadyError(f"{base_url}/readyz: not ready after {timeout:.0f} s ({last[0]})")
+
+
+def wait_serving(base_url: str, version: str, timeout: float = 120.0, process: Any = None) -> bool:
+    """Whether the service reports serving ``version`` (``/metrics``) within ``timeout``
+    seconds, asked every quarter second; raises :class:`ServiceExitedError` when ``process``
+    exits first."""
+    from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+    def serving(client: ServiceClient) -> bool:
+        if client.served_version() == version:
+            return True
+        _check_running(base_url, process, f"it served v{version}")
+        return False
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda served: not served),
+        wait=wait_fixed(0.25),
+        stop=stop_after_delay(timeout),
+        retry_error_callback=lambda state: False,
+    )
+    with ServiceClient(base_url, timeout=2.0) as client:
+        return bool(retrying(serving, client))
+
+
+def _post(client: ServiceClient, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
     started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            payload = json.loads(answer.read() or b"{}")
-            status = answer.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        try:
-            payload = json.loads(exc.read() or b"{}")
-        except ValueError:
-            payload = {}
+    status, payload = client.post_json("/predict", body)
     return status, payload, (time.perf_counter() - started) * 1000
 
 
 def send(
     base_url: str, bodies: list[dict[str, Any]], *, concurrency: int = 8, samples: int = 3
 ) -> TrafficResult:
-    """POST each body to ``/predict`` with ``concurrency`` clients; keeps the first answers."""
+    """POST each body to ``/predict`` from ``concurrency`` threads sharing one connection pool;
+    keeps the first answers."""
     url = f"{base_url}/predict"
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(concurrency, 1)) as pool:
-        answers = list(pool.map(lambda body: _post(url, body), bodies))
+    workers = max(concurrency, 1)
+    with (
+        ServiceClient(base_url, timeout=30.0) as client,
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        answers = list(pool.map(lambda body: _post(client, body), bodies))
     result = TrafficResult(url=url, sent=len(bodies), failed=0, seconds=0.0)
     result.seconds = time.perf_counter() - started
     for body, (status, payload, ms) in zip(bodies, answers, strict=True):
