@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from modelops.config.project import Project
 from modelops.config.settings import Settings
-from modelops.core.errors import ModelopsError
-from modelops.services.context import approval_required
 from modelops.services.context import ledger as ledger_for
 from modelops.services.simulate.errors import DrillRefusedError, SimulationError
 
@@ -35,19 +33,6 @@ class Drill:
     reason: str
     gitops: str = ""
     """What the GitOps deploy of the version did (a commit, or why there is none)."""
-
-
-def _deploy(settings: Settings, project: str, environment: str, actor: str | None) -> str:
-    """The GitOps commit of the new holder, as after any promotion (``modelops deploy``), so
-    that the rollback has a commit to undo; a failure is reported, never raised (the ledger is
-    the truth, and ``modelops deploy`` writes the commit later)."""
-    from modelops.services import deploy
-
-    try:
-        result = deploy.deploy(settings, project, environment, actor=actor)
-    except ModelopsError as exc:
-        return f"GitOps not updated ({exc}); run 'modelops deploy {project} --env {environment}'"
-    return f"GitOps commit {result.commit[:12]}" if result.commit else "GitOps already up to date"
 
 
 def _offered(
@@ -81,65 +66,65 @@ def promote_through_environments(
     trained: bool,
 ) -> Drill:
     """Gate, then promote, the first offered version that passes through each environment up
-    to ``environment`` (skipping environments it already held), then deploy it through GitOps.
+    to ``environment`` (skipping environments it already held), on the platform's one promotion
+    path (:func:`modelops.services.workflows.promotion.walk`); each move is deployed through
+    GitOps where the environment is deployed (always the target), so GitOps keeps agreeing with
+    the ledger everywhere it deploys.
 
     Raises:
         DrillRefusedError: the gate refused every offered version, or a promotion rule refused.
     """
-    from modelops.services import gate, promote
+    from modelops.services.deploy import is_deployed
+    from modelops.services.promote import PromotionRefusedError
+    from modelops.services.workflows import promotion
 
-    spec = project.spec
-    ledger = ledger_for(settings)
-    required = approval_required(settings, project)
-    order = list(settings.environments)
-    refusals: list[str] = []
-    for version in offered:
-        reason = (
+    name = project.spec.name
+
+    def reason(version: str, *_: object) -> str:
+        return (
             f"simulation: bad-model drill: v{version} is promoted on purpose ahead of "
             f"{traffic} traffic it was not trained for, to exercise the automatic rollback to "
             f"v{previous}; not a release"
         )
-        verdicts: dict[str, str] = {}
-        moves: dict[str, int] = {}
-        for env in order[: order.index(environment) + 1]:
-            if env != environment and version in ledger.past_holders(spec.name, env):
-                continue
-            verdict = gate.validate(settings, spec.name, version, against=env, actor=actor)
-            if not verdict.passed:
-                refusals.append(
-                    f"v{version} against {env} (verdict {verdict.id}: "
-                    f"{', '.join(verdict.failed_rules) or 'failed'})"
-                )
-                break
-            verdicts[env] = verdict.id
-            needs = env in required
-            try:
-                move = promote.promote(
-                    settings,
-                    spec.name,
-                    version,
-                    env,
-                    approve=needs,
-                    approver=approver if needs else actor,
-                    reason=reason,
-                )
-            except promote.PromotionRefusedError as exc:
-                raise DrillRefusedError(f"{exc} (the refusal is in the ledger)") from exc
-            moves[env] = move.entry.seq
-        else:
-            gitops = _deploy(settings, spec.name, environment, actor)
-            from modelops.services.deploy import is_deployed
 
-            below = [e for e in moves if e != environment and is_deployed(settings, spec.name, e)]
-            for env in below:  # GitOps keeps agreeing with the ledger everywhere it deploys
-                gitops += f"; {env}: {_deploy(settings, spec.name, env, actor)}"
-            return Drill(previous, version, trained, verdicts, moves, approver, reason, gitops)
-        if moves:  # already promoted somewhere: never switch versions half-way
-            break
-    raise DrillRefusedError(
-        f"the gate refused {'; '.join(refusals)}; a drill never bypasses it: pass --bad-version "
-        "with a version that passes the gate on the holdout"
+    def deployed(env: str, _: str) -> str | None:
+        if env != environment and not is_deployed(settings, name, env):
+            return None
+        return promotion.deploy_reported(settings, name, env, actor)
+
+    options = promotion.WalkOptions(
+        target=environment,
+        candidates=offered,
+        reason=reason,
+        actor=actor,
+        approver=approver,
+        skip_held=True,
+        after_move=deployed,
     )
+    try:
+        walked = promotion.walk(settings, name, options)
+    except PromotionRefusedError as exc:
+        raise DrillRefusedError(f"{exc} (the refusal is in the ledger)") from exc
+    if not walked.reached or walked.chosen is None:
+        refused = "; ".join(
+            f"v{g.version} against {g.environment} (verdict {g.verdict_id}: {g.failed or 'failed'})"
+            for g in walked.refusals
+        )
+        raise DrillRefusedError(
+            f"the gate refused {refused}; a drill never bypasses it: pass --bad-version "
+            "with a version that passes the gate on the holdout"
+        )
+    version = walked.chosen
+    moves = {m.environment: m.ledger_seq for m in walked.moves if m.ledger_seq is not None}
+    verdicts = {g.environment: g.verdict_id for g in walked.gates if g.passed and g.verdict_id}
+    target = next(m.after or "" for m in walked.moves if m.environment == environment)
+    below = [
+        f"{m.environment}: {m.after}"
+        for m in walked.moves
+        if m.after and m.environment != environment
+    ]
+    gitops = "; ".join([target, *below])
+    return Drill(previous, version, trained, verdicts, moves, approver, reason(version), gitops)
 
 
 def drill(
