@@ -46,8 +46,6 @@ class ApprovalFacts:
     trained_by: str | None
     #: Who may approve in this environment (None: no list configured, anyone named may).
     approvers: tuple[str, ...] | None = None
-    #: Why a list is required where none is configured (the production profile), else None.
-    approvers_required: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,8 +181,6 @@ def _approval(f: PromotionFacts) -> str | None:
         return "approval needs an approver: --approver, MODELOPS_ACTOR or git config user.name"
     if not (a.reason and a.reason.strip()):
         return "approval needs a reason: --reason TEXT"
-    if a.approvers is None and a.approvers_required:
-        return a.approvers_required
     if a.approvers is not None and not listed(a.approver, a.approvers):
         return (
             f"{a.approver} is not an approver of {f.environment} (approvers: "
