@@ -82,6 +82,30 @@ def test_a_fresh_signed_passing_verdict_with_an_approval_may_move() -> None:
         ({"approval_reason": "  "}, "approval needs a reason"),
         ({"approval_approver": "alice"}, "alice trained v4 and cannot also approve it"),
         ({"approval_approver": "ci"}, "ci validated v4 and cannot also approve it"),
+        # the same person however the name is written: case, spaces, with or without e-mail
+        ({"approval_approver": "CI"}, "CI validated v4 and cannot also approve it"),
+        (
+            {
+                "approval_trained_by": "Alice Martin <alice@example.com>",
+                "approval_approver": "alice martin",
+            },
+            "alice martin trained v4",
+        ),
+        (
+            {
+                "approval_trained_by": "Alice Martin <Alice@Example.com>",
+                "approval_approver": "alice@example.com",
+            },
+            "alice@example.com trained v4",
+        ),
+        (
+            {"approval_approvers": ("Bob <bob@example.com>", "carol")},
+            "reviewer is not an approver of production",
+        ),
+        (
+            {"rolled_back_at": NOW - timedelta(hours=1)},
+            "v4 was rolled back out of production at 2026-03-01 11:00 UTC, after verdict abc123",
+        ),
     ],
 )
 def test_each_rule_refuses_with_its_reason(changes: dict[str, object], said: str) -> None:
@@ -94,6 +118,22 @@ def test_rules_that_cannot_be_proved_either_way_do_not_refuse() -> None:
     assert rules.refusal(_facts(below=None, held_below=False)) is None  # first environment
     assert rules.refusal(_facts(approval_required=False, approval_approve=False)) is None
     assert rules.refusal(_facts(approval_allow_self_approval=True, approval_approver="ci")) is None
+
+
+def test_listed_approvers_match_however_they_are_written() -> None:
+    listed = ("Reviewer <rev@example.com>", "dana")
+    assert rules.refusal(_facts(approval_approvers=listed)) is None  # "reviewer" by name
+    assert (
+        rules.refusal(_facts(approval_approvers=listed, approval_approver="REV@example.com"))
+        is None
+    )
+    assert rules.refusal(_facts(approval_approvers=listed, approval_approver=" Dana ")) is None
+    assert rules.refusal(_facts(approval_approvers=listed, approval_approver="nobody-at-all"))
+
+
+def test_a_verdict_made_after_the_rollback_promotes_again() -> None:
+    facts = _facts(rolled_back_at=NOW - timedelta(days=2))  # the verdict is a day old
+    assert rules.refusal(facts) is None
 
 
 def test_the_first_broken_rule_is_the_one_reported() -> None:

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         description="Environments that always need an approval; a project can add to this list, "
         "never remove from it.",
     )
+    approvers: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Who may approve a promotion, per environment: names or e-mail addresses "
+        "(git's 'Name <email>' works too), matched case-insensitively. An environment without a "
+        "list accepts any named approver who did not train or validate the version.",
+    )
     allow_self_approval: bool = Field(
         False,
         description="Let the person who trained or validated a version approve its promotion.",
@@ -142,6 +148,12 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(
                 f"approval_required names {unknown}, not configured environments "
+                f"({', '.join(self.environments)})"
+            )
+        listed = [e for e in self.approvers if e not in self.environments]
+        if listed:
+            raise ValueError(
+                f"approvers names {listed}, not configured environments "
                 f"({', '.join(self.environments)})"
             )
         return self

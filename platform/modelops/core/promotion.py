@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from modelops.core.identity import listed, same_person
+
 
 @dataclass(frozen=True)
 class VerdictFacts:
@@ -42,6 +44,8 @@ class ApprovalFacts:
     reason: str | None
     allow_self_approval: bool
     trained_by: str | None
+    #: Who may approve in this environment (None: no list configured, anyone named may).
+    approvers: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class PromotionFacts:
     #: Whether the verdict's commit is a clean commit of ``trusted_branch`` (None: no branch).
     commit_on_branch: bool | None
     approval: ApprovalFacts
+    #: When the version was last rolled back out of this environment (None: never).
+    rolled_back_at: datetime | None = None
 
 
 Rule = Callable[[PromotionFacts], str | None]
@@ -130,6 +136,17 @@ def _untrusted_commit(f: PromotionFacts) -> str | None:
     )
 
 
+def _rolled_back_since(f: PromotionFacts) -> str | None:
+    assert f.verdict is not None
+    if f.rolled_back_at is None or f.verdict.made_at > f.rolled_back_at:
+        return None
+    return (
+        f"v{f.version} was rolled back out of {f.environment} at "
+        f"{f.rolled_back_at:%Y-%m-%d %H:%M} UTC, after verdict {f.verdict.verdict_id}; a version "
+        "that was rolled back needs a fresh verdict: validate again"
+    )
+
+
 def _stale(f: PromotionFacts) -> str | None:
     assert f.verdict is not None
     judged = f.verdict.judged_against
@@ -164,10 +181,15 @@ def _approval(f: PromotionFacts) -> str | None:
         return "approval needs an approver: --approver, MODELOPS_ACTOR or git config user.name"
     if not (a.reason and a.reason.strip()):
         return "approval needs a reason: --reason TEXT"
+    if a.approvers is not None and not listed(a.approver, a.approvers):
+        return (
+            f"{a.approver} is not an approver of {f.environment} (approvers: "
+            f"{', '.join(a.approvers) or 'none'}; approvers.{f.environment} in modelops.yaml)"
+        )
     if a.allow_self_approval:
         return None
     people = (("trained", a.trained_by), ("validated", f.verdict.actor))
-    involved = [role for role, who in people if who == a.approver]
+    involved = [role for role, who in people if same_person(who, a.approver)]
     if not involved:
         return None
     return (
@@ -185,6 +207,7 @@ RULES: tuple[Rule, ...] = (
     _expired,
     _artifact_changed,
     _untrusted_commit,
+    _rolled_back_since,
     _stale,
     _unsigned,
     _approval,

@@ -179,6 +179,7 @@ def promote(
             reason=reason,
             allow_self_approval=settings.allow_self_approval,
             trained_by=registered.tags.get(tags.TRAINED_BY),
+            approvers=settings.approvers.get(environment),
         ),
     )
     refused = rules.refusal(facts)
@@ -274,7 +275,20 @@ def _facts(
         trusted_branch=branch,
         commit_on_branch=on_branch,
         approval=rules.ApprovalFacts(False, False, None, None, True, None),
+        rolled_back_at=_rolled_back_at(ledger, spec.name, environment, version),
     )
+
+
+def _rolled_back_at(
+    ledger: Ledger, project: str, environment: str, version: str
+) -> datetime | None:
+    """When ``version`` was last rolled back out of ``environment`` (None: never)."""
+    rolled = [
+        e.at
+        for e in ledger.entries(project, environment)
+        if e.action == "rollback" and e.from_version == version
+    ]
+    return rolled[-1] if rolled else None
 
 
 def rollback(
