@@ -449,9 +449,24 @@ def demo(
     to production and is served; the monitoring story (steps 8-12) runs for the projects whose
     labels arrive within their probation window.
     """
-    from modelops.services import data, features, promote, train
-
     TIMELINE.reset()
+    projects = _data_and_features(rows)
+    _first_models_to_production(projects)
+    _step("5. packaging each production version as a BentoML prediction service")
+    packaged = _package_production(projects)
+    _step("6. deploying through GitOps commits: staging and production")
+    for project in packaged:
+        _deploy(project)
+        TIMELINE.mark(f"{project}: GitOps commits for staging and production")
+    _serve_and_monitor(packaged)
+    _status_and_history(projects)
+
+
+def _data_and_features(rows: int | None) -> list[str]:
+    """Steps 1-2: seeded data for every project with a generator, features applied and
+    materialized; the projects."""
+    from modelops.services import data, features
+
     settings = STATE.settings
     projects = data.projects_with_data(settings)  # none: generate says so, naming the folder
     _step("1. generating seeded example data")
@@ -466,7 +481,14 @@ def demo(
     end = max(t.end for s in summaries for t in s.tables) + timedelta(seconds=1)
     for view in features.materialize(settings, end):
         typer.echo(f"  {view.name}: {view.start:%Y-%m-%d} .. {view.end:%Y-%m-%d}")
+    return projects
 
+
+def _first_models_to_production(projects: list[str]) -> None:
+    """Steps 3-4: v1 trained, then the candidate or its baseline walked to production."""
+    from modelops.services import train
+
+    settings = STATE.settings
     _step("3. training v1 and registering it with its lineage")
     first = {p: train.train(settings, p) for p in projects}
     echo_table(
@@ -485,7 +507,6 @@ def demo(
         ],
     )
     TIMELINE.mark(f"v1 trained and registered: {', '.join(projects)}")
-
     _step(
         "4. first model: the candidate or its logistic baseline, whichever the gate prefers, "
         "dev -> staging -> production"
@@ -502,13 +523,9 @@ def demo(
                 fg=typer.colors.YELLOW,
             )
 
-    _step("5. packaging each production version as a BentoML prediction service")
-    packaged = _package_production(projects)
-    _step("6. deploying through GitOps commits: staging and production")
-    for project in packaged:
-        _deploy(project)
-        TIMELINE.mark(f"{project}: GitOps commits for staging and production")
 
+def _serve_and_monitor(packaged: list[str]) -> None:
+    """Step 7, then the monitoring story for the projects whose labels arrive in time."""
     monitored = []
     for project in packaged:
         in_time, said = _labels_in_time(project)
@@ -536,16 +553,20 @@ def demo(
         for service in services.values():
             _stop_service(service)
 
-    _step("13. status page")
-    from modelops.services import status_page
 
+def _status_and_history(projects: list[str]) -> None:
+    """Steps 13-14: the status page, who serves where, the verified ledger and the timeline."""
+    from modelops.cli.lifecycle import history
+    from modelops.services import promote, status_page
+
+    settings = STATE.settings
+    _step("13. status page")
     site = status_page.build(settings)
     typer.echo(
         f"  {site.index} ({site.ledger_entries} ledger entries, {site.gate_reports} gate reports, "
         f"{site.monitoring_runs} monitoring runs)"
     )
     TIMELINE.mark(f"status page written: {site.index}")
-
     _step("14. history")
     for project in projects:
         serving = promote.holders(settings, project)
@@ -553,8 +574,6 @@ def demo(
             f"{project}: "
             + ", ".join(f"{env}=v{version}" for env, version in serving.items() if version)
         )
-    from modelops.cli.lifecycle import history
-
     history(project=None, verify=True, env=None, at=None)
     typer.echo("\nTimeline (wall clock, since start, simulated time):")
     TIMELINE.echo()
