@@ -120,8 +120,8 @@ STAGES: tuple[tuple[str, str, str, str | None], ...] = (
     ("join_inputs_digest (cache keys)", "feast", "join_inputs_digest", HOLDOUT),
     (BUILD, "datasets", "_build", HOLDOUT),
     ("Feast point-in-time join", "feast", "historical_features", BUILD),
-    ("join times (_join_times)", "feast", "_join_times", "Feast point-in-time join"),
-    ("Feast joins, by chunk", "feast", "_joined_in_chunks", "Feast point-in-time join"),
+    ("join times (_join_times)", "feast.join", "_join_times", "Feast point-in-time join"),
+    ("Feast joins, by chunk", "feast.join", "_joined_in_chunks", "Feast point-in-time join"),
     ("batch feature names", "feast", "batch_features", BUILD),
     ("data checks: join_report", "datachecks", "join_report", BUILD),
     ("data checks: availability_violations", "feast", "availability_violations", BUILD),
@@ -274,6 +274,7 @@ def _instrument(watch: StageWatch) -> list[str]:
         "datasets": datasets,
         "datachecks": datachecks,
         "feast": feast_io,
+        "feast.join": feast_io.join,
         "mlflow": mlflow_io,
         "database": database,
     }

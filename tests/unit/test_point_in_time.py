@@ -431,9 +431,9 @@ def test_joining_in_chunks_gives_the_single_join_row_for_row(
             "requested_amount": rng.uniform(1_000, 50_000, len(companies)),
         }
     )
-    monkeypatch.setattr(feast_io, "JOIN_CHUNK_ROWS", 10**9)
+    monkeypatch.setattr(feast_io.join, "JOIN_CHUNK_ROWS", 10**9)
     whole = feast_io.historical_features(store, service, entities)
-    monkeypatch.setattr(feast_io, "JOIN_CHUNK_ROWS", 7)
+    monkeypatch.setattr(feast_io.join, "JOIN_CHUNK_ROWS", 7)
     calls = 0
     original = store.get_historical_features
 

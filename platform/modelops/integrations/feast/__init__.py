@@ -1,0 +1,56 @@
+"""Feast, behind one adapter: the feature repository and its definitions (:mod:`.repo`,
+:mod:`.definitions`) and the point-in-time join (:mod:`.join`). Callers import from here."""
+
+from __future__ import annotations
+
+from modelops.integrations.feast.definitions import (
+    TypedField,
+    batch_features,
+    definitions_digest,
+    entity_field,
+    feature_service,
+    join_inputs_digest,
+    service_batch_features,
+    service_features,
+    service_request_fields,
+    service_request_schema,
+)
+from modelops.integrations.feast.join import (
+    JOIN_CHUNK_ROWS,
+    availability_violations,
+    historical_features,
+)
+from modelops.integrations.feast.repo import (
+    FeatureRepo,
+    MaterializedView,
+    apply,
+    check_sources,
+    defined_feature_services,
+    materialize,
+    online_features,
+    open_store,
+)
+
+__all__ = [
+    "JOIN_CHUNK_ROWS",
+    "FeatureRepo",
+    "MaterializedView",
+    "TypedField",
+    "apply",
+    "availability_violations",
+    "batch_features",
+    "check_sources",
+    "defined_feature_services",
+    "definitions_digest",
+    "entity_field",
+    "feature_service",
+    "historical_features",
+    "join_inputs_digest",
+    "materialize",
+    "online_features",
+    "open_store",
+    "service_batch_features",
+    "service_features",
+    "service_request_fields",
+    "service_request_schema",
+]
