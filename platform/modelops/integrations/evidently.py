@@ -9,9 +9,11 @@ Two reports per monitoring run:
 - :func:`performance_report`: classification quality (``ClassificationPreset``) of one or more
   scored columns against the labels, side by side (the served version and a shadow).
 
-Each returns the numbers a policy needs and the paths of the saved ``.html`` (Evidently's own
-self-contained page) and ``.json`` (``Snapshot.dict()``: metrics and tests). What the numbers
-mean for the model is not decided here.
+The drift report returns the numbers the drift policy needs; the performance report only its
+size, because the monitor's performance figures come from every labelled row, not the report's
+sample (one figure each, not two). Both save ``.html`` (Evidently's own self-contained page) and
+``.json`` (``Snapshot.dict()``: metrics and tests). What the numbers mean for the model is not
+decided here.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class Classification:
 
 @dataclass(frozen=True)
 class PerformanceResult:
-    metrics: dict[str, dict[str, float]]  # classification name -> Evidently metric -> value
+    """The report of a sample; the monitor's own figures come from every labelled row
+    (:func:`modelops.core.metrics.classification_metrics`), so the report's are not parsed."""
+
     rows: int
     saved: Saved | None = None
 
@@ -176,20 +180,6 @@ def drift_report(
     )
 
 
-_CLASSIFICATION_METRICS = {
-    "Accuracy": "accuracy",
-    "Precision": "precision",
-    "Recall": "recall",
-    "F1Score": "f1",
-    "RocAuc": "roc_auc",
-    "LogLoss": "log_loss",
-    "FPR": "false_positive_rate",
-    "FNR": "false_negative_rate",
-    "TPR": "true_positive_rate",
-    "TNR": "true_negative_rate",
-}
-
-
 def performance_report(
     current: pd.DataFrame,
     *,
@@ -220,12 +210,5 @@ def performance_report(
     snapshot = Report(metrics, include_tests=False).run(
         Dataset.from_pandas(frame, data_definition=definition), None
     )
-    found: dict[str, dict[str, float]] = {c.name: {} for c in classifications}
-    for item in snapshot.dict()["metrics"]:
-        config, value = item.get("config", {}), item.get("value")
-        kind = str(config.get("type", "")).rsplit(":", 1)[-1]
-        name = config.get("classification_name")
-        if name in found and kind in _CLASSIFICATION_METRICS and isinstance(value, int | float):
-            found[name][_CLASSIFICATION_METRICS[kind]] = float(value)
     saved = _save(snapshot, html, json_path, started) if html and json_path else None
-    return PerformanceResult(found, len(frame), saved)
+    return PerformanceResult(len(frame), saved)
