@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from modelops.config.project import Project, ProjectSpec
 from modelops.config.settings import Settings
-from modelops.core import tags
+from modelops.core import registration, tags
 from modelops.core.errors import ConfigError
 from modelops.core.metrics import (
     CostModel,
@@ -299,6 +300,7 @@ def train(
     trained: dict[str, TrainedVersion] = {}
     track = tracking(settings)
     experiment = f"modelops/{spec.name}"
+    train_id = uuid.uuid4().hex
     with mlflow_io.session(track) as client, _terminate_as_interrupt():
         mlflow_io.clean_up_interrupted(client, experiment, spec.registered_model)
         logged: dict[str, mlflow_io.LoggedModel] = {}
@@ -309,6 +311,7 @@ def train(
                 **lineage,
                 tags.ROLE: role,
                 tags.THRESHOLD: repr(threshold),
+                tags.TRAIN_ID: train_id,
                 **mlflow_io.process_tags(),
             }
             record = mlflow_io.RunRecord(
@@ -334,7 +337,10 @@ def train(
             )
         # Both models are fitted, evaluated and logged: only now is anything registered, the
         # baseline first and the pair closed by the candidate's and the baseline's cross tags.
-        # A version left without its pair by a crash in between is removed by the next train.
+        # Each version is created with a marker naming this train, removed once the pair is
+        # closed: a crash in between leaves the marker, and any later train or 'models sync',
+        # on any host, completes the pair or deletes the version left without its partner.
+        marker = registration.Marker(train_id, datetime.now(UTC)).text()
         for role in ROLES:
             threshold, metrics, _ = evaluated[role]
             tags_ = dict(role_tags[role])
@@ -347,6 +353,7 @@ def train(
                 logged[role],
                 tags={
                     **tags_,
+                    tags.REGISTRATION_PENDING: marker,
                     tags.ARTIFACT_SHA256: mlflow_io.artifact_sha256(logged[role].model_uri),
                     **{
                         tags.holdout_metric(k): repr(metrics[f"holdout_{k}"])
@@ -365,6 +372,10 @@ def train(
             trained["baseline"].version,
             {tags.CANDIDATE_VERSION: trained["candidate"].version},
         )
+        for role in ROLES:
+            mlflow_io.clear_version_tag(
+                client, spec.registered_model, trained[role].version, tags.REGISTRATION_PENDING
+            )
     notes = []
     if data.unlabelled_rows:
         notes.append(
