@@ -719,6 +719,16 @@ def _git_stub(tmp_path: Path, changed: list[str], base: str = "base123") -> Path
             ["credit_risk", "fraud"],
         ),
         (["feature_repo/fraud_features.py"], ["credit_risk", "fraud"]),
+        # the platform and its dependencies gate every project: a gate-only change is not free
+        (["platform/modelops/services/gate/judge.py"], ["credit_risk", "fraud"]),
+        (["platform/modelops/core/gate_rules.py", "README.md"], ["credit_risk", "fraud"]),
+        (["pyproject.toml"], ["credit_risk", "fraud"]),
+        ([".ci/requirements.lock"], ["credit_risk", "fraud"]),
+        (["requirements-dev.txt"], ["credit_risk", "fraud"]),
+        (["uv.lock"], ["credit_risk", "fraud"]),
+        ([".github/scripts/gate.sh"], ["credit_risk", "fraud"]),
+        ([".github/workflows/model-gate.yml"], ["credit_risk", "fraud"]),
+        (["docs/platform/notes.md", "projects/fraud/pyproject.toml"], ["fraud"]),
         (["README.md", "projects/README.md", ".github/workflows/ci.yml"], []),
         (["projects/deleted_project/train.py"], []),
         (["projects/not_a_project/notes.md"], []),
@@ -799,6 +809,33 @@ def test_the_changes_job_outputs_the_projects_of_its_diff(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(outputs["projects"]) == ["fraud"]
+
+
+@pytest.mark.parametrize("workflow", ["model-gate.yml", "model-record.yml"])
+@pytest.mark.parametrize(
+    "changed", ["platform/modelops/services/gate/verdict.py", "pyproject.toml"]
+)
+def test_a_change_to_the_gate_or_the_dependencies_gates_every_project(
+    tmp_path: Path, workflow: str, changed: str
+) -> None:
+    """A pull request touching only gate code or pyproject.toml selected no project, so the
+    required check passed without gating anything."""
+    require("bash", "jq")
+    root = _checkout(tmp_path)
+    step = _step(_load(workflow)["jobs"]["changes"], "detect")
+    base_expression = {
+        "model-gate.yml": "github.event.pull_request.base.sha",
+        "model-record.yml": "github.event.before",
+    }[workflow]
+    result, outputs = _run_step(
+        step,
+        cwd=root,
+        tmp_path=tmp_path,
+        context={base_expression: "base123"},
+        stub_bin=_git_stub(tmp_path, [changed]),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(outputs["projects"]) == ["credit_risk", "fraud"]
 
 
 # --- gate.sh -------------------------------------------------------------------------------------
