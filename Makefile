@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: demo test unit integration lint bench clean
+.PHONY: demo test unit integration lint bench clean lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/zizmor --min-severity medium .github/workflows
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+# The hashed lock the workflows install from (.github/scripts/install-locked.sh): the runtime
+# dependencies and the build backend, as wheels for the runners' Python and platform. Run it after
+# changing pyproject.toml; tests/unit/test_workflows.py fails while the lock is out of date.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml .ci/build-requirements.in --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu --only-binary :all: \
+		--custom-compile-command "make lock" --output-file .ci/requirements.lock
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:cacheprovider

@@ -5,8 +5,10 @@
 #
 # A project is a folder under projects/ holding project.yaml. The change is
 # `git diff BASE_SHA...HEAD`: what HEAD changed since its merge base with BASE_SHA. A change
-# under feature_repo/ can affect every project, so it selects all of them, and so does a BASE_SHA
-# that is empty or all zeros (a push that created the branch: nothing to compare with). A folder
+# that can affect every project selects all of them: the platform (platform/, the gate's own
+# scripts and workflow), its dependencies (pyproject.toml, lock and requirements files, .ci/)
+# and feature_repo/; so does a BASE_SHA that is empty or all zeros (a push that created the
+# branch: nothing to compare with). A folder
 # name outside [A-Za-z0-9_.-] is refused: names end up in job names, paths and artifact names.
 # Run from the repository root. Exit 0 with the list; non-zero (and nothing on stdout) on error.
 set -euo pipefail
@@ -34,7 +36,9 @@ else
   changed=$(git diff --name-only "${base}...HEAD")
   while IFS= read -r path; do
     case "$path" in
-      feature_repo/*) all=true ;;
+      feature_repo/* | platform/* | pyproject.toml | setup.cfg | setup.py) all=true ;;
+      .ci/* | requirements/* | requirements*.txt | constraints*.txt | *.lock) all=true ;;
+      .github/scripts/* | .github/workflows/model-gate.yml) all=true ;;
       projects/*/*) rest=${path#projects/}; touched["${rest%%/*}"]=1 ;;
     esac
   done <<< "$changed"

@@ -144,8 +144,9 @@ def test_history(
     anchored = _json(capsys, "history", "--json", "--anchor")
     assert anchored["anchor"] == f"2:{promote['hash']}"
     verified = _json(capsys, "history", "--json", "--verify")["verification"]
-    assert set(verified) == {"ok", "checked", "anchor", "keyed_from", "problems"}
+    assert set(verified) == {"ok", "checked", "anchor", "keyed_from", "problems", "deploys_pending"}
     assert (verified["ok"], verified["checked"], verified["problems"]) == (True, 2, [])
+    assert verified["deploys_pending"] == []
     assert verified["anchor"] == anchored["anchor"]
     monkeypatch.setattr(promote_service, "alias_drift", lambda settings, name: ["alias lags"])
     with pytest.raises(SystemExit) as failed:

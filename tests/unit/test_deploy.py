@@ -23,6 +23,7 @@ from modelops.integrations.database import LedgerEntry, RecordedEntry
 from modelops.integrations.gitops import GitOpsError, GitOpsRepo
 from modelops.services import deploy as service
 from modelops.services.context import ledger as ledger_for
+from modelops.services.gitops_agreement import gitops_agrees
 from support import REPO
 
 SHA = {
@@ -461,17 +462,17 @@ def test_a_push_after_someone_else_pushed_rebases_and_retries(
 def test_gitops_agrees_with_the_ledger_until_a_values_file_is_edited(settings: Settings) -> None:
     promote(settings, "fraud", "dev", "3")
     promote(settings, "fraud", "staging", "3")
-    assert service.gitops_agrees(settings, "fraud").pending == ["dev", "staging"]
+    assert gitops_agrees(settings, "fraud").pending == ["dev", "staging"]
     service.deploy(settings, "fraud", "dev")
     service.deploy(settings, "fraud", "staging")
 
-    agreement = service.gitops_agrees(settings, "fraud")
+    agreement = gitops_agrees(settings, "fraud")
     assert agreement.ok and agreement.problems == [] and agreement.pending == []
     assert [e.status for e in agreement.environments] == ["agrees", "agrees", "agrees"]
 
     path = settings.resolved_gitops_repo / "environments" / "staging" / "fraud" / "values.yaml"
     path.write_text(path.read_text().replace("modelVersion: '3'", "modelVersion: '9'"))
-    agreement = service.gitops_agrees(settings, "fraud")
+    agreement = gitops_agrees(settings, "fraud")
     assert not agreement.ok
     assert len(agreement.problems) == 1
     assert agreement.problems[0].startswith("fraud staging: GitOps modelVersion '9'")
@@ -491,12 +492,98 @@ def test_gitops_agrees_checks_the_image_tag_and_values_without_a_holder(
         "modelVersion: '7'\n"
     )
 
-    problems = service.gitops_agrees(settings, "fraud").problems
+    problems = gitops_agrees(settings, "fraud").problems
 
     assert len(problems) == 2
     assert "image.tag 'v4-444444444444'" in problems[0] and "not a v3 Bento" in problems[0]
     assert problems[1].startswith("fraud production: GitOps modelVersion '7'")
     assert problems[1].endswith("ledger nothing")
+
+
+def test_a_promotion_not_deployed_yet_is_pending_not_a_disagreement(settings: Settings) -> None:
+    promote(settings, "fraud", "dev", "3")
+    service.deploy(settings, "fraud", "dev")
+    moved = promote(settings, "fraud", "dev", "4")  # routine: promoted, deploy to follow
+
+    agreement = gitops_agrees(settings, "fraud")
+    assert agreement.ok and agreement.problems == []
+    assert [e.status for e in agreement.environments] == ["deploy pending", "agrees", "agrees"]
+    assert agreement.pending == ["dev"]
+    assert agreement.warnings == [
+        f"fraud dev: promoted, deploy pending: ledger entry {moved.seq} (promote) moved it to "
+        "v4; GitOps still deploys v3 (ledger entry 2); run 'modelops deploy fraud --env dev'"
+    ]
+
+    service.deploy(settings, "fraud", "dev")
+    agreement = gitops_agrees(settings, "fraud")
+    assert agreement.ok and agreement.pending == agreement.warnings == []
+
+
+def _commit_by_hand(repo: Path, version: str, message: str) -> None:
+    path = repo / "environments" / "dev" / "fraud" / "values.yaml"
+    values = read_yaml(path)
+    values["modelVersion"] = version
+    path.write_text(yaml.safe_dump(values))
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=x", "-c", "user.email=x@y", "commit", "-qm", message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "back to v3 by hand",
+        # a copied trailer block: the entry it names put v4 there, not v3
+        "back to v3\n\nModelops-Model-Version: 3\nModelops-Ledger-Entry: 4",
+        # the trailers of v3's own deploy, copied: a step back behind v4's deploy (entry 4)
+        "back to v3\n\nModelops-Model-Version: 3\nModelops-Ledger-Entry: 2",
+    ],
+)
+def test_values_naming_another_version_than_the_deployed_holder_still_fail(
+    settings: Settings, message: str
+) -> None:
+    promote(settings, "fraud", "dev", "3")
+    service.deploy(settings, "fraud", "dev")
+    promote(settings, "fraud", "dev", "4")
+    service.deploy(settings, "fraud", "dev")
+    _commit_by_hand(settings.resolved_gitops_repo, "3", message)  # v3 held dev once, not now
+
+    agreement = gitops_agrees(settings, "fraud")
+    assert not agreement.ok and agreement.warnings == []
+    assert agreement.problems[0].startswith("fraud dev: GitOps modelVersion '3'")
+    assert agreement.problems[0].endswith("ledger v4")
+
+
+def test_a_pending_deploy_edited_by_hand_is_a_disagreement(settings: Settings) -> None:
+    promote(settings, "fraud", "dev", "3")
+    service.deploy(settings, "fraud", "dev")
+    promote(settings, "fraud", "dev", "4")
+    _commit_by_hand(settings.resolved_gitops_repo, "5", "try v5")
+
+    agreement = gitops_agrees(settings, "fraud")
+    assert agreement.environments[0].status == "differs"
+    assert agreement.problems == [
+        "fraud dev: GitOps modelVersion '5' in "
+        f"{settings.resolved_gitops_repo / 'environments/dev/fraud/values.yaml'}, ledger v4"
+    ]
+
+
+def test_history_verify_warns_about_a_pending_deploy_and_fails_on_a_disagreement(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODELOPS_ROOT", str(settings.root))
+    promote(settings, "fraud", "dev", "3")
+    service.deploy(settings, "fraud", "dev")
+    promote(settings, "fraud", "dev", "4")
+
+    assert _run("history", "fraud", "--verify") == 0
+    err = capsys.readouterr().err
+    assert "warning: fraud dev: promoted, deploy pending" in err
+
+    _commit_by_hand(settings.resolved_gitops_repo, "5", "try v5")
+    assert _run("history", "fraud", "--verify") == 1
+    err = capsys.readouterr().err
+    assert "fraud dev: GitOps modelVersion '5'" in err and "deploy pending" not in err
+    assert "ledger verification failed: 1 problem(s)" in err
 
 
 # ----------------------------------------------------------------------------- the command

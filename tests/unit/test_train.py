@@ -484,3 +484,137 @@ def test_the_next_train_cleans_up_after_a_killed_one(
     assert str(orphan.version) not in {str(v) for v in versions}
     assert {trained.baseline.version, trained.candidate.version} <= {str(v) for v in versions}
     assert len(done) == 2, done
+
+
+def _left_by_a_killed_train(
+    client,  # type: ignore[no-untyped-def]
+    source_version: str,
+    role: str,
+    *,
+    host: str,
+    train_id: str,
+    started: datetime,
+    **extra: str,
+) -> str:
+    """A version registered by a train on ``host`` that never removed its marker."""
+    from modelops.core import registration
+
+    tagged = {"modelops.host": host, "modelops.pid": "4242", "modelops.train_id": train_id}
+    experiment = client.get_experiment_by_name("modelops/credit_risk")
+    run = client.create_run(
+        experiment.experiment_id, start_time=int(started.timestamp() * 1000), tags=tagged
+    )
+    source = client.get_model_version("credit_risk", source_version)
+    marker = registration.Marker(train_id, started).text()
+    created = client.create_model_version(
+        "credit_risk",
+        source=source.source,
+        run_id=run.info.run_id,
+        tags={"modelops.role": role, "modelops.registration_pending": marker, **tagged, **extra},
+        model_id=getattr(source, "model_id", None),
+    )
+    return str(created.version)
+
+
+def _versions(client) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    return {
+        str(v.version): dict(v.tags) for v in client.search_model_versions("name = 'credit_risk'")
+    }
+
+
+def test_a_later_train_on_another_host_closes_a_killed_registration(
+    credit_workspace: Settings, trained: train_service.TrainResult
+) -> None:
+    """A train killed between its registrations on host builder-7 leaves a baseline marked
+    'registration pending'; a train here (another host name) deletes it once the grace period
+    is over, and leaves a registration still within it alone."""
+    from datetime import timedelta
+
+    from modelops.core import registration
+    from modelops.integrations import mlflow as mlflow_io
+    from modelops.services.context import tracking
+
+    now = datetime.now(UTC)
+    with mlflow_io.session(tracking(credit_workspace)) as client:
+        pair = {trained.baseline.version, trained.candidate.version}
+        assert all("modelops.registration_pending" not in _versions(client)[v] for v in pair)
+        assert len({_versions(client)[v]["modelops.train_id"] for v in pair}) == 1
+        orphan = _left_by_a_killed_train(
+            client,
+            trained.baseline.version,
+            "baseline",
+            host="builder-7",
+            train_id="killed",
+            started=now - registration.GRACE - timedelta(minutes=1),
+        )
+        running = client.search_runs(
+            [client.get_experiment_by_name("modelops/credit_risk").experiment_id],
+            "tags.`modelops.train_id` = 'killed'",
+        )[0].info.run_id
+        in_progress = _left_by_a_killed_train(
+            client,
+            trained.baseline.version,
+            "baseline",
+            host="builder-8",
+            train_id="still-running",
+            started=now - timedelta(minutes=2),
+        )
+
+    again = train_service.train(credit_workspace, "credit_risk")
+
+    with mlflow_io.session(tracking(credit_workspace)) as client:
+        versions = _versions(client)
+        assert client.get_run(running).info.status == "FAILED"
+    assert orphan not in versions
+    assert "modelops.registration_pending" in versions[in_progress]
+    for version in (again.baseline.version, again.candidate.version):
+        assert "modelops.registration_pending" not in versions[version]
+    assert versions[again.baseline.version]["modelops.candidate_version"] == (
+        again.candidate.version
+    )
+
+
+def test_models_sync_closes_a_killed_registration(
+    credit_workspace: Settings,
+    trained: train_service.TrainResult,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``models sync`` does what the next train would: a lone baseline is deleted, a pair whose
+    cross tag was never written is completed and loses its markers."""
+    from datetime import timedelta
+
+    from modelops.core import registration
+    from modelops.integrations import mlflow as mlflow_io
+    from modelops.services.context import tracking
+
+    started = datetime.now(UTC) - registration.GRACE - timedelta(minutes=1)
+    with mlflow_io.session(tracking(credit_workspace)) as client:
+        lone = _left_by_a_killed_train(
+            client, trained.baseline.version, "baseline", host="ci-1", train_id="a", started=started
+        )
+        baseline = _left_by_a_killed_train(
+            client, trained.baseline.version, "baseline", host="ci-2", train_id="b", started=started
+        )
+        candidate = _left_by_a_killed_train(
+            client,
+            trained.candidate.version,
+            "candidate",
+            host="ci-2",
+            train_id="b",
+            started=started,
+            **{"modelops.baseline_version": baseline},
+        )
+    monkeypatch.setenv("MODELOPS_ROOT", str(credit_workspace.root))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["models", "sync", "credit_risk"])
+    assert exit_info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert f"credit_risk: v{lone}: registration never completed, deleted" in out
+    assert f"credit_risk: v{baseline}: paired with its candidate v{candidate}" in out
+    with mlflow_io.session(tracking(credit_workspace)) as client:
+        versions = _versions(client)
+    assert lone not in versions
+    assert versions[baseline]["modelops.candidate_version"] == candidate
+    for version in (baseline, candidate):
+        assert "modelops.registration_pending" not in versions[version]

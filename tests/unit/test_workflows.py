@@ -613,6 +613,114 @@ def test_checkouts_never_keep_the_token() -> None:
                 assert step["with"]["persist-credentials"] is False, path.name
 
 
+# --- installing from the hashed lock ------------------------------------------------------------
+
+LOCK = REPO / ".ci" / "requirements.lock"
+INSTALL = "bash .github/scripts/install-locked.sh"
+LOCKED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+
+
+def _locked() -> dict[str, tuple[str, int]]:
+    """``{normalised name: (version, number of hashes)}`` of the lock file."""
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, tuple[str, int]] = {}
+    name = ""
+    for line in LOCK.read_text().splitlines():
+        if match := LOCKED.match(line):
+            name = canonicalize_name(match[1])
+            found[name] = (match[2], 0)
+        elif line.strip().startswith("--hash=sha256:") and name:
+            version, hashes = found[name]
+            found[name] = (version, hashes + 1)
+    return found
+
+
+def test_the_lock_pins_every_dependency_and_the_build_backend_with_hashes() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    locked = _locked()
+    assert len(locked) > 50
+    assert all(hashes >= 1 for _, hashes in locked.values()), "an entry without --hash"
+    wanted = [*pyproject["project"]["dependencies"], *pyproject["build-system"]["requires"]]
+    for text in wanted:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} is not in {LOCK.name}: run 'make lock'"
+        version, _ = locked[name]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"{name}=={version} in {LOCK.name} does not satisfy '{text}': run 'make lock'"
+        )
+
+
+def test_every_workflow_that_runs_modelops_installs_it_from_the_lock() -> None:
+    """No `pip install -e .` from version ranges anywhere: the jobs holding the ledger key and
+    the registry credentials install exactly the hashed files of the lock."""
+    for name in EXPECTED:
+        for job_name, job in _load(name)["jobs"].items():
+            runs = [str(step.get("run", "")) for step in job.get("steps", [])]
+            assert not [r for r in runs if "pip install" in r], f"{name} {job_name}"
+            uses = [i for i, r in enumerate(runs) if ".venv/bin/modelops" in r]
+            if uses:
+                installs = [i for i, r in enumerate(runs) if r.strip() == INSTALL]
+                assert installs and installs[0] < uses[0], f"{name} {job_name}"
+
+
+# A python stand-in: logs each call (as invoked) and makes `-m venv .venv` create a .venv whose
+# python is this stand-in again; pip fails with FAIL_PIP=1.
+PYTHON_STUB = r"""
+jq -cn '$ARGS.positional' --args -- "$0" "$@" >> "$STUB_LOG"
+if [ "$1 $2 $3" = "-m venv .venv" ]; then
+  mkdir -p .venv/bin && cp "$BASH_SOURCE" .venv/bin/python
+fi
+[ "$1 $2" = "-m pip" ] && [ "${FAIL_PIP:-0}" = 1 ] && exit 1
+exit 0
+"""
+
+
+def _install(
+    tmp_path: Path, **env: str
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+    require("bash", "jq")
+    root = _checkout(tmp_path)
+    log = tmp_path / "python.log"
+    result, _ = _run_script(
+        "install-locked.sh",
+        cwd=root,
+        tmp_path=tmp_path,
+        stub_bin=_stub(tmp_path / "bin", "python", PYTHON_STUB),
+        env={"STUB_LOG": str(log), **env},
+    )
+    return result, _calls(log)
+
+
+def test_the_install_script_checks_hashes_wheels_only_then_builds_modelops_offline(
+    tmp_path: Path,
+) -> None:
+    result, calls = _install(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [call[1:] for call in calls] == [
+        ["-m", "venv", ".venv"],
+        [
+            "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps",
+            "--only-binary", ":all:", "-r", ".ci/requirements.lock",
+        ],
+        ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", "."],
+        ["-m", "pip", "check"],
+    ]  # fmt: skip
+    assert [call[0] for call in calls[1:]] == [".venv/bin/python"] * 3
+
+
+def test_a_hash_mismatch_stops_the_install(tmp_path: Path) -> None:
+    result, calls = _install(tmp_path, FAIL_PIP="1")
+    assert result.returncode != 0
+    assert len(calls) == 2  # the venv, then the locked install that failed; nothing after
+
+
 # --- ci.yml --------------------------------------------------------------------------------------
 
 
@@ -627,11 +735,11 @@ def test_ci_lints_and_tests_with_postgres_and_redis() -> None:
     assert job["permissions"] == {"contents": "read"}
     assert job["env"]["CI"] == "true"
     postgres, redis = job["services"]["postgres"], job["services"]["redis"]
-    assert postgres["image"] == "postgres:15"
+    assert re.fullmatch(r"postgres:15@sha256:[0-9a-f]{64}", postgres["image"])  # pinned
     assert postgres["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
     assert "5432:5432" in [str(p) for p in postgres["ports"]]
     assert "--health-cmd" in postgres["options"]
-    assert redis["image"] == "redis:7"
+    assert re.fullmatch(r"redis:7@sha256:[0-9a-f]{64}", redis["image"])
     assert "6379:6379" in [str(p) for p in redis["ports"]]
     runs = [s["run"].strip() for s in job["steps"] if "run" in s]
     assert runs == ["make lint", "make test"]
@@ -719,6 +827,16 @@ def _git_stub(tmp_path: Path, changed: list[str], base: str = "base123") -> Path
             ["credit_risk", "fraud"],
         ),
         (["feature_repo/fraud_features.py"], ["credit_risk", "fraud"]),
+        # the platform and its dependencies gate every project: a gate-only change is not free
+        (["platform/modelops/services/gate/judge.py"], ["credit_risk", "fraud"]),
+        (["platform/modelops/core/gate_rules.py", "README.md"], ["credit_risk", "fraud"]),
+        (["pyproject.toml"], ["credit_risk", "fraud"]),
+        ([".ci/requirements.lock"], ["credit_risk", "fraud"]),
+        (["requirements-dev.txt"], ["credit_risk", "fraud"]),
+        (["uv.lock"], ["credit_risk", "fraud"]),
+        ([".github/scripts/gate.sh"], ["credit_risk", "fraud"]),
+        ([".github/workflows/model-gate.yml"], ["credit_risk", "fraud"]),
+        (["docs/platform/notes.md", "projects/fraud/pyproject.toml"], ["fraud"]),
         (["README.md", "projects/README.md", ".github/workflows/ci.yml"], []),
         (["projects/deleted_project/train.py"], []),
         (["projects/not_a_project/notes.md"], []),
@@ -799,6 +917,33 @@ def test_the_changes_job_outputs_the_projects_of_its_diff(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(outputs["projects"]) == ["fraud"]
+
+
+@pytest.mark.parametrize("workflow", ["model-gate.yml", "model-record.yml"])
+@pytest.mark.parametrize(
+    "changed", ["platform/modelops/services/gate/verdict.py", "pyproject.toml"]
+)
+def test_a_change_to_the_gate_or_the_dependencies_gates_every_project(
+    tmp_path: Path, workflow: str, changed: str
+) -> None:
+    """A pull request touching only gate code or pyproject.toml selected no project, so the
+    required check passed without gating anything."""
+    require("bash", "jq")
+    root = _checkout(tmp_path)
+    step = _step(_load(workflow)["jobs"]["changes"], "detect")
+    base_expression = {
+        "model-gate.yml": "github.event.pull_request.base.sha",
+        "model-record.yml": "github.event.before",
+    }[workflow]
+    result, outputs = _run_step(
+        step,
+        cwd=root,
+        tmp_path=tmp_path,
+        context={base_expression: "base123"},
+        stub_bin=_git_stub(tmp_path, [changed]),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(outputs["projects"]) == ["credit_risk", "fraud"]
 
 
 # --- gate.sh -------------------------------------------------------------------------------------

@@ -163,8 +163,9 @@ def history(
         bool,
         typer.Option(
             "--verify",
-            help="Check the hash chain, the holder table and the MLflow aliases; exit 1 when "
-            "anything disagrees.",
+            help="Check the hash chain, the holder table, the MLflow aliases and the GitOps "
+            "values; exit 1 when anything disagrees (a promotion not deployed yet is a "
+            "warning).",
         ),
     ] = False,
     anchor: Annotated[
@@ -241,6 +242,7 @@ def history(
                     "anchor": result.anchor or None,
                     "keyed_from": result.keyed_from,
                     "problems": list(result.problems),
+                    "deploys_pending": list(result.deploys_pending),
                 },
             }
         )
@@ -272,6 +274,8 @@ def history(
         return
     if verify:
         result = service.verify(settings, project, expect_anchor)
+        for warning in result.deploys_pending:
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
         if result.ok:
             typer.secho(
                 f"ledger verified: {result.checked} entries, hash chain intact; anchor "

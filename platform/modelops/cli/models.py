@@ -78,8 +78,9 @@ def list_versions(
 
 @app.command()
 def sync(project: Annotated[str, typer.Argument(help="Project name.")]) -> None:
-    """Repair MLflow aliases that lag behind the ledger (after MLflow failed mid-promotion)."""
-    from modelops.services import promote
+    """Repair MLflow aliases that lag behind the ledger (after MLflow failed mid-promotion),
+    and close registrations a killed ``train`` left open on any host."""
+    from modelops.services import promote, registry
 
     changed = promote.sync_aliases(STATE.settings, project)
     if not changed:
@@ -89,6 +90,8 @@ def sync(project: Annotated[str, typer.Argument(help="Project name.")]) -> None:
             f"{project}: alias '{environment}' "
             f"{'v' + before if before else '(none)'} -> {'v' + holder if holder else '(none)'}"
         )
+    for line in registry.clean_up_interrupted(STATE.settings, project):
+        typer.echo(f"{project}: {line}")
 
 
 @app.command()

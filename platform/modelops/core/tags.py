@@ -32,6 +32,8 @@ PRIMARY_METRIC = f"{PREFIX}.primary_metric"
 MANAGED = f"{PREFIX}.managed"
 HOST = f"{PREFIX}.host"
 PID = f"{PREFIX}.pid"
+TRAIN_ID = f"{PREFIX}.train_id"
+REGISTRATION_PENDING = f"{PREFIX}.registration_pending"
 
 
 def dataset(name: str) -> str:

@@ -347,16 +347,22 @@ class GitOpsRepo:
 
     # ------------------------------------------------------------------ history
 
-    def recent_commits(self, n: int) -> list[LoggedCommit]:
+    def recent_commits(
+        self, n: int, *, touching: str | None = None, message_contains: str | None = None
+    ) -> list[LoggedCommit]:
         """The newest ``n`` commits of HEAD, newest first, with the files each touched; empty
-        when the branch has no commit yet.
+        when the branch has no commit yet. ``touching``: only commits that changed that path;
+        ``message_contains``: only commits whose message contains that text.
 
         Raises:
             GitOpsError: git is missing, ``path`` is not a repository, or ``git log`` failed.
         """
-        done = _git(
-            self.path, "log", f"-n{n}", f"--format={_LOG_FORMAT}", "--name-only", check=False
-        )
+        args = ["log", f"-n{n}", f"--format={_LOG_FORMAT}", "--name-only"]
+        if message_contains is not None:
+            args += ["--fixed-strings", f"--grep={message_contains}"]
+        if touching is not None:
+            args += ["--", touching]
+        done = _git(self.path, *args, check=False)
         if done.returncode != 0:
             if "does not have any commits" in done.stderr:
                 return []

@@ -8,8 +8,10 @@ import logging
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from modelops.core import registration
 from modelops.core import tags as tag_keys
 from modelops.core.errors import RegistryError, ServiceUnavailableError
 from modelops.core.redact import redact
@@ -348,33 +350,104 @@ def _dead_here(tags: Mapping[str, str]) -> bool:
     return False
 
 
-def clean_up_interrupted(client: MlflowClient, experiment: str, model_name: str) -> list[str]:
-    """What an interrupted ``train`` (``kill -9``) left: runs still RUNNING whose process is gone
-    end FAILED, and a baseline version registered without its candidate is deleted (or, when
-    the candidate exists, the pair's cross tag is completed). Returns what was done, in words.
+def clear_version_tag(client: MlflowClient, model_name: str, version: str, key: str) -> None:
+    client.delete_model_version_tag(model_name, version, key)
+
+
+def clean_up_interrupted(
+    client: MlflowClient,
+    experiment: str,
+    model_name: str,
+    *,
+    now: datetime | None = None,
+    grace: timedelta = registration.GRACE,
+) -> list[str]:
+    """What an interrupted ``train`` (``kill -9``) left, on this host or any other.
+
+    A run still RUNNING ends FAILED when its process is gone from this host, or when a train
+    started it more than ``grace`` ago. A registration whose marker is older than ``grace`` is
+    closed (:func:`modelops.core.registration.plan`): the pair completed, or a version without
+    its partner deleted. Versions registered before markers existed keep the old rule (deleted
+    when their process is gone from this host). Returns what was done, in words.
     """
     from mlflow.exceptions import MlflowException
 
-    done: list[str] = []
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        running = client.search_runs(
-            [found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000
-        )
-        for run in running:
-            if _dead_here(run.data.tags):
-                client.set_terminated(run.info.run_id, "FAILED")
-                done.append(f"run {run.info.run_id} of a killed process marked FAILED")
+    now = now or datetime.now(UTC)
+    done = _fail_dead_runs(client, experiment, now - grace)
     try:
         versions = client.search_model_versions(f"name = '{model_name}'", max_results=10_000)
     except MlflowException:
         return done
+    done += _close_registrations(client, model_name, versions, now, grace)
+    done += _clean_up_unmarked(client, model_name, versions)
+    for line in done:
+        logging.getLogger(__name__).warning("cleaned up an interrupted train: %s", line)
+    return done
+
+
+def _fail_dead_runs(client: MlflowClient, experiment: str, started_before: datetime) -> list[str]:
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    done = []
+    cutoff_ms = started_before.timestamp() * 1000
+    running = client.search_runs(
+        [found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000
+    )
+    for run in running:
+        tags_ = run.data.tags
+        abandoned = tag_keys.TRAIN_ID in tags_ and (run.info.start_time or 0) < cutoff_ms
+        if abandoned or _dead_here(tags_):
+            client.set_terminated(run.info.run_id, "FAILED")
+            done.append(f"run {run.info.run_id} of a killed process marked FAILED")
+    return done
+
+
+def _close_registrations(
+    client: MlflowClient,
+    model_name: str,
+    versions: list[ModelVersion],
+    now: datetime,
+    grace: timedelta,
+) -> list[str]:
+    found = registration.plan(
+        [
+            registration.Registered(
+                str(v.version), dict(v.tags), tuple(getattr(v, "aliases", ()) or ())
+            )
+            for v in versions
+        ],
+        now,
+        grace,
+        gone={str(v.version) for v in versions if _dead_here(v.tags)},
+    )
+    done = list(found.notes)
+    for baseline, candidate in found.pair:
+        client.set_model_version_tag(model_name, baseline, tag_keys.CANDIDATE_VERSION, candidate)
+        done.append(f"v{baseline}: paired with its candidate v{candidate}")
+    for version in found.clear:
+        clear_version_tag(client, model_name, version, tag_keys.REGISTRATION_PENDING)
+    for version in found.delete:
+        client.delete_model_version(model_name, version)
+        done.append(f"v{version}: registration never completed, deleted")
+    return done
+
+
+def _clean_up_unmarked(
+    client: MlflowClient, model_name: str, versions: list[ModelVersion]
+) -> list[str]:
+    """Versions from before registration markers: only this host can tell their train died."""
+    done: list[str] = []
     baselines_of = {
         v.tags.get(tag_keys.BASELINE_VERSION): v for v in versions if v.tags.get(tag_keys.ROLE)
     }
     for version in versions:
         tags_ = version.tags
-        if tags_.get(tag_keys.ROLE) != "baseline" or tags_.get(tag_keys.CANDIDATE_VERSION):
+        if (
+            tags_.get(tag_keys.ROLE) != "baseline"
+            or tags_.get(tag_keys.CANDIDATE_VERSION)
+            or tag_keys.REGISTRATION_PENDING in tags_
+        ):
             continue
         partner = baselines_of.get(str(version.version))
         if partner is not None:
@@ -385,6 +458,4 @@ def clean_up_interrupted(client: MlflowClient, experiment: str, model_name: str)
         elif _dead_here(tags_):
             client.delete_model_version(model_name, version.version)
             done.append(f"v{version.version}: baseline without its candidate deleted")
-    for line in done:
-        logging.getLogger(__name__).warning("cleaned up an interrupted train: %s", line)
     return done

@@ -21,7 +21,7 @@ the promoting verdict judged (the same bytes ``modelops package`` verifies).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +48,8 @@ BENTO_TAG_ANNOTATION = "modelops.io/bento-tag"
 MODEL_VERSION_KEY = "modelops.io/model-version"
 VERSION_VARIABLE = "MODELOPS_MODEL_VERSION"
 LEDGER_HEAD_TRAILER = "Modelops-Ledger-Head"
+LEDGER_ENTRY_TRAILER = "Modelops-Ledger-Entry"
+MODEL_VERSION_TRAILER = "Modelops-Model-Version"
 
 Sync = Literal["auto", "manual"]
 
@@ -160,45 +162,6 @@ class DeployResult:
             "dry_run": self.dry_run,
             "direct": self.direct,
         }
-
-
-@dataclass(frozen=True)
-class EnvironmentAgreement:
-    environment: str
-    ledger_version: str | None
-    gitops_version: str | None
-    status: Literal["agrees", "differs", "not deployed"]
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class GitOpsAgreement:
-    """Whether the GitOps repository deploys, in every environment, the ledger's holder.
-
-    ``ok`` is False when a values file names another version (or is unreadable, or deploys
-    something where the ledger has no holder); an environment promoted but never deployed is
-    ``pending``, not a disagreement.
-    """
-
-    project: str
-    repo: Path
-    environments: list[EnvironmentAgreement] = field(default_factory=list)
-
-    @property
-    def problems(self) -> list[str]:
-        return [
-            f"{self.project} {e.environment}: {e.detail}"
-            for e in self.environments
-            if e.status == "differs"
-        ]
-
-    @property
-    def pending(self) -> list[str]:
-        return [e.environment for e in self.environments if e.status == "not deployed"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 # ----------------------------------------------------------------------------- names
@@ -319,7 +282,7 @@ def _size(settings: Settings, environment: str) -> dict[str, Any]:
     return _SIZES["middle"]
 
 
-def _load_values(text: str | None, where: str) -> dict[str, Any] | None:
+def load_values(text: str | None, where: str) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
@@ -485,9 +448,9 @@ def _files(
     exists = repo.exists()
     existing_text = repo.read(values_file) if exists else None
     where = str(repo.path / values_file)
-    values = build_values(settings, release, _load_values(existing_text, where), replicas)
+    values = build_values(settings, release, load_values(existing_text, where), replicas)
     app_text = repo.read(app_file) if exists else None
-    app_existing = _load_values(app_text, str(repo.path / app_file))
+    app_existing = load_values(app_text, str(repo.path / app_file))
     if app_existing is not None:
         app = _update_application(app_existing, namespace, sync)
         rendered_app = app_text if app == app_existing else _render_application(app)
@@ -544,11 +507,11 @@ def commit_message(
             ("Modelops-Action", action),
             ("Modelops-Project", r.project),
             ("Modelops-Environment", r.environment),
-            ("Modelops-Model-Version", r.version),
+            (MODEL_VERSION_TRAILER, r.version),
             ("Modelops-Bento-Tag", r.bento_tag),
             ("Modelops-Verdict", verdict),
             ("Modelops-Actor", actor),
-            ("Modelops-Ledger-Entry", str(moved.seq)),
+            (LEDGER_ENTRY_TRAILER, str(moved.seq)),
             (LEDGER_HEAD_TRAILER, anchor),
         ]
     )
@@ -789,53 +752,3 @@ def _direct(
         dry_run=dry_run,
         direct=direct,
     )
-
-
-# ----------------------------------------------------------------------------- agreement
-
-
-def gitops_agrees(settings: Settings, project_name: str) -> GitOpsAgreement:
-    """Compare, per environment, the model version in the GitOps values file (``modelVersion``
-    and the ``v<version>-`` prefix of ``image.tag``) with the ledger's holder.
-
-    Reads the working tree of the GitOps repository (fetch first to compare with a remote); never
-    creates it.
-    """
-    spec = project_for(settings, project_name).spec
-    ledger = ledger_for(settings)
-    repo = gitops_io.GitOpsRepo(settings.resolved_gitops_repo)
-    exists = repo.exists()
-    rows: list[EnvironmentAgreement] = []
-    for environment in settings.environments:
-        held = ledger.holder(spec.name, environment).version
-        relative = values_path(environment, spec.name)
-        text = repo.read(relative) if exists else None
-        rows.append(_agreement(environment, held, text, str(repo.path / relative)))
-    return GitOpsAgreement(project=spec.name, repo=repo.path, environments=rows)
-
-
-def _agreement(
-    environment: str, held: str | None, text: str | None, where: str
-) -> EnvironmentAgreement:
-    ledger_says = f"v{held}" if held else "nothing"
-    if text is None:
-        if held is None:
-            return EnvironmentAgreement(environment, None, None, "agrees")
-        return EnvironmentAgreement(
-            environment, held, None, "not deployed", f"ledger {ledger_says}, GitOps nothing"
-        )
-    try:
-        values = _load_values(text, where) or {}
-    except DeployError as error:
-        return EnvironmentAgreement(environment, held, None, "differs", str(error))
-    raw = values.get("modelVersion")
-    version = None if raw is None else str(raw)
-    image = values.get("image")
-    tag = str(image.get("tag", "")) if isinstance(image, dict) else ""
-    if version != held:
-        detail = f"GitOps modelVersion {version!r} in {where}, ledger {ledger_says}"
-        return EnvironmentAgreement(environment, held, version, "differs", detail)
-    if held is not None and not tag.startswith(f"v{held}-"):
-        detail = f"GitOps image.tag {tag!r} in {where} is not a v{held} Bento (ledger v{held})"
-        return EnvironmentAgreement(environment, held, version, "differs", detail)
-    return EnvironmentAgreement(environment, held, version, "agrees")

@@ -374,26 +374,39 @@ def anchor(settings: Settings) -> str:
     return ledger_for(settings).anchor()
 
 
+@dataclass(frozen=True)
+class LedgerCheck(Verification):
+    """A verification plus ``deploys_pending``: one warning per environment promoted since its
+    last GitOps deploy (not a problem: the deploy has not caught up yet)."""
+
+    deploys_pending: list[str] = dataclasses.field(default_factory=list)
+
+
 def verify(
     settings: Settings, project_name: str | None = None, expect_anchor: str | None = None
-) -> Verification:
+) -> LedgerCheck:
     """The ledger's own checks (chain, head, holder table, ``expect_anchor``), then every
-    environment alias in MLflow against the ledger."""
+    environment alias in MLflow and every GitOps values file against the ledger."""
     from modelops.config.project import available_projects
-    from modelops.services.deploy import gitops_agrees
+    from modelops.services.gitops_agreement import gitops_agrees
 
     result = ledger_for(settings).verify(expect_anchor)
     names = [project_name] if project_name else available_projects(settings.resolved_projects_dir)
     drift: list[str] = []
+    pending: list[str] = []
     for name in names:
-        drift += gitops_agrees(settings, name).problems
+        agreement = gitops_agrees(settings, name)
+        drift += agreement.problems
+        pending += agreement.warnings
         try:
             drift += alias_drift(settings, name)
         except RegistryError:  # no registered model yet: nothing can have drifted
             continue
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    checked = LedgerCheck(**fields, deploys_pending=pending)
     if not drift:
-        return result
-    return dataclasses.replace(result, ok=False, problems=[*result.problems, *drift])
+        return checked
+    return dataclasses.replace(checked, ok=False, problems=[*result.problems, *drift])
 
 
 def holder_at(settings: Settings, project_name: str, environment: str, at: datetime) -> str | None:

@@ -72,3 +72,13 @@ def show_version(settings: Settings, project_name: str, version: str) -> Version
     with mlflow_io.session(tracking(settings)) as client:
         found = mlflow_io.get_version(client, name, version)
         return _info(client, name, found, mlflow_io.aliases(client, name))
+
+
+def clean_up_interrupted(settings: Settings, project_name: str) -> list[str]:
+    """Close registrations a killed ``train`` left open on any host (what the next train does
+    first); one line per change or per version left alone with its reason."""
+    project = project_for(settings, project_name)
+    with mlflow_io.session(tracking(settings)) as client:
+        return mlflow_io.clean_up_interrupted(
+            client, f"modelops/{project.spec.name}", project.spec.registered_model
+        )

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from modelops.config.project import Project, ProjectSpec
 from modelops.config.settings import Settings
-from modelops.core import tags
+from modelops.core import registration, tags
 from modelops.core.errors import ConfigError
 from modelops.core.metrics import (
     CostModel,
@@ -45,6 +46,7 @@ from modelops.services.identity import resolve_actor
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +233,61 @@ def with_windows(project: Project, overrides: dict[str, tuple[date, date]]) -> P
     return project.model_copy(update={"spec": spec})
 
 
+def _register_pair(
+    client: MlflowClient,
+    project: Project,
+    logged: dict[str, mlflow_io.LoggedModel],
+    evaluated: dict[str, tuple[float, dict[str, float], dict[str, Any]]],
+    role_tags: dict[str, dict[str, str]],
+    train_id: str,
+) -> dict[str, TrainedVersion]:
+    """Register the logged baseline, then the candidate, and close the pair."""
+    spec = project.spec
+    trained: dict[str, TrainedVersion] = {}
+    # Both models are fitted, evaluated and logged: only now is anything registered, the
+    # baseline first and the pair closed by the candidate's and the baseline's cross tags.
+    # Each version is created with a marker naming this train, removed once the pair is
+    # closed: a crash in between leaves the marker, and any later train or 'models sync',
+    # on any host, completes the pair or deletes the version left without its partner.
+    marker = registration.Marker(train_id, datetime.now(UTC)).text()
+    for role in ROLES:
+        threshold, metrics, _ = evaluated[role]
+        tags_ = dict(role_tags[role])
+        if role == "candidate":
+            tags_[tags.BASELINE_VERSION] = trained["baseline"].version
+        summary = _holdout_summary(metrics, project)
+        version = mlflow_io.register_version(
+            client,
+            spec.registered_model,
+            logged[role],
+            tags={
+                **tags_,
+                tags.REGISTRATION_PENDING: marker,
+                tags.ARTIFACT_SHA256: mlflow_io.artifact_sha256(logged[role].model_uri),
+                **{
+                    tags.holdout_metric(k): repr(metrics[f"holdout_{k}"])
+                    for k in ("roc_auc", "pr_auc", "cost_per_1000")
+                },
+            },
+            description=f"{role} of {spec.name}: {summary}",
+        )
+        trained[role] = TrainedVersion(
+            role, str(version.version), logged[role].run_id, threshold, metrics, summary
+        )
+        log.info("registered %s version %s (%s)", spec.registered_model, version.version, role)
+    mlflow_io.set_version_tags(
+        client,
+        spec.registered_model,
+        trained["baseline"].version,
+        {tags.CANDIDATE_VERSION: trained["candidate"].version},
+    )
+    for role in ROLES:
+        mlflow_io.clear_version_tag(
+            client, spec.registered_model, trained[role].version, tags.REGISTRATION_PENDING
+        )
+    return trained
+
+
 def train(
     settings: Settings,
     project_name: str,
@@ -296,9 +353,9 @@ def train(
     for name, print_ in data.fingerprints.items():
         lineage.update(print_.as_tags(tags.dataset(name)))
     evaluated = {role: _evaluate(models[role], data, project) for role in ROLES}
-    trained: dict[str, TrainedVersion] = {}
     track = tracking(settings)
     experiment = f"modelops/{spec.name}"
+    train_id = uuid.uuid4().hex
     with mlflow_io.session(track) as client, _terminate_as_interrupt():
         mlflow_io.clean_up_interrupted(client, experiment, spec.registered_model)
         logged: dict[str, mlflow_io.LoggedModel] = {}
@@ -309,6 +366,7 @@ def train(
                 **lineage,
                 tags.ROLE: role,
                 tags.THRESHOLD: repr(threshold),
+                tags.TRAIN_ID: train_id,
                 **mlflow_io.process_tags(),
             }
             record = mlflow_io.RunRecord(
@@ -332,39 +390,7 @@ def train(
             logged[role] = mlflow_io.log_run(
                 client, track, record, models[role], train_frame[data.features].head(5)
             )
-        # Both models are fitted, evaluated and logged: only now is anything registered, the
-        # baseline first and the pair closed by the candidate's and the baseline's cross tags.
-        # A version left without its pair by a crash in between is removed by the next train.
-        for role in ROLES:
-            threshold, metrics, _ = evaluated[role]
-            tags_ = dict(role_tags[role])
-            if role == "candidate":
-                tags_[tags.BASELINE_VERSION] = trained["baseline"].version
-            summary = _holdout_summary(metrics, project)
-            version = mlflow_io.register_version(
-                client,
-                spec.registered_model,
-                logged[role],
-                tags={
-                    **tags_,
-                    tags.ARTIFACT_SHA256: mlflow_io.artifact_sha256(logged[role].model_uri),
-                    **{
-                        tags.holdout_metric(k): repr(metrics[f"holdout_{k}"])
-                        for k in ("roc_auc", "pr_auc", "cost_per_1000")
-                    },
-                },
-                description=f"{role} of {spec.name}: {summary}",
-            )
-            trained[role] = TrainedVersion(
-                role, str(version.version), logged[role].run_id, threshold, metrics, summary
-            )
-            log.info("registered %s version %s (%s)", spec.registered_model, version.version, role)
-        mlflow_io.set_version_tags(
-            client,
-            spec.registered_model,
-            trained["baseline"].version,
-            {tags.CANDIDATE_VERSION: trained["candidate"].version},
-        )
+        trained = _register_pair(client, project, logged, evaluated, role_tags, train_id)
     notes = []
     if data.unlabelled_rows:
         notes.append(
