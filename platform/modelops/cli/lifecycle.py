@@ -193,64 +193,83 @@ def history(
     ] = False,
 ) -> None:
     """The ledger: every validation, approval, promotion, refusal and rollback."""
+    if at is not None:
+        _holder_at(project, env, at, as_json)
+    elif as_json:
+        _history_json(project, env, verify, anchor, expect_anchor)
+    else:
+        _history_table(project, env, verify, anchor, expect_anchor)
+
+
+def _holder_at(project: str | None, env: str | None, at: datetime, as_json: bool) -> None:
+    from modelops.cli.state import echo_json
+    from modelops.services import promote as service
+
+    if not (project and env):
+        raise ModelopsError("--at needs a project and --env")
+    when = at if at.tzinfo else at.replace(tzinfo=UTC)
+    holder = service.holder_at(STATE.settings, project, env, when)
+    if as_json:
+        echo_json({"project": project, "environment": env, "at": when, "version": holder})
+        return
+    typer.echo(
+        f"{project} {env} at {when:%Y-%m-%d %H:%M:%S}: "
+        + (f"v{holder}" if holder else "no version")
+    )
+
+
+def _history_json(
+    project: str | None, env: str | None, verify: bool, anchor: bool, expect_anchor: str | None
+) -> None:
     from modelops.cli.state import echo_json
     from modelops.services import promote as service
 
     settings = STATE.settings
-    if at is not None:
-        if not (project and env):
-            raise ModelopsError("--at needs a project and --env")
-        when = at if at.tzinfo else at.replace(tzinfo=UTC)
-        holder = service.holder_at(settings, project, env, when)
-        if as_json:
-            echo_json({"project": project, "environment": env, "at": when, "version": holder})
-            return
-        typer.echo(
-            f"{project} {env} at {when:%Y-%m-%d %H:%M:%S}: "
-            + (f"v{holder}" if holder else "no version")
-        )
-        return
     entries = service.history(settings, project, env)
-    if as_json:
-        head = service.anchor(settings) if anchor else None
-        result = service.verify(settings, project, expect_anchor) if verify and not anchor else None
-        echo_json(
-            {
-                "entries": [
-                    {
-                        "seq": e.seq,
-                        "at": e.at,
-                        "action": e.action,
-                        "project": e.project,
-                        "environment": e.environment,
-                        "from_version": e.from_version,
-                        "to_version": e.to_version,
-                        "actor": e.actor,
-                        "verdict_id": e.verdict_id,
-                        "reason": e.reason or None,
-                        "details": e.details,
-                        "hash": e.hash,
-                    }
-                    for e in entries
-                ],
-                "anchor": head,
-                "verification": None
-                if result is None
-                else {
-                    "ok": result.ok,
-                    "checked": result.checked,
-                    "anchor": result.anchor or None,
-                    "keyed_from": result.keyed_from,
-                    "problems": list(result.problems),
-                    "deploys_pending": list(result.deploys_pending),
-                },
-            }
-        )
-        if result is not None and not result.ok:
-            raise LedgerBrokenError(
-                f"ledger verification failed: {len(result.problems)} problem(s)"
-            )
-        return
+    head = service.anchor(settings) if anchor else None
+    result = service.verify(settings, project, expect_anchor) if verify and not anchor else None
+    echo_json(
+        {
+            "entries": [
+                {
+                    "seq": e.seq,
+                    "at": e.at,
+                    "action": e.action,
+                    "project": e.project,
+                    "environment": e.environment,
+                    "from_version": e.from_version,
+                    "to_version": e.to_version,
+                    "actor": e.actor,
+                    "verdict_id": e.verdict_id,
+                    "reason": e.reason or None,
+                    "details": e.details,
+                    "hash": e.hash,
+                }
+                for e in entries
+            ],
+            "anchor": head,
+            "verification": None
+            if result is None
+            else {
+                "ok": result.ok,
+                "checked": result.checked,
+                "anchor": result.anchor or None,
+                "keyed_from": result.keyed_from,
+                "problems": list(result.problems),
+                "deploys_pending": list(result.deploys_pending),
+            },
+        }
+    )
+    if result is not None and not result.ok:
+        raise LedgerBrokenError(f"ledger verification failed: {len(result.problems)} problem(s)")
+
+
+def _history_table(
+    project: str | None, env: str | None, verify: bool, anchor: bool, expect_anchor: str | None
+) -> None:
+    from modelops.services import promote as service
+
+    settings = STATE.settings
     echo_table(
         ["#", "time (UTC)", "action", "project", "env", "from", "to", "actor", "verdict", "reason"],
         [
@@ -266,28 +285,26 @@ def history(
                 (e.verdict_id or "-")[:8],
                 e.reason[:80],
             ]
-            for e in entries
+            for e in service.history(settings, project, env)
         ],
     )
     if anchor:
         typer.echo(service.anchor(settings))
         return
-    if verify:
-        result = service.verify(settings, project, expect_anchor)
-        for warning in result.deploys_pending:
-            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
-        if result.ok:
-            typer.secho(
-                f"ledger verified: {result.checked} entries, hash chain intact; anchor "
-                f"{result.anchor or '-'} (keep it elsewhere: --expect-anchor next time)",
-                fg=typer.colors.GREEN,
-            )
-        else:
-            for problem in result.problems:
-                typer.secho(problem, fg=typer.colors.RED, err=True)
-            raise LedgerBrokenError(
-                f"ledger verification failed: {len(result.problems)} problem(s)"
-            )
+    if not verify:
+        return
+    result = service.verify(settings, project, expect_anchor)
+    for warning in result.deploys_pending:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    if not result.ok:
+        for problem in result.problems:
+            typer.secho(problem, fg=typer.colors.RED, err=True)
+        raise LedgerBrokenError(f"ledger verification failed: {len(result.problems)} problem(s)")
+    typer.secho(
+        f"ledger verified: {result.checked} entries, hash chain intact; anchor "
+        f"{result.anchor or '-'} (keep it elsewhere: --expect-anchor next time)",
+        fg=typer.colors.GREEN,
+    )
 
 
 class LedgerBrokenError(ModelopsError):
