@@ -288,6 +288,106 @@ def _register_pair(
     return trained
 
 
+def _fit(module: Any, project: Project, data: Any) -> dict[str, Any]:
+    """The candidate and the logistic baseline, fitted and wrapped with the feature step."""
+    spec, label = project.spec, project.spec.label.column
+    train_frame, valid_frame = data.frames["train"], data.frames["validation"]
+    x_train = module.build_features(train_frame, data.features)
+    x_valid = module.build_features(valid_frame, data.features)
+    log.info(
+        "fitting %s on %d rows (validation %d)", spec.registered_model, len(x_train), len(x_valid)
+    )
+    fitted = {
+        "baseline": module.fit_baseline(x_train, train_frame[label]),
+        "candidate": module.fit(
+            x_train, train_frame[label], x_valid, valid_frame[label], dict(spec.model.params)
+        ),
+    }
+    return {
+        role: with_feature_step(module.build_features, data.features, model)
+        for role, model in fitted.items()
+    }
+
+
+def _lineage(
+    settings: Settings, project: Project, data: Any, views: dict[str, str], as_of: datetime
+) -> dict[str, str]:
+    """The tags every version of this training carries: who, from what data, code and config."""
+    spec, label = project.spec, project.spec.label.column
+    lineage = {
+        tags.TRAINED_BY: resolve_actor(None, settings.root) or "unknown",
+        tags.PROJECT: spec.name,
+        tags.FEATURE_SERVICE: spec.feature_service,
+        tags.FEATURES: ",".join(data.features),
+        tags.REQUEST_FIELDS: ",".join(data.request_fields),
+        tags.FEATURE_DIGEST: feature_digest(views),
+        tags.FEATURE_DIGEST_VIEWS: format_view_digests(views),
+        tags.MISSING_SHARE_TRAIN: json.dumps(
+            {k: round(v, 6) for k, v in data.joins["train"].missing_share.items()},
+            sort_keys=True,
+        ),
+        tags.LABEL: f"{spec.label.table}.{label}",
+        tags.WINDOWS: ";".join(f"{w}={getattr(spec.windows, w)}" for w in WINDOWS),
+        tags.AS_OF: as_of.isoformat(),
+        tags.GIT_COMMIT: git_io.head_commit(settings.root),
+        tags.PROJECT_YAML_SHA256: project.spec_hash,
+        tags.PRIMARY_METRIC: spec.primary_metric,
+        tags.PREVALENCE: repr(float(data.frames["train"][label].mean())),
+    }
+    for name, print_ in data.fingerprints.items():
+        lineage.update(print_.as_tags(tags.dataset(name)))
+    return lineage
+
+
+def _role_tags(
+    lineage: dict[str, str], role: str, threshold: float, train_id: str
+) -> dict[str, str]:
+    return {
+        **lineage,
+        tags.ROLE: role,
+        tags.THRESHOLD: repr(threshold),
+        tags.TRAIN_ID: train_id,
+        **mlflow_io.process_tags(),
+    }
+
+
+def _log_role(
+    client: Any,
+    track: Any,
+    settings: Settings,
+    project: Project,
+    data: Any,
+    model: Any,
+    role: str,
+    role_tags: dict[str, str],
+    evaluated: Any,
+) -> mlflow_io.LoggedModel:
+    """One MLflow run of ``role``: parameters, metrics, the evaluation, the datasets, the model."""
+    spec = project.spec
+    _, metrics, report = evaluated
+    record = mlflow_io.RunRecord(
+        experiment=f"modelops/{spec.name}",
+        run_name=f"{spec.name}-{role}",
+        params={
+            **{f"model.{k}": v for k, v in spec.model.params.items()},
+            "threshold_policy": spec.threshold_policy.type,
+            "cost_false_negative": spec.costs.false_negative,
+            "cost_false_positive": spec.costs.false_positive,
+            **{f"window.{w}": str(getattr(spec.windows, w)) for w in WINDOWS},
+        },
+        metrics=metrics,
+        tags=role_tags,
+        json_artifacts={"evaluation.json": report},
+        datasets=[
+            (data.frames[w], w, str(settings.data_dir / f"{spec.label.table}.parquet"))
+            for w in WINDOWS
+        ],
+    )
+    return mlflow_io.log_run(
+        client, track, record, model, data.frames["train"][data.features].head(5)
+    )
+
+
 def train(
     settings: Settings,
     project_name: str,
@@ -308,88 +408,35 @@ def train(
     prepare_state(settings)
     store = feast_io.open_store(feature_repo(settings))
     data = build_training_set(settings, project, as_of, store=store)
-    label = spec.label.column
-    train_frame, valid_frame = data.frames["train"], data.frames["validation"]
     _check_declared_features(project, data.features)
-    x_train = module.build_features(train_frame, data.features)
-    x_valid = module.build_features(valid_frame, data.features)
-    log.info(
-        "fitting %s on %d rows (validation %d)", spec.registered_model, len(x_train), len(x_valid)
-    )
-    fitted = {
-        "baseline": module.fit_baseline(x_train, train_frame[label]),
-        "candidate": module.fit(
-            x_train, train_frame[label], x_valid, valid_frame[label], dict(spec.model.params)
-        ),
-    }
-    models = {
-        role: with_feature_step(module.build_features, data.features, model)
-        for role, model in fitted.items()
-    }
+    models = _fit(module, project, data)
     views = feast_io.definitions_digest(
         store, feast_io.feature_service(store, spec.feature_service)
     )
-    commit = git_io.head_commit(settings.root)
-    lineage = {
-        tags.TRAINED_BY: resolve_actor(None, settings.root) or "unknown",
-        tags.PROJECT: spec.name,
-        tags.FEATURE_SERVICE: spec.feature_service,
-        tags.FEATURES: ",".join(data.features),
-        tags.REQUEST_FIELDS: ",".join(data.request_fields),
-        tags.FEATURE_DIGEST: feature_digest(views),
-        tags.FEATURE_DIGEST_VIEWS: format_view_digests(views),
-        tags.MISSING_SHARE_TRAIN: json.dumps(
-            {k: round(v, 6) for k, v in data.joins["train"].missing_share.items()},
-            sort_keys=True,
-        ),
-        tags.LABEL: f"{spec.label.table}.{label}",
-        tags.WINDOWS: ";".join(f"{w}={getattr(spec.windows, w)}" for w in WINDOWS),
-        tags.AS_OF: as_of.isoformat(),
-        tags.GIT_COMMIT: commit,
-        tags.PROJECT_YAML_SHA256: project.spec_hash,
-        tags.PRIMARY_METRIC: spec.primary_metric,
-        tags.PREVALENCE: repr(float(train_frame[label].mean())),
-    }
-    for name, print_ in data.fingerprints.items():
-        lineage.update(print_.as_tags(tags.dataset(name)))
+    lineage = _lineage(settings, project, data, views, as_of)
     evaluated = {role: _evaluate(models[role], data, project) for role in ROLES}
     track = tracking(settings)
     experiment = f"modelops/{spec.name}"
     train_id = uuid.uuid4().hex
     with mlflow_io.session(track) as client, _terminate_as_interrupt():
         mlflow_io.clean_up_interrupted(client, experiment, spec.registered_model)
-        logged: dict[str, mlflow_io.LoggedModel] = {}
-        role_tags: dict[str, dict[str, str]] = {}
-        for role in ROLES:
-            threshold, metrics, report = evaluated[role]
-            role_tags[role] = {
-                **lineage,
-                tags.ROLE: role,
-                tags.THRESHOLD: repr(threshold),
-                tags.TRAIN_ID: train_id,
-                **mlflow_io.process_tags(),
-            }
-            record = mlflow_io.RunRecord(
-                experiment=experiment,
-                run_name=f"{spec.name}-{role}",
-                params={
-                    **{f"model.{k}": v for k, v in spec.model.params.items()},
-                    "threshold_policy": spec.threshold_policy.type,
-                    "cost_false_negative": spec.costs.false_negative,
-                    "cost_false_positive": spec.costs.false_positive,
-                    **{f"window.{w}": str(getattr(spec.windows, w)) for w in WINDOWS},
-                },
-                metrics=metrics,
-                tags=role_tags[role],
-                json_artifacts={"evaluation.json": report},
-                datasets=[
-                    (data.frames[w], w, str(settings.data_dir / f"{spec.label.table}.parquet"))
-                    for w in WINDOWS
-                ],
+        role_tags = {
+            role: _role_tags(lineage, role, evaluated[role][0], train_id) for role in ROLES
+        }
+        logged = {
+            role: _log_role(
+                client,
+                track,
+                settings,
+                project,
+                data,
+                models[role],
+                role,
+                role_tags[role],
+                evaluated[role],
             )
-            logged[role] = mlflow_io.log_run(
-                client, track, record, models[role], train_frame[data.features].head(5)
-            )
+            for role in ROLES
+        }
         trained = _register_pair(client, project, logged, evaluated, role_tags, train_id)
     notes = []
     if data.unlabelled_rows:
@@ -402,7 +449,7 @@ def train(
         model_name=spec.registered_model,
         candidate=trained["candidate"],
         baseline=trained["baseline"],
-        training_rows=len(train_frame),
+        training_rows=len(data.frames["train"]),
         seconds=time.perf_counter() - started,
         notes=notes,
     )
