@@ -33,7 +33,7 @@ from modelops.core import monitoring as policy
 from modelops.core.scorer import build_scorer
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Ledger, LedgerEntry
-from modelops.services import data, datasets, features, monitor, promote, train
+from modelops.services import data, datasets, features, judged, monitor, promote, train
 from modelops.services.context import tracking
 from modelops.serving.prediction_log import ParquetSink, PredictionRecord
 from support import copy_workspace
@@ -586,6 +586,9 @@ def test_a_retraining_whose_alias_lags_ends_the_run_with_exit_code_3(
         "tester",
         False,
         {"run_id": "run-1", "as_of": as_of.isoformat(), "summary_json": "summary.json"},
+        expect=judged.snapshot(
+            Ledger(platform_.platform_database_url), PROJECT, "production"
+        ).expectation,
     )
     assert outcome.done and outcome.exit_code == 3
     assert "the MLflow alias lags" in outcome.detail
