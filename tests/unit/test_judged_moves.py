@@ -178,3 +178,32 @@ def test_a_holder_table_that_disagrees_with_the_moves_decides_nothing(
         conn.exec_driver_sql("UPDATE modelops_environment SET version = '9'")
     with pytest.raises(Exception, match=r"the holder table says v9 .* ending at v4"):
         judged.snapshot(_ledger(settings), PROJECT, "production")
+
+
+def test_a_verdicts_automatic_promotion_expects_the_state_the_verdict_judged(
+    settings: Settings,
+) -> None:
+    """auto_promote_staging acts on a verdict: it expects the holder the verdict compared with,
+    at the move head the verdict's entry follows; a move after the verdict voids it."""
+    ledger = _ledger(settings)
+    held = ledger.holder(PROJECT, "staging")
+    ledger.transition(
+        LedgerEntry("promote", PROJECT, "staging", "setup", "setup", held.version, "4"),
+        expected=held,
+    )
+    ledger.append(
+        LedgerEntry("validate", PROJECT, "staging", "ci", "passed", "4", "9", verdict_id="v-9")
+    )
+    judged_then = judged.snapshot(ledger, PROJECT, "staging").expectation
+    assert judged.verdict_judged(ledger, PROJECT, "v-9", "staging") == judged_then
+
+    held = ledger.holder(PROJECT, "staging")
+    ledger.transition(
+        LedgerEntry("promote", PROJECT, "staging", "bob", "by hand", "4", "7"), expected=held
+    )
+    expectation = judged.verdict_judged(ledger, PROJECT, "v-9", "staging")
+    assert expectation == judged_then  # still what the verdict judged, not what holds now
+    with pytest.raises(promote.PromotionRefusedError, match="staging is now held by v7"):
+        promote.promote(settings, PROJECT, "9", "staging", expect=expectation)
+    with pytest.raises(promote.PromotionRefusedError, match="not recorded in the ledger"):
+        judged.verdict_judged(ledger, PROJECT, "v-unknown", "staging")
