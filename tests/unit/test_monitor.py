@@ -33,7 +33,7 @@ from modelops.core import monitoring as policy
 from modelops.core.scorer import build_scorer
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Ledger, LedgerEntry
-from modelops.services import data, datasets, features, monitor, promote, train
+from modelops.services import data, datasets, features, judged, monitor, promote, train
 from modelops.services.context import tracking
 from modelops.serving.prediction_log import ParquetSink, PredictionRecord
 from support import copy_workspace
@@ -586,12 +586,230 @@ def test_a_retraining_whose_alias_lags_ends_the_run_with_exit_code_3(
         "tester",
         False,
         {"run_id": "run-1", "as_of": as_of.isoformat(), "summary_json": "summary.json"},
+        expect=judged.snapshot(
+            Ledger(platform_.platform_database_url), PROJECT, "production"
+        ).expectation,
     )
     assert outcome.done and outcome.exit_code == 3
     assert "the MLflow alias lags" in outcome.detail
     (staging,) = outcome.details["promotions"]
     assert staging["environment"] == "staging" and "alias_lags" in staging
     assert outcome.details["pending_promotion"]["environment"] == "production"
+
+
+# --- races: every move is a compare-and-swap on what the run judged ---------------------------
+
+
+@pytest.fixture(scope="module")
+def persons_version(trained: dict[str, Any]) -> str:
+    """A third registered version (a copy of the serving one) that a person promotes."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("MODELOPS_")]:
+            env.delenv(name)
+        settings = load_settings(trained["root"])
+        with mlflow_io.session(tracking(settings)) as client:
+            serving = client.get_model_version(PROJECT, trained["new"])
+            copy = client.create_model_version(PROJECT, serving.source, run_id=serving.run_id)
+    return str(copy.version)
+
+
+def _by_person(settings: Settings, environment: str, version: str, action: str = "promote") -> None:
+    """A person's move, as ``modelops promote``/``rollback`` records it (ledger, then alias)."""
+    ledger = Ledger(settings.platform_database_url)
+    held = ledger.holder(PROJECT, environment)
+    ledger.transition(
+        LedgerEntry(action, PROJECT, environment, "alice", "by hand", held.version, version),
+        expected=held,
+    )
+    with mlflow_io.session(tracking(settings)) as client:
+        mlflow_io.set_alias(client, PROJECT, environment, version)
+
+
+def _fresh_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trial: int) -> Settings:
+    monkeypatch.setenv("MODELOPS_DATABASE_URL", f"sqlite:///{tmp_path / f'trial-{trial}.db'}")
+    return load_settings()
+
+
+def _unjudged_moves(entries: list[Any], judged_version: str) -> list[Any]:
+    """The monitor's moves out of a version it did not judge."""
+    return [
+        e
+        for e in entries
+        if e.action in ("promote", "rollback")
+        and e.actor == monitor.MONITOR_ACTOR
+        and e.from_version != judged_version
+    ]
+
+
+def test_a_person_moving_production_after_judgement_refuses_the_monitors_rollback_20_times(
+    platform_: Settings,
+    trained: dict[str, Any],
+    persons_version: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The monitor judges v-new on probation and decides to roll back to v-old; a person moves
+    production in between, at four points of the interleaving (after judgement; inside the
+    rollback's write; away and back; to the rollback's own target). Every time the rollback is
+    refused and recorded with the judged and the current state, the person's holder stays, and
+    no monitor move starts from a version the monitor did not judge."""
+    from modelops.services.monitor import act
+
+    old, new, third = trained["old"], trained["new"], persons_version
+    _log(
+        platform_,
+        trained,
+        _traffic(trained)[lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")],
+        new,
+    )
+    labels = _shuffled_labels(platform_, trained)
+    monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
+    real_rollback, real_transition = act.rollback, Ledger.transition
+    interleavings: dict[str, tuple[str, str]] = {  # where: (holder after, wording)
+        "after judgement": (third, f"production is now held by v{third}"),
+        "inside the write": (third, f"production is now held by v{third}"),
+        "away and back": (new, f"held by v{new} again"),
+        "to the target": (old, f"production is now held by v{old}"),
+    }
+    kinds = list(interleavings)
+    unjudged: list[Any] = []
+    for trial in range(20):
+        kind = kinds[trial % len(kinds)]
+        settings = _fresh_ledger(tmp_path, monkeypatch, trial)
+        _seed(settings, "production", old, new)
+
+        def person_then_rollback(
+            *args: Any, kind: str = kind, settings: Settings = settings, **kwargs: Any
+        ) -> Any:
+            if kind == "after judgement":
+                _by_person(settings, "production", third)
+            elif kind == "away and back":
+                _by_person(settings, "production", third)
+                _by_person(settings, "production", new, action="rollback")
+            elif kind == "to the target":
+                _by_person(settings, "production", old)
+            return real_rollback(*args, **kwargs)
+
+        def person_inside(
+            self: Ledger, entry: LedgerEntry, settings: Settings = settings, **kwargs: Any
+        ) -> Any:
+            if entry.actor == monitor.MONITOR_ACTOR:
+                _by_person(settings, "production", third)
+            return real_transition(self, entry, **kwargs)
+
+        with monkeypatch.context() as race:
+            race.setattr(act, "rollback", person_then_rollback)
+            if kind == "inside the write":
+                race.setattr(Ledger, "transition", person_inside)
+            run = monitor.run(settings, PROJECT, as_of=_at(date(2025, 12, 29)))
+
+        holder, wording = interleavings[kind]
+        assert run.version == new and run.decision.kinds == [policy.ROLLBACK], kind
+        (outcome,) = run.outcomes
+        assert not outcome.done and "rollback of production to v" in outcome.detail, kind
+        assert promote.holders(settings, PROJECT)["production"] == holder, kind
+        entries = _ledger(settings)
+        refusal = entries[-1]
+        assert refusal.action == "refuse" and refusal.actor == monitor.MONITOR_ACTOR, kind
+        assert refusal.reason.startswith(f"decided on v{new} at head "), refusal.reason
+        assert wording in refusal.reason, (kind, refusal.reason)
+        assert refusal.details["attempted"] == "rollback"
+        assert refusal.details["judged"]["holder"] == new
+        assert refusal.details["current"]["holder"] == holder
+        assert not [e for e in entries if e.action == "rollback" and e.actor != "alice"], kind
+        unjudged += _unjudged_moves(entries, new)
+        assert Ledger(settings.platform_database_url).verify().ok
+    print(
+        f"rollback races: 20 trials, {len(unjudged)} moves of a version the monitor did not judge"
+    )
+    assert unjudged == []
+
+
+def test_a_person_moving_the_environment_around_the_retrainings_gate_refuses_its_promotion(
+    platform_: Settings,
+    trained: dict[str, Any],
+    persons_version: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The monitor judges v-new in staging and retrains; a person moves staging before the
+    retraining's gate, between the gate and the move, or away and back. The retrained version's
+    promotion is refused and recorded every time (20 trials), and the retraining's own entry
+    says where the walk stopped."""
+    from modelops.services import gate
+
+    old, new, third = trained["old"], trained["new"], persons_version
+    loaded = load_project(platform_.resolved_projects_dir, PROJECT)
+    automatic = loaded.spec.monitoring.model_copy(update={"auto_promote_production": True})
+    project = loaded.model_copy(
+        update={"spec": loaded.spec.model_copy(update={"monitoring": automatic})}
+    )
+    retrained = SimpleNamespace(
+        candidate=SimpleNamespace(version=old), baseline=SimpleNamespace(version=new)
+    )
+    passing = SimpleNamespace(id="verdict-1", passed=True, failed_rules=[])
+    as_of = _at(date(2026, 1, 5))
+    action = policy.Action(policy.RETRAIN, "drift", None, {"drift": {"streak": 2}})
+    lineage = monitor.read_lineage(platform_, project, new)
+    kinds = ["before the gate", "between the gate and the move", "away and back"]
+    unjudged: list[Any] = []
+    for trial in range(20):
+        kind = kinds[trial % len(kinds)]
+        settings = _fresh_ledger(tmp_path, monkeypatch, 100 + trial)
+        _seed(settings, "staging", new)
+        judged_state = judged.snapshot(
+            Ledger(settings.platform_database_url), PROJECT, "staging"
+        ).expectation
+
+        def person_then_train(
+            *args: Any, kind: str = kind, settings: Settings = settings, **kwargs: Any
+        ) -> Any:
+            if kind == "before the gate":
+                _by_person(settings, "staging", third)
+            return retrained
+
+        def gate_then_person(
+            *args: Any, kind: str = kind, settings: Settings = settings, **kwargs: Any
+        ) -> Any:
+            if kind == "between the gate and the move":
+                _by_person(settings, "staging", third)
+            elif kind == "away and back":
+                _by_person(settings, "staging", third)
+                _by_person(settings, "staging", new, action="rollback")
+            return passing
+
+        with monkeypatch.context() as race:
+            race.setattr(train, "train", person_then_train)
+            race.setattr(gate, "validate", gate_then_person)
+            outcome = monitor.runner._execute(
+                settings,
+                project,
+                "staging",
+                action,
+                lineage,
+                as_of,
+                monitor.MONITOR_ACTOR,
+                False,
+                {"run_id": f"run-{trial}", "as_of": as_of.isoformat(), "summary_json": "s.json"},
+                expect=judged_state,
+            )
+
+        holder = new if kind == "away and back" else third
+        assert promote.holders(settings, PROJECT)["staging"] == holder, kind
+        assert (
+            f"v{old} passed the gate against staging but was not moved"
+            in outcome.details["stopped"]
+        ), (kind, outcome.details)
+        entries = _ledger(settings)
+        refusal = next(e for e in entries if e.action == "refuse")
+        assert refusal.actor == monitor.MONITOR_ACTOR and refusal.to_version == old
+        assert refusal.reason.startswith(f"decided on v{new} at head "), refusal.reason
+        assert refusal.details["attempted"] == "promote"
+        record = entries[-1]
+        assert record.action == "retrain" and "was not moved" in record.details["stopped"]
+        unjudged += _unjudged_moves(entries, new)
+    print(f"retraining races: 20 trials, {len(unjudged)} moves of a version not judged")
+    assert unjudged == []
 
 
 def _cli(*argv: str) -> int:

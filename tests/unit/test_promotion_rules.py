@@ -139,3 +139,44 @@ def test_a_verdict_made_after_the_rollback_promotes_again() -> None:
 def test_the_first_broken_rule_is_the_one_reported() -> None:
     reason = rules.refusal(_facts(held_below=False, verdict_signed=False, approval_approve=False))
     assert reason == "v4 never held staging; promote it there first"
+
+
+# --- automatic moves: what was judged ------------------------------------------------------------
+
+
+def _head(seq: int, fill: str) -> str:
+    return rules.move_head(seq, fill * 64)
+
+
+def test_a_move_decided_on_the_current_state_may_happen() -> None:
+    judged = rules.Expectation("6", _head(41, "a"))
+    assert rules.judgement_changed("production", judged, judged) is None
+    empty = rules.Expectation(None, rules.NO_MOVE_HEAD)
+    assert (
+        rules.judgement_changed("staging", empty, rules.Expectation(None, "0:" + "0" * 64)) is None
+    )
+
+
+def test_another_holder_since_the_judgement_refuses_the_move_naming_both_states() -> None:
+    judged = rules.Expectation("6", _head(41, "a"))
+    now = rules.Expectation("7", _head(43, "b"))
+    assert rules.judgement_changed("production", judged, now) == (
+        f"decided on v6 at head 41:{'a' * 12}; production is now held by v7 (head 43:{'b' * 12})"
+    )
+    emptied = rules.judgement_changed("staging", rules.Expectation(None, rules.NO_MOVE_HEAD), now)
+    assert emptied is not None and emptied.startswith("decided on nothing at head 0:000000000000;")
+
+
+def test_the_same_holder_after_a_move_away_and_back_still_refuses() -> None:
+    judged = rules.Expectation("6", _head(41, "a"))
+    back = rules.Expectation("6", _head(45, "c"))
+    reason = rules.judgement_changed("production", judged, back)
+    assert reason is not None and "has moved since (head 45:cccccccccccc)" in reason
+    assert "held by v6 again" in reason
+
+
+def test_a_malformed_head_cannot_be_expected() -> None:
+    from modelops.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not '<seq>:<64 hex digits>'"):
+        rules.Expectation("6", "41:ab12")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from modelops.core.identity import listed, same_person
+from modelops.core.ledger import GENESIS_HASH, format_anchor, parse_anchor
 
 
 @dataclass(frozen=True)
@@ -221,3 +222,62 @@ def refusal(facts: PromotionFacts) -> str | None:
         if reason is not None:
             return reason
     return None
+
+
+# --- automatic moves: a compare-and-swap on what was judged -------------------------------------
+
+#: The move head of an environment nobody ever moved.
+NO_MOVE_HEAD = format_anchor(0, GENESIS_HASH)
+
+
+def move_head(seq: int, hash_: str) -> str:
+    """``"<seq>:<hash>"`` of an environment's last promote or rollback (its move head)."""
+    return format_anchor(seq, hash_)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What an automatic move was decided on: the environment's holder, and its move head.
+
+    The head is the ``"<seq>:<hash>"`` of the last promote or rollback of that project and
+    environment (:data:`NO_MOVE_HEAD` when there was none), not of the whole ledger: a move of
+    another project or environment, and the validations, refusals and alerts recorded in the
+    meantime (among them the retraining's own verdicts) leave the decision standing; any move
+    of the judged environment voids it, also one that brought the same holder back.
+
+    Raises:
+        ConfigError: ``head`` is not ``"<seq>:<64 hex digits>"``.
+    """
+
+    holder: str | None
+    head: str
+
+    def __post_init__(self) -> None:
+        parse_anchor(self.head)
+
+
+def _held(version: str | None) -> str:
+    return f"v{version}" if version else "nothing"
+
+
+def _short(head: str) -> str:
+    seq, hash_ = parse_anchor(head)
+    return f"{seq}:{hash_[:12]}"
+
+
+def judgement_changed(environment: str, judged: Expectation, now: Expectation) -> str | None:
+    """Why a move decided on ``judged`` may not happen in the state ``now`` (None: it may).
+
+    Changed means another holder, or the same holder after a move (another head).
+    """
+    if judged == now:
+        return None
+    decided = f"decided on {_held(judged.holder)} at head {_short(judged.head)}"
+    if judged.holder != now.holder:
+        return (
+            f"{decided}; {environment} is now held by {_held(now.holder)} (head {_short(now.head)})"
+        )
+    return (
+        f"{decided}; {environment} has moved since (head {_short(now.head)}) and is held by "
+        f"{_held(now.holder)} again"
+    )

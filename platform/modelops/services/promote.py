@@ -23,16 +23,15 @@ from modelops.core.verdict import Verdict
 from modelops.integrations import git as git_io
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Holder, Ledger, LedgerEntry, RecordedEntry, Verification
+from modelops.services import judged as judged_io
 from modelops.services.context import approval_required, tracking
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.identity import resolve_actor
+from modelops.services.judged import PromotionRefusedError as PromotionRefusedError
+from modelops.services.judged import refuse as _refuse
 
 log = logging.getLogger(__name__)
-
-
-class PromotionRefusedError(ModelopsError):
-    """The promotion or rollback broke a rule; recorded in the ledger as a refusal."""
 
 
 @dataclass(frozen=True)
@@ -50,29 +49,6 @@ def _check_environment(settings: Settings, environment: str) -> None:
         raise ModelopsError(
             f"unknown environment '{environment}' (configured: {', '.join(settings.environments)})"
         )
-
-
-def _refuse(
-    ledger: Ledger,
-    project: Project,
-    environment: str,
-    actor: str,
-    version: str,
-    holder: Holder,
-    reason: str,
-) -> PromotionRefusedError:
-    ledger.append(
-        LedgerEntry(
-            action="refuse",
-            project=project.spec.name,
-            environment=environment,
-            actor=actor,
-            reason=reason,
-            from_version=holder.version,
-            to_version=version,
-        )
-    )
-    return PromotionRefusedError(f"promotion of v{version} to {environment} refused: {reason}")
 
 
 def latest_verdict(
@@ -132,7 +108,8 @@ def apply_policy(settings: Settings, project_name: str, verdict: Verdict) -> Mov
     """
     if not verdict.passed or verdict.environment != "staging":
         return None
-    if not project_for(settings, project_name).spec.promotion.auto_promote_staging:
+    project = project_for(settings, project_name)
+    if not project.spec.promotion.auto_promote_staging:
         return None
     return promote(
         settings,
@@ -140,6 +117,9 @@ def apply_policy(settings: Settings, project_name: str, verdict: Verdict) -> Mov
         verdict.candidate.version,
         "staging",
         reason=f"automatic after verdict {verdict.id} (project policy auto_promote_staging)",
+        expect=judged_io.verdict_judged(
+            ledger_for(settings), project.spec.name, verdict.id, "staging"
+        ),
     )
 
 
@@ -152,11 +132,17 @@ def promote(
     approve: bool = False,
     approver: str | None = None,
     reason: str | None = None,
+    expect: rules.Expectation | None = None,
 ) -> Move:
     """Move ``environment`` to ``version`` if a fresh passing verdict and approvals allow it.
 
     The rules are :mod:`modelops.core.promotion`'s; this gathers their facts, records a refusal
     in the ledger, or writes the approval and the move in one compare-and-swap transaction.
+
+    ``expect``: what an automatic move was decided on (the holder and the environment's move
+    head, see :mod:`modelops.services.judged`); if the environment moved since, the move is
+    refused and the refusal recorded, also when the move happens between the check and the
+    write (the compare-and-swap expects the revision of the judged state).
     """
     _check_environment(settings, environment)
     project = project_for(settings, project_name)
@@ -164,8 +150,8 @@ def promote(
     version = str(version)
     ledger = ledger_for(settings)
     actor = resolve_actor(approver, settings.root)
-    holder = ledger.holder(spec.name, environment)
     who = actor or "unknown"
+    holder, _ = judged_io.holder_for_move(ledger, spec.name, environment, who, version, expect)
     with mlflow_io.session(tracking(settings)) as client:
         registered = mlflow_io.get_version(client, spec.registered_model, version)
     verdict = latest_verdict(ledger, spec.name, environment, version)
@@ -184,7 +170,7 @@ def promote(
     )
     refused = rules.refusal(facts)
     if refused is not None:
-        raise _refuse(ledger, project, environment, who, version, holder, refused)
+        raise _refuse(ledger, spec.name, environment, who, version, holder, refused)
     approval: list[LedgerEntry] = []
     if facts.approval.required:
         assert actor is not None and reason is not None and verdict is not None
@@ -203,7 +189,8 @@ def promote(
     assert verdict is not None
     # The approval and the move are one transaction; a lost race writes neither and is
     # recorded as a refusal.
-    entry = ledger.transition(
+    entry = judged_io.swap(
+        ledger,
         LedgerEntry(
             action="promote",
             project=spec.name,
@@ -214,9 +201,9 @@ def promote(
             to_version=version,
             verdict_id=verdict.verdict_id,
         ),
-        expected=holder,
-        preceding=approval,
-        refuse_on_conflict=True,
+        holder,
+        expect,
+        approval,
     )
     _sync_environment(settings, project, ledger, environment, "promoted")
     return Move(spec.name, spec.registered_model, environment, holder.version, version, entry)
@@ -300,11 +287,14 @@ def rollback(
     to_version: str | None = None,
     actor: str | None = None,
     details: dict[str, Any] | None = None,
+    expect: rules.Expectation | None = None,
 ) -> Move:
     """Restore the previous holder (or ``to_version``, which must have held ``environment``).
 
     Skips the gate: returning to a version that already served is the safe path. ``details``
-    (JSON) goes into the ledger entry: the monitor's evidence and report links.
+    (JSON) goes into the ledger entry: the monitor's evidence and report links. ``expect``: what
+    the rollback was decided on, as for :func:`promote`; it is checked before the target is
+    chosen, so the target always comes from the judged holder's history.
     """
     _check_environment(settings, environment)
     project = project_for(settings, project_name)
@@ -313,10 +303,16 @@ def rollback(
     who = resolve_actor(actor, settings.root) or "unknown"
     if not reason.strip():
         raise ModelopsError("rollback needs a reason: --reason TEXT")
-    holder = ledger.holder(spec.name, environment)
+    asked = None if to_version is None else str(to_version)
+    holder, now = judged_io.holder_for_move(
+        ledger, spec.name, environment, who, asked, expect, attempted="rollback"
+    )
     if holder.version is None:
         raise ModelopsError(f"nothing holds {environment} for {spec.name}; nothing to roll back")
-    past = [v for v in ledger.past_holders(spec.name, environment) if v != holder.version]
+    if now is not None:
+        past = now.earlier_holders
+    else:
+        past = [v for v in ledger.past_holders(spec.name, environment) if v != holder.version]
     if to_version is None:
         if not past:
             raise ModelopsError(
@@ -334,7 +330,8 @@ def rollback(
                 f"{', '.join('v' + v for v in past) or 'none'}); rollback only returns to a "
                 "version that served there"
             )
-    entry = ledger.transition(
+    entry = judged_io.swap(
+        ledger,
         LedgerEntry(
             action="rollback",
             project=spec.name,
@@ -345,8 +342,8 @@ def rollback(
             to_version=target,
             details=dict(details or {}),
         ),
-        expected=holder,
-        refuse_on_conflict=True,
+        holder,
+        expect,
     )
     _sync_environment(settings, project, ledger, environment, "rolled back")
     return Move(spec.name, spec.registered_model, environment, holder.version, target, entry)

@@ -12,6 +12,7 @@ from modelops.config.settings import Settings
 from modelops.core import monitoring as policy_core
 from modelops.core.errors import ModelopsError
 from modelops.core.monitor_record import AlertDetails, ProposeDetails, Record, RollbackDetails
+from modelops.core.promotion import Expectation
 from modelops.integrations.database import LedgerEntry, RecordedEntry
 from modelops.services.context import ledger as ledger_for
 from modelops.services.monitor.common import MonitorError, Outcome, _clean
@@ -125,9 +126,13 @@ def rollback(
     actor: str,
     push: bool,
     links: dict[str, Any],
+    expect: Expectation,
 ) -> Outcome:
     """The path of ``modelops rollback``: the ledger move (which moves the alias), then the
-    GitOps commit; the reason names the run and its report, the details carry the evidence."""
+    GitOps commit; the reason names the run and its report, the details carry the evidence.
+
+    ``expect``: the holder and move head the run judged; the rollback is a compare-and-swap on
+    them, refused and recorded (raised as a refusal) when the environment moved since."""
     from modelops.services import promote
 
     report = links.get("report_html") or links["summary_json"]
@@ -144,6 +149,7 @@ def rollback(
             reason=reason[:2000],
             to_version=action.target,
             actor=actor,
+            expect=expect,
             **kwargs,
         )
         moved = {

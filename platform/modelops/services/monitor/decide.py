@@ -4,6 +4,7 @@ shares from MLflow, earlier actions from the ledger)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,6 @@ def policy_of(project: Project) -> policy_core.Policy:
     )
 
 
-def _moves(ledger: Ledger, project: str, environment: str) -> list[RecordedEntry]:
-    return [e for e in ledger.entries(project, environment) if e.action in ("promote", "rollback")]
-
-
 def _is_monitors(entry: RecordedEntry, actor: str) -> bool:
     return (
         entry.actor == actor
@@ -68,25 +65,21 @@ def _data_time(entry: RecordedEntry) -> datetime:
     return entry.at
 
 
-def last_move(ledger: Ledger, project: str, environment: str) -> RecordedEntry | None:
-    """The environment's latest promote or rollback."""
-    moves = _moves(ledger, project, environment)
-    return moves[-1] if moves else None
-
-
 def tenure(
-    ledger: Ledger,
-    project: str,
-    environment: str,
+    earlier: Sequence[str],
     holder: str,
     scored: pd.DataFrame,
     moved: RecordedEntry | None,
     as_of: datetime,
 ) -> policy_core.Tenure:
-    """How ``holder`` got to serve ``environment`` and since when its predictions are logged."""
+    """How ``holder`` got to serve its environment and since when its predictions are logged.
+
+    ``moved`` and ``earlier`` (the versions that held it before, most recent first) are the
+    judged history (:class:`modelops.services.judged.Snapshot`), never read again: a rollback
+    returns to what preceded the judged holder."""
     served = scored[scored["model_version"] == holder] if len(scored) else scored
     first_seen = served["logged_at"].min().to_pydatetime() if len(served) else None
-    past = [v for v in ledger.past_holders(project, environment) if v != holder]
+    past = list(earlier)
     return policy_core.Tenure(
         moved_by=moved.action if moved else None,
         moved_at=moved.at if moved else None,

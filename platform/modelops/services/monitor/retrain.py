@@ -13,6 +13,7 @@ from modelops.config.settings import Settings
 from modelops.core import monitoring as policy_core
 from modelops.core.errors import DataError, ModelopsError
 from modelops.core.monitor_record import ProposeDetails, RetrainDetails
+from modelops.core.promotion import Expectation
 from modelops.core.splits import WINDOWS
 from modelops.services.context import approval_required
 from modelops.services.monitor.act import details, gitops, record_entry
@@ -86,10 +87,13 @@ def retrain(
     actor: str,
     push: bool,
     links: dict[str, Any],
+    expect: Expectation,
 ) -> Outcome:
     """Train on the latest labelled windows, then gate and promote (:func:`_gate_and_promote`);
     the retraining is a ledger entry, and a pass waiting for ``environment`` a propose entry.
-    Nothing newer to train on is an alert; a failed training a retrain entry with its error."""
+    Nothing newer to train on is an alert; a failed training a retrain entry with its error.
+    ``expect``: the holder and move head the run judged; the promotion into ``environment`` is
+    refused (and recorded) when it moved since."""
     from modelops.services import train
     from modelops.services.datasets import read_labels
 
@@ -133,7 +137,17 @@ def retrain(
         return Outcome(action.kind, False, f"training failed: {exc}", entry.seq)
     judged = _judged_on(settings, project, windows, links["run_id"])
     walk = _gate_and_promote(
-        settings, judged, project, environment, trained, action, run_tag, as_of, actor, push
+        settings,
+        judged,
+        project,
+        environment,
+        trained,
+        action,
+        run_tag,
+        as_of,
+        actor,
+        push,
+        expect,
     )
     return _recorded(
         settings, project, environment, action, lineage, actor, links, base, trained, walk
@@ -163,6 +177,7 @@ def _gate_and_promote(
     as_of: datetime,
     actor: str,
     push: bool,
+    expect: Expectation,
 ) -> Walk:
     """Gate, then promote on the platform's one promotion path
     (:func:`modelops.services.workflows.promotion.walk`): through every environment below
@@ -171,7 +186,8 @@ def _gate_and_promote(
     only with ``auto_promote_production`` and no approval needed, else it waits as a pending
     promotion. The candidate is gated first and the baseline only if the candidate fails its
     first gate. A gate that cannot be evaluated counts as failed. ``judged``: the settings the
-    gate judges with (the retraining's own windows)."""
+    gate judges with (the retraining's own windows); ``expect``: what ``environment`` held when
+    the run judged it (the move into it is a compare-and-swap on that)."""
     from modelops.services.workflows import promotion
 
     spec = project.spec
@@ -207,9 +223,11 @@ def _gate_and_promote(
             waits=waits,
             gate_errors_fail=True,
             tolerate_alias_lag=True,
+            refusals_stop=True,
             as_of=as_of,
             gate_settings=judged,
             after_move=lambda env, _: f"{env}: {gitops(settings, spec.name, env, actor, push)}",
+            expect=expect,
         ),
     )
     walk = Walk(

@@ -17,12 +17,14 @@ from modelops.config.settings import Settings
 from modelops.core import monitoring as policy_core
 from modelops.core.errors import ModelopsError
 from modelops.core.monitor_record import MonitorSummary
+from modelops.core.promotion import Expectation
 from modelops.integrations import evidently as evidently_io
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import Ledger, RecordedEntry
 from modelops.services.context import check_environment, tracking
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
+from modelops.services.judged import Snapshot, snapshot
 from modelops.services.monitor import act, decide, performance, record, retrain, window
 from modelops.services.monitor.common import MONITOR_ACTOR, MonitorError, Outcome, _seed, _utc
 from modelops.services.monitor.lineage import Lineage, lineage_of
@@ -96,6 +98,9 @@ class _Context:
     project: Project
     environment: str
     holder: str
+    judged: Snapshot
+    """The holder and the moves that put it there, read once when the run starts: what every
+    finding is about and what every move of the run expects (a compare-and-swap on it)."""
     ledger: Ledger
     run_id: str
     run_dir: Path
@@ -217,7 +222,8 @@ def _start(
     spec = project.spec
     moment = _utc(as_of or started_at)
     ledger = ledger_for(settings)
-    holder = ledger.holder(spec.name, environment).version
+    judged = snapshot(ledger, spec.name, environment)
+    holder = judged.holder.version
     if holder is None:
         raise MonitorError(f"nothing holds {environment} for {spec.name}: nothing to monitor")
     run_id = f"{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -226,6 +232,7 @@ def _start(
         project=project,
         environment=environment,
         holder=holder,
+        judged=judged,
         ledger=ledger,
         run_id=run_id,
         run_dir=monitoring_dir(settings) / spec.name / run_id,  # made by the first file saved
@@ -272,10 +279,8 @@ def _observe(ctx: _Context, client: Any, laps: _Laps) -> _Seen:
         )
     quality, drift, drift_result = _measure_window(ctx, frame, reference, lineage, laps)
     del frame
-    moved = decide.last_move(ctx.ledger, spec.name, ctx.environment)
-    tenure = decide.tenure(
-        ctx.ledger, spec.name, ctx.environment, ctx.holder, scored, moved, ctx.as_of
-    )
+    moved = ctx.judged.last_move
+    tenure = decide.tenure(ctx.judged.earlier_holders, ctx.holder, scored, moved, ctx.as_of)
     labelled = performance.labelled_predictions(ctx.settings, ctx.project, scored, ctx.as_of, notes)
     laps.lap("labels")
     measured = performance.measure_performance(
@@ -423,6 +428,7 @@ def execute(
         ctx.actor,
         ctx.push,
         links,
+        expect=ctx.judged.expectation,
     )
 
 
@@ -436,15 +442,19 @@ def _execute(
     actor: str,
     push: bool,
     links: dict[str, Any],
+    *,
+    expect: Expectation,
 ) -> Outcome:
-    """Carry out one action and record it; a failure is an outcome, never a half-recorded
-    success."""
+    """Carry out one action and record it; a failure (a refused move among them) is an
+    outcome, never a half-recorded success. ``expect``: the environment's state the decision
+    was made on; a rollback or a retraining's promotion into ``environment`` is refused (and
+    recorded) when it moved since."""
     try:
         if action.kind == policy_core.ROLLBACK:
-            return act.rollback(settings, project, environment, action, actor, push, links)
+            return act.rollback(settings, project, environment, action, actor, push, links, expect)
         if action.kind == policy_core.RETRAIN:
             return retrain.retrain(
-                settings, project, environment, action, lineage, as_of, actor, push, links
+                settings, project, environment, action, lineage, as_of, actor, push, links, expect
             )
         if action.kind == policy_core.PROPOSE:
             return act.propose(settings, project, environment, action, lineage, actor, links)

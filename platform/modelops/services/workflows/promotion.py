@@ -15,7 +15,16 @@ a copy of the loop:
   its reason, instead of raising (the monitor runs unattended);
 - ``tolerate_alias_lag``: a move whose MLflow alias lags is recorded and the walk goes on (the
   ledger is the truth; ``models sync`` repairs the alias);
-- ``after_move``: what follows each move (the GitOps commit); its text is kept with the move.
+- ``refusals_stop``: a refused move (recorded in the ledger) ends the walk with its reason
+  instead of raising (the monitor records the walk whole);
+- ``after_move``: what follows each move (the GitOps commit); its text is kept with the move;
+- ``expect``: the state of the target environment a decision to walk was made on (the monitor's
+  judged holder and move head); the move into the target is refused if it moved since.
+
+Every move is a compare-and-swap on what was judged: into the target on ``expect`` when given,
+and everywhere else on the holder and move head the walk read just before that environment's
+gate, so a person's move in between refuses the walk's move (recorded) instead of replacing a
+version nobody judged.
 
 Every gate is :func:`modelops.services.gate.validate` and every move is
 :func:`modelops.services.promote.promote`, so each step is judged by the same rules and recorded
@@ -31,7 +40,8 @@ from typing import Any
 
 from modelops.config.settings import Settings
 from modelops.core.errors import ModelopsError
-from modelops.services import gate, promote
+from modelops.core.promotion import Expectation
+from modelops.services import gate, judged, promote
 from modelops.services.context import approval_required
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
@@ -103,6 +113,7 @@ class WalkOptions:
     skip_held: bool = False
     gate_errors_fail: bool = False
     tolerate_alias_lag: bool = False
+    refusals_stop: bool = False
     as_of: datetime | None = None
     gate_settings: Settings | None = None
     """Settings the gate judges with, when they differ (the monitor's retraining windows)."""
@@ -110,6 +121,8 @@ class WalkOptions:
     """Called as ``after_move(environment, version)`` after each move."""
     on_gate: Callable[[GateStep], None] | None = None
     on_move: Callable[[MoveStep], None] | None = None
+    expect: Expectation | None = None
+    """What the target environment held (holder and move head) when the walk was decided."""
 
 
 @dataclass
@@ -180,6 +193,9 @@ def _walk_version(
             and version in ledger.past_holders(name, env)
         ):
             continue
+        expect = options.expect if env == options.target else None
+        if expect is None:
+            expect = judged.snapshot(ledger, name, env).expectation
         step = _gate(settings, name, version, env, options)
         result.gates.append(step)
         if options.on_gate is not None:
@@ -196,7 +212,14 @@ def _walk_version(
             result.pending = Pending(version, env, step.verdict_id, why)
             result.stopped = f"v{version} passed the gate against {env}; {env} {why}: pending"
             return False
-        result.moves.append(_move(settings, name, version, env, env in required, step, options))
+        try:
+            moved = _move(settings, name, version, env, env in required, step, options, expect)
+        except promote.PromotionRefusedError as exc:
+            if not options.refusals_stop:
+                raise
+            result.stopped = f"v{version} passed the gate against {env} but was not moved: {exc}"
+            return False
+        result.moves.append(moved)
         if options.on_move is not None:
             options.on_move(result.moves[-1])
     return False
@@ -225,12 +248,20 @@ def _move(
     needs_approval: bool,
     step: GateStep,
     options: WalkOptions,
+    expect: Expectation,
 ) -> MoveStep:
     approver = options.approver if needs_approval else options.actor
     reason = options.reason(version, env, step)
     try:
         move = promote.promote(
-            settings, name, version, env, approve=needs_approval, approver=approver, reason=reason
+            settings,
+            name,
+            version,
+            env,
+            approve=needs_approval,
+            approver=approver,
+            reason=reason,
+            expect=expect,
         )
     except promote.AliasLagError as exc:
         if not options.tolerate_alias_lag:
