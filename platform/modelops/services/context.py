@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from modelops.config.project import Project, load_project
 from modelops.config.settings import Settings
 from modelops.core.errors import ConfigError, ModelopsError
-from modelops.integrations.database import Ledger
+from modelops.integrations.database import Ledger, LedgerIntegrityError
 from modelops.integrations.feast import FeatureRepo
 from modelops.integrations.mlflow import Tracking
 
@@ -43,6 +45,34 @@ def ledger(settings: Settings) -> Ledger:
     return Ledger(
         settings.platform_database_url, key=key, lock_timeout_s=settings.lock_timeout_seconds
     )
+
+
+def checkpoint_file(settings: Settings) -> Path:
+    """Where the last verification of the ledger is kept (see :meth:`Ledger.verified`)."""
+    return settings.resolved_state_dir / "ledger.checkpoint"
+
+
+def verified_ledger(settings: Settings, action: str) -> Ledger:
+    """The platform ledger, after it verified (incrementally, from the last checkpoint).
+
+    Every command that acts on what the ledger says (promote, rollback, package, serve,
+    deploy, models sync) goes through here first.
+
+    Raises:
+        LedgerIntegrityError: the chain, its head or the holder table does not verify: one line
+            naming the first problem.
+        LedgerKeyError: the chain is keyed and the key is missing or another one.
+    """
+    handle = ledger(settings)
+    result = handle.verified(checkpoint_file(settings))
+    if not result.ok:
+        more = len(result.problems) - 1
+        also = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise LedgerIntegrityError(
+            f"{action} refused: the ledger does not verify: {result.problems[0]}{also}; "
+            "see 'modelops history --verify'"
+        )
+    return handle
 
 
 def project(settings: Settings, name: str) -> Project:

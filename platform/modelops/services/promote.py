@@ -22,8 +22,15 @@ from modelops.core.errors import ModelopsError, RegistryError
 from modelops.core.verdict import Verdict
 from modelops.integrations import git as git_io
 from modelops.integrations import mlflow as mlflow_io
-from modelops.integrations.database import Holder, Ledger, LedgerEntry, RecordedEntry, Verification
-from modelops.services.context import approval_required, tracking
+from modelops.integrations.database import (
+    Holder,
+    Ledger,
+    LedgerEntry,
+    LedgerIntegrityError,
+    RecordedEntry,
+    Verification,
+)
+from modelops.services.context import approval_required, tracking, verified_ledger
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.identity import resolve_actor
@@ -162,7 +169,7 @@ def promote(
     project = project_for(settings, project_name)
     spec = project.spec
     version = str(version)
-    ledger = ledger_for(settings)
+    ledger = verified_ledger(settings, "promote")
     actor = resolve_actor(approver, settings.root)
     holder = ledger.holder(spec.name, environment)
     who = actor or "unknown"
@@ -309,7 +316,7 @@ def rollback(
     _check_environment(settings, environment)
     project = project_for(settings, project_name)
     spec = project.spec
-    ledger = ledger_for(settings)
+    ledger = verified_ledger(settings, "rollback")
     who = resolve_actor(actor, settings.root) or "unknown"
     if not reason.strip():
         raise ModelopsError("rollback needs a reason: --reason TEXT")
@@ -490,7 +497,12 @@ def sync_aliases(settings: Settings, project_name: str) -> dict[str, tuple[str |
         ``{environment: (alias before, holder)}`` for every environment that was changed.
     """
     project = project_for(settings, project_name)
-    ledger = ledger_for(settings)
+    ledger = verified_ledger(settings, "models sync")
+    if ledger.head()[0] == 0:
+        raise LedgerIntegrityError(
+            "models sync refused: the ledger is empty, so it would unset every alias; restore "
+            "the ledger from a backup first"
+        )
     changed: dict[str, tuple[str | None, str | None]] = {}
     for environment in settings.environments:
         moved = _sync_environment(settings, project, ledger, environment)

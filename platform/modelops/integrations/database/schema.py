@@ -20,7 +20,7 @@ from modelops.core.ledger import ChainRow, LedgerIntegrityError, RecordedEntry, 
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData, Table
-    from sqlalchemy.engine import Row
+    from sqlalchemy.engine import Connection, Row
 
 
 def as_utc(value: datetime) -> datetime:
@@ -150,3 +150,28 @@ def chain_columns() -> list[Any]:
 def chain_row(values: Sequence[Any]) -> ChainRow:
     """A row of :func:`chain_columns` as the verifier reads it."""
     return ChainRow(values[0], at_text(values[1]), *values[2:])
+
+
+_PG_TRIGGERS = """
+SELECT coalesce(string_agg(t.tgname || ':' || t.tgenabled, ',' ORDER BY t.tgname), '')
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relname IN ('modelops_ledger', 'modelops_ledger_head', 'modelops_environment')
+  AND NOT t.tgisinternal AND c.relnamespace = to_regnamespace(current_schema())
+"""
+
+
+def storage_fingerprint(conn: Connection) -> str:
+    """What changes when the tables' guards are dropped or switched off, read cheaply.
+
+    SQLite: the schema cookie (``PRAGMA schema_version``), which every DROP or CREATE TRIGGER
+    moves, so editing a row behind the guards shows even when they are put back. PostgreSQL:
+    the guard triggers and whether each is enabled (a superuser's ``session_replication_role``
+    leaves no trace here; the full ``history --verify`` replays everything).
+    """
+    from sqlalchemy import text
+
+    if conn.dialect.name == "sqlite":
+        return f"sqlite:{conn.exec_driver_sql('PRAGMA schema_version').scalar()}"
+    if conn.dialect.name == "postgresql":
+        return f"postgresql:{conn.execute(text(_PG_TRIGGERS)).scalar()}"
+    return conn.dialect.name
