@@ -4,11 +4,12 @@ PostgreSQL has: TRUNCATE, per-transaction timeouts, and verify() once the trigge
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from ledger_suite import *  # noqa: F403  # the suite, run here on PostgreSQL
-from ledger_suite import ENV, PROJECT, casual, fill
+from ledger_suite import ENV, KEY, PROJECT, casual, fill, tamper
 from modelops.integrations.database import Ledger, LedgerEntry
 
 pytestmark = pytest.mark.integration
@@ -55,3 +56,25 @@ def test_timeouts_and_the_writer_pass_last_one_transaction(url: str) -> None:
         ).one()
     assert settings[0] == "0"
     assert settings[1] in (None, "")
+
+
+@pytest.mark.parametrize(
+    ("statement", "problem"),
+    [
+        ("UPDATE modelops_ledger SET actor = 'mallory' WHERE seq = 2", "entry 2: HMAC does not"),
+        ("DELETE FROM modelops_ledger WHERE seq = 2", "entry 2 missing before entry 3"),
+    ],
+)
+def test_a_superuser_edit_before_the_checkpoint_forces_a_full_replay(
+    url: str, tmp_path: Path, statement: str, problem: str
+) -> None:
+    """Rows before the checkpoint are not re-read, but an edit or deletion behind the triggers
+    (replication role) moves the ledger table's statistics: the next verification is full."""
+    ledger = Ledger(url, key=KEY)
+    fill(ledger, 4)
+    kept = tmp_path / "ledger.checkpoint"
+    assert ledger.verified(kept).checked == 4
+    assert ledger.verified(kept).checked == 1
+    tamper(url, statement)
+    result = Ledger(url, key=KEY).verified(kept)
+    assert not result.ok and problem in result.problems[0]

@@ -5,10 +5,10 @@ each successful verification leaves a :class:`Checkpoint` (the last verified ent
 hash, the chain's keying, the holders the transitions added up to, and a fingerprint of the
 storage's schema) and the next one re-checks only the checkpoint's own entry and what came after
 (:func:`modelops.core.ledger.verify_chain` with ``since``). Anything at or before the checkpoint
-that no longer matches it fails: its entry gone or re-hashed (a tail truncation, a rewrite), a
-row count that shrank (a middle deletion). A storage fingerprint that changed (the guard
-triggers were dropped to edit rows) makes the next verification a full one, with the checkpoint
-as its anchor.
+that no longer matches it fails: its entry gone or re-hashed (a tail truncation, a rewrite).
+Rows before it are not re-read (that is the saving); editing or deleting them takes getting past
+the guards, which moves the storage fingerprint (see the adapter), and a changed fingerprint
+makes the next verification a full one, with the checkpoint as its anchor.
 
 With a key the checkpoint carries an HMAC, so that nobody without the key can make a verifier
 skip entries it never saw; a checkpoint that does not check out is ignored (a full verification
@@ -132,19 +132,4 @@ def keying_problems(since: Checkpoint, hmac_from: int | None) -> list[str]:
     return [
         f"the ledger head says the chain is {now}, but it was {before} when last verified at "
         f"entry {since.seq} (head edited or downgraded?)"
-    ]
-
-
-def prefix_problems(since: Checkpoint, stored: int) -> list[str]:
-    """The number of entries stored at or before the checkpoint's seq against that seq."""
-    if stored == since.seq:
-        return []
-    if stored < since.seq:
-        return [
-            f"{since.seq - stored} entr{'y' if since.seq - stored == 1 else 'ies'} at or before "
-            f"entry {since.seq} deleted since it was verified (middle deletion or truncation?)"
-        ]
-    return [
-        f"{stored - since.seq} more entries at or before entry {since.seq} than when it was "
-        "verified (written outside the ledger?)"
     ]

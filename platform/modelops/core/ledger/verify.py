@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from modelops.core.ledger.chain import content_json, format_anchor, parse_anchor
-from modelops.core.ledger.checkpoint import Checkpoint, keying_problems, prefix_problems
+from modelops.core.ledger.checkpoint import Checkpoint, keying_problems
 from modelops.core.ledger.holders import HolderReplay, compare_holders
 from modelops.core.ledger.records import (
     ACTIONS,
@@ -63,7 +63,6 @@ def verify_chain(
     infer_hmac_from: bool = False,
     max_problems: int = MAX_PROBLEMS,
     since: Checkpoint | None = None,
-    stored_before: int | None = None,
     fingerprint: str = "",
     database: str = "",
 ) -> Verification:
@@ -82,8 +81,8 @@ def verify_chain(
 
     With ``since`` (a previous successful verification's :class:`Checkpoint`) the verification
     is incremental: ``rows`` start at the checkpoint's entry, whose hash must still be the
-    checkpoint's and match its content; the holders replay on from the checkpoint's; and
-    ``stored_before`` (the number of rows stored at or before its seq) must equal that seq.
+    checkpoint's and match its content; the holders replay on from the checkpoint's; the chain's
+    keying must be the checkpoint's (or switched on after it).
 
     ``ok`` results carry the :class:`Checkpoint` of the last entry checked (with
     ``fingerprint`` and ``database`` as given), for the next verification to start from.
@@ -98,7 +97,7 @@ def verify_chain(
     last_seq, last_hash = 0, GENESIS_HASH
     anchor_found = False
     hashes = _Hashes(key, hmac_from, infer_hmac_from)
-    start = _Start(since, stored_before, hmac_from, problems)
+    start = _Start(since, hmac_from, problems)
     if since is not None:
         replay.holders.update(since.holders)
         last_seq, last_hash = since.seq, since.hash
@@ -173,7 +172,6 @@ class _Start:
     def __init__(
         self,
         since: Checkpoint | None,
-        stored_before: int | None,
         hmac_from: int | None,
         problems: _Problems,
     ) -> None:
@@ -183,9 +181,6 @@ class _Start:
         if since is not None:
             for line in keying_problems(since, hmac_from):
                 problems.add(line)
-            if stored_before is not None:
-                for line in prefix_problems(since, stored_before):
-                    problems.add(line)
 
     def first(self, row: ChainRow, hashes: _Hashes) -> bool:
         assert self.since is not None

@@ -264,7 +264,7 @@ class Ledger:
             ConfigError: ``anchor`` is malformed.
             LedgerKeyError: the chain is HMAC-keyed and no key (or another key) is configured.
         """
-        from sqlalchemy import func, select
+        from sqlalchemy import select
 
         if anchor is not None:
             parse_anchor(anchor)
@@ -282,12 +282,8 @@ class Ledger:
                 for row in conn.execute(select(environment))
             }
             query = select(*chain_columns()).order_by(ledger.c.seq)
-            stored_before = None
             if since is not None:
                 query = query.where(ledger.c.seq >= since.seq)
-                stored_before = conn.execute(
-                    select(func.count()).select_from(ledger).where(ledger.c.seq <= since.seq)
-                ).scalar_one()
             result = conn.execution_options(yield_per=_STREAM_BATCH).execute(query)
             return verify_chain(
                 (chain_row(values) for values in result),
@@ -298,7 +294,6 @@ class Ledger:
                 anchor=anchor,
                 infer_hmac_from=head_row is None,
                 since=since,
-                stored_before=stored_before,
                 fingerprint=fingerprint,
                 database=database_id(self.url),
             )
