@@ -100,7 +100,7 @@ def _url(settings: Settings) -> str:
 
 def _row_edit(settings: Settings) -> str:
     tamper(_url(settings), "UPDATE modelops_ledger SET reason = 'edited' WHERE seq = 1")
-    return "entry 1: content does not match its hash"
+    return "entry 1: HMAC does not match its content"  # keyed by default
 
 
 def _middle_deletion(settings: Settings) -> str:
@@ -111,14 +111,14 @@ def _middle_deletion(settings: Settings) -> str:
 def _tail_truncation(settings: Settings) -> str:
     """Entries 3 and 4 cut, the head and the holder table moved back to match: a consistent
     chain that only the checkpoint (entry 4 verified) contradicts."""
-    second = Ledger(_url(settings)).entries()[1]
+    second = ledger_for(settings).entries()[1]
     tamper(
         _url(settings),
         "DELETE FROM modelops_ledger WHERE seq > 2",
         f"UPDATE modelops_ledger_head SET last_seq = 2, last_hash = '{second.hash}'",
         "UPDATE modelops_environment SET version = '3', revision = 1",
     )
-    assert Ledger(_url(settings)).verify().ok  # nothing left in the database shows it
+    assert ledger_for(settings).verify().ok  # nothing left in the database shows it
     return "entry 4 is missing"
 
 
@@ -208,5 +208,5 @@ def test_verification_after_the_first_replays_only_what_was_appended(served: Set
 def test_a_row_edited_after_the_checkpoint_is_caught_incrementally(served: Settings) -> None:
     _promote(served, "3")  # entries 5 and 6, after the checkpoint at entry 4
     tamper(_url(served), "UPDATE modelops_ledger SET actor = 'mallory' WHERE seq = 6")
-    with pytest.raises(LedgerIntegrityError, match="entry 6: content does not match its hash"):
+    with pytest.raises(LedgerIntegrityError, match="entry 6: HMAC does not match its content"):
         verified_ledger(served, "rollback")
