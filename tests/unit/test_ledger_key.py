@@ -85,6 +85,10 @@ def test_a_plain_ledger_from_before_the_key_stays_plain_until_switched(settings:
     Ledger(settings.platform_database_url).append(_verdict("3"))  # written before any key
     assert not ledger_for(settings).keyed and not ledger_key_file(settings).exists()
     verified_ledger(settings, "promote")
+    assert promote_service.enable_hmac(settings) == 2  # the explicit switch makes the key file
+    assert stat.S_IMODE(ledger_key_file(settings).stat().st_mode) == 0o600
+    assert ledger_for(settings).signed(ledger_for(settings).append(_verdict("4")))
+    verified_ledger(settings, "promote")
 
 
 def test_a_key_file_others_can_read_is_refused(settings: Settings) -> None:

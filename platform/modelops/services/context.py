@@ -39,13 +39,13 @@ def prepare_state(settings: Settings) -> None:
         settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
 
 
-def ledger(settings: Settings) -> Ledger:
+def ledger(settings: Settings, *, new_key: bool = False) -> Ledger:
     """The platform ledger, keyed and time-limited as configured.
 
     The key: ``ledger_key`` when configured; else, in the embedded profile, the key file
     (:func:`ledger_key_file`), created on first use, i.e. while the ledger is still empty. A
     ledger that already holds plain entries and has no key file stays plain until it is switched
-    explicitly (``modelops ledger enable-hmac``).
+    explicitly (``modelops ledger enable-hmac``, which passes ``new_key`` to create the file).
     """
     if settings.ledger_key:
         key: bytes | None = settings.ledger_key.get_secret_value().encode()
@@ -56,6 +56,8 @@ def ledger(settings: Settings) -> Ledger:
         )
     else:
         key = _embedded_key(settings, create=True)
+        if key is None and new_key:
+            key = _create_key(ledger_key_file(settings))
     return Ledger(
         settings.platform_database_url, key=key, lock_timeout_s=settings.lock_timeout_seconds
     )

@@ -372,8 +372,9 @@ def history(
 
 
 def enable_hmac(settings: Settings) -> int:
-    """Key the ledger's chain from the next entry on; returns that entry's seq."""
-    return ledger_for(settings).enable_hmac()
+    """Key the ledger's chain from the next entry on; returns that entry's seq (the embedded
+    profile's key file is created when no key is configured)."""
+    return ledger_for(settings, new_key=True).enable_hmac()
 
 
 def anchor(settings: Settings) -> str:
