@@ -22,7 +22,9 @@ Trust: verify() proves the chain is internally consistent and that the holder ta
 transitions add up to. With a key, nobody without the key can forge or edit an entry undetected
 (without one, anyone able to write the database can append a consistent forgery). Cutting the
 newest entries (or wiping everything) and moving the head back is only caught against an anchor
-(:meth:`Ledger.anchor`, kept outside the database).
+(:meth:`Ledger.anchor`, kept outside the database) or against the checkpoint that
+:meth:`Ledger.verified` keeps in a file after each successful verification (and from which the
+next one starts, so that verifying before every action stays cheap).
 """
 
 from __future__ import annotations
