@@ -19,8 +19,9 @@ from modelops.cli.main import main
 from modelops.config.settings import Settings, load_settings
 from modelops.core.errors import ModelopsError
 from modelops.integrations import mlflow as mlflow_io
-from modelops.integrations.database import Ledger, LedgerEntry
+from modelops.integrations.database import LedgerEntry
 from modelops.services import data, datasets, features, gate, promote, train
+from modelops.services.context import ledger as ledger_for
 from modelops.services.context import tracking
 from support import copy_workspace
 
@@ -119,8 +120,9 @@ def platform_(trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def _seed(settings: Settings, version: str, environments: tuple[str, ...]) -> None:
-    """Given: ``version`` serves these environments (set up directly, as an operator would)."""
-    ledger = Ledger(settings.platform_database_url)
+    """Given: ``version`` serves these environments (set up directly, as an operator would,
+    through the platform's ledger handle and so with its key)."""
+    ledger = ledger_for(settings)
     for env in environments:
         held = ledger.holder(PROJECT, env)
         ledger.transition(
@@ -381,7 +383,7 @@ def test_edited_ledger_row_is_detected_by_history_verify(
         conn.execute("DROP TRIGGER modelops_ledger_no_update")
         conn.execute("UPDATE modelops_ledger SET to_version = '1' WHERE seq = 1")
     assert _cli("history", PROJECT, "--verify") == 1
-    assert "entry 1: content does not match its hash" in capsys.readouterr().err
+    assert "entry 1: HMAC does not match its content" in capsys.readouterr().err  # keyed
 
 
 def test_sync_repairs_an_alias_that_lags_behind_the_ledger(

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import stat
+from pathlib import Path
+
 from modelops.config.project import Project, load_project
 from modelops.config.settings import Settings
 from modelops.core.errors import ConfigError, ModelopsError
-from modelops.integrations.database import Ledger
+from modelops.core.ledger import database_id
+from modelops.core.redact import register_secret
+from modelops.integrations.database import Ledger, LedgerIntegrityError
 from modelops.integrations.feast import FeatureRepo
 from modelops.integrations.mlflow import Tracking
 
@@ -32,17 +39,116 @@ def prepare_state(settings: Settings) -> None:
         settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
 
 
-def ledger(settings: Settings) -> Ledger:
-    """The platform ledger, keyed and time-limited as configured."""
-    key = settings.ledger_key.get_secret_value().encode() if settings.ledger_key else None
-    if key is None and settings.profile == "production":
+def ledger(settings: Settings, *, new_key: bool = False) -> Ledger:
+    """The platform ledger, keyed and time-limited as configured.
+
+    The key: ``ledger_key`` when configured; else, in the embedded profile, the key file
+    (:func:`ledger_key_file`), created on first use, i.e. while the ledger is still empty. A
+    ledger that already holds plain entries and has no key file stays plain until it is switched
+    explicitly (``modelops ledger enable-hmac``, which passes ``new_key`` to create the file).
+    """
+    if settings.ledger_key:
+        key: bytes | None = settings.ledger_key.get_secret_value().encode()
+    elif settings.profile == "production":
         raise ConfigError(
             "the production profile keys the ledger's hash chain: set MODELOPS_LEDGER_KEY from "
             "a secret (never stored in the database)"
         )
+    else:
+        key = _embedded_key(settings, create=True)
+        if key is None and new_key:
+            key = _create_key(ledger_key_file(settings))
     return Ledger(
         settings.platform_database_url, key=key, lock_timeout_s=settings.lock_timeout_seconds
     )
+
+
+def ledger_key_file(settings: Settings) -> Path:
+    """Where the embedded profile keeps its ledger key: ``<state_dir>/ledger.key`` for the
+    default database, ``<state_dir>/ledger-<digest of its URL>.key`` for another one."""
+    url = settings.platform_database_url
+    if url == f"sqlite:///{settings.resolved_state_dir / 'platform.db'}":
+        return settings.resolved_state_dir / "ledger.key"
+    return settings.resolved_state_dir / f"ledger-{database_id(url)}.key"
+
+
+def _embedded_key(settings: Settings, *, create: bool) -> bytes | None:
+    """The embedded ledger key from its file; with ``create``, a new one for an empty ledger.
+
+    Raises:
+        ConfigError: the key file is readable by others than its owner, or not a key.
+    """
+    path = ledger_key_file(settings)
+    key = _read_key(path)
+    if key is not None or not create:
+        return key
+    if Ledger(settings.platform_database_url).head()[0] != 0:
+        return None  # plain entries from before any key: keyed only by an explicit switch
+    return _create_key(path)
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    if mode & 0o077:
+        raise ConfigError(
+            f"ledger key file {path} is readable or writable by others (mode "
+            f"{stat.S_IMODE(mode):04o}): chmod 600 it"
+        )
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if len(text) < _KEY_BYTES * 2 or not all(c in "0123456789abcdef" for c in text):
+        raise ConfigError(f"ledger key file {path} does not hold a key (hex digits); restore it")
+    register_secret(text)
+    return text.encode()
+
+
+def _create_key(path: Path) -> bytes:
+    """A new random key in ``path`` (mode 0600); another process's key if it was first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = secrets.token_hex(_KEY_BYTES)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = _read_key(path)
+        assert key is not None
+        return key
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(text + "\n")
+    register_secret(text)
+    return text.encode()
+
+
+_KEY_BYTES = 32
+
+
+def checkpoint_file(settings: Settings) -> Path:
+    """Where the last verification of the ledger is kept (see :meth:`Ledger.verified`)."""
+    return settings.resolved_state_dir / "ledger.checkpoint"
+
+
+def verified_ledger(settings: Settings, action: str) -> Ledger:
+    """The platform ledger, after it verified (incrementally, from the last checkpoint).
+
+    Every command that acts on what the ledger says (promote, rollback, package, serve,
+    deploy, models sync) goes through here first.
+
+    Raises:
+        LedgerIntegrityError: the chain, its head or the holder table does not verify: one line
+            naming the first problem.
+        LedgerKeyError: the chain is keyed and the key is missing or another one.
+    """
+    handle = ledger(settings)
+    result = handle.verified(checkpoint_file(settings))
+    if not result.ok:
+        more = len(result.problems) - 1
+        also = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise LedgerIntegrityError(
+            f"{action} refused: the ledger does not verify: {result.problems[0]}{also}; "
+            "see 'modelops history --verify'"
+        )
+    return handle
 
 
 def project(settings: Settings, name: str) -> Project:

@@ -29,7 +29,7 @@ from modelops.config.settings import Settings
 from modelops.core.release import bento_name, bento_tag, bento_version, values_path
 from modelops.integrations import gitops as gitops_io
 from modelops.integrations.database import Ledger, RecordedEntry
-from modelops.services.context import check_environment
+from modelops.services.context import check_environment, verified_ledger
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.gitops_manifests import (  # noqa: F401 (re-exported)
@@ -270,7 +270,7 @@ def deploy(
         raise DeployError("--direct patches the cluster and writes no GitOps commit: drop --push")
     check_environment(settings, environment)
     spec = project_for(settings, project_name).spec
-    ledger = ledger_for(settings)
+    ledger = verified_ledger(settings, "deploy")
     who = resolve_actor(actor, settings.root) or "unknown"
     release = _release(settings, ledger, spec.name, environment)  # refuse before any write
     _expect(release, expect_version)
@@ -331,7 +331,7 @@ def record_rollback(
     """
     check_environment(settings, environment)
     spec = project_for(settings, project_name).spec
-    ledger = ledger_for(settings)
+    ledger = verified_ledger(settings, "rollback")
     who = resolve_actor(actor, settings.root) or "unknown"
     _rolled_back(_release(settings, ledger, spec.name, environment), to_version)
     repo = gitops_io.GitOpsRepo(settings.resolved_gitops_repo)

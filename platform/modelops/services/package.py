@@ -47,7 +47,7 @@ from modelops.integrations import bentoml as bentoml_io
 from modelops.integrations import feast as feast_io
 from modelops.integrations import git as git_io
 from modelops.integrations import mlflow as mlflow_io
-from modelops.services.context import check_environment, feature_repo, tracking
+from modelops.services.context import check_environment, feature_repo, tracking, verified_ledger
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.features import project_service
@@ -181,7 +181,7 @@ def release_tag(project: str, version: str, sha256: str, shadow: _Version | None
 def check_holder(settings: Settings, project: str, environment: str, version: str) -> None:
     """Raises PackageRefusedError unless ``version`` holds ``environment`` in the ledger."""
     check_environment(settings, environment)
-    holder = ledger_for(settings).holder(project, environment).version
+    holder = verified_ledger(settings, "package").holder(project, environment).version
     if holder != str(version):
         held = f"v{holder} holds it" if holder else "nothing holds it"
         raise PackageRefusedError(
@@ -593,7 +593,7 @@ def plan_serve(
     check_environment(settings, environment)
     project = project_for(settings, project_name)
     spec = project.spec
-    holder = ledger_for(settings).holder(spec.name, environment).version
+    holder = verified_ledger(settings, "serve").holder(spec.name, environment).version
     if holder is None:
         raise PackageRefusedError(
             f"no version of {spec.name} holds {environment}; promote one first"
@@ -663,6 +663,10 @@ def follow_promotion(
     holder = ledger_for(settings).holder(plan.project, plan.environment).version
     if holder is None or holder in (current, refused) or plan.pointer is None:
         return None
+    try:
+        verified_ledger(settings, f"reload to v{holder}")
+    except ModelopsError as exc:
+        return Reload(holder, error=str(exc))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     directory = plan.pointer.parent / "releases" / f"v{holder}-{stamp}"
     try:

@@ -22,9 +22,16 @@ from modelops.core.errors import ModelopsError, RegistryError
 from modelops.core.verdict import Verdict
 from modelops.integrations import git as git_io
 from modelops.integrations import mlflow as mlflow_io
-from modelops.integrations.database import Holder, Ledger, LedgerEntry, RecordedEntry, Verification
+from modelops.integrations.database import (
+    Holder,
+    Ledger,
+    LedgerEntry,
+    LedgerIntegrityError,
+    RecordedEntry,
+    Verification,
+)
 from modelops.services import judged as judged_io
-from modelops.services.context import approval_required, tracking
+from modelops.services.context import approval_required, tracking, verified_ledger
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.identity import resolve_actor
@@ -148,7 +155,7 @@ def promote(
     project = project_for(settings, project_name)
     spec = project.spec
     version = str(version)
-    ledger = ledger_for(settings)
+    ledger = verified_ledger(settings, "promote")
     actor = resolve_actor(approver, settings.root)
     who = actor or "unknown"
     holder, _ = judged_io.holder_for_move(ledger, spec.name, environment, who, version, expect)
@@ -299,7 +306,7 @@ def rollback(
     _check_environment(settings, environment)
     project = project_for(settings, project_name)
     spec = project.spec
-    ledger = ledger_for(settings)
+    ledger = verified_ledger(settings, "rollback")
     who = resolve_actor(actor, settings.root) or "unknown"
     if not reason.strip():
         raise ModelopsError("rollback needs a reason: --reason TEXT")
@@ -362,8 +369,9 @@ def history(
 
 
 def enable_hmac(settings: Settings) -> int:
-    """Key the ledger's chain from the next entry on; returns that entry's seq."""
-    return ledger_for(settings).enable_hmac()
+    """Key the ledger's chain from the next entry on; returns that entry's seq (the embedded
+    profile's key file is created when no key is configured)."""
+    return ledger_for(settings, new_key=True).enable_hmac()
 
 
 def anchor(settings: Settings) -> str:
@@ -500,7 +508,12 @@ def sync_aliases(settings: Settings, project_name: str) -> dict[str, tuple[str |
         ``{environment: (alias before, holder)}`` for every environment that was changed.
     """
     project = project_for(settings, project_name)
-    ledger = ledger_for(settings)
+    ledger = verified_ledger(settings, "models sync")
+    if ledger.head()[0] == 0:
+        raise LedgerIntegrityError(
+            "models sync refused: the ledger is empty, so it would unset every alias; restore "
+            "the ledger from a backup first"
+        )
     changed: dict[str, tuple[str | None, str | None]] = {}
     for environment in settings.environments:
         moved = _sync_environment(settings, project, ledger, environment)

@@ -5,7 +5,8 @@
 * :mod:`.rules` - what a transition must satisfy, and the wording of its refusals.
 * :mod:`.holders` - who holds each environment, replayed from promote and rollback entries.
 * :mod:`.verify` - :func:`verify_chain`: the chain against itself, the head, an anchor and the
-  holder table.
+  holder table, in full or from a :class:`Checkpoint`.
+* :mod:`.checkpoint` - the last verified state, stored (HMAC-keyed) for the next verification.
 
 The database adapter (:mod:`modelops.integrations.database`) stores and fetches; this package
 decides.
@@ -27,6 +28,12 @@ from modelops.core.ledger.chain import (
     parse_anchor,
     sealed,
     writing_key,
+)
+from modelops.core.ledger.checkpoint import (
+    Checkpoint,
+    checkpoint_text,
+    database_id,
+    read_checkpoint,
 )
 from modelops.core.ledger.holders import (
     HolderReplay,
@@ -67,6 +74,7 @@ __all__ = [
     "MAX_PROBLEMS",
     "TRANSITIONS",
     "ChainRow",
+    "Checkpoint",
     "Holder",
     "HolderChangedError",
     "HolderReplay",
@@ -81,8 +89,10 @@ __all__ = [
     "check_append",
     "check_key",
     "check_transition",
+    "checkpoint_text",
     "compare_holders",
     "content_json",
+    "database_id",
     "entry_content",
     "entry_hash",
     "format_anchor",
@@ -95,6 +105,7 @@ __all__ = [
     "next_time",
     "parse_anchor",
     "past_holders",
+    "read_checkpoint",
     "replay_holders",
     "sealed",
     "shown",

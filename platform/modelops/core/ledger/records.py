@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelops.core.errors import (
     ConcurrentChangeError,
@@ -16,6 +16,9 @@ from modelops.core.errors import (
     ModelopsError,
     ServiceUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from modelops.core.ledger.checkpoint import Checkpoint
 
 ACTIONS = ("validate", "promote", "approve", "refuse", "rollback", "retrain", "propose", "alert")
 """Every kind of entry: the gate, moves and approvals, and what the monitor decided."""
@@ -126,6 +129,7 @@ class Verification:
     ``anchor`` is ``"<seq>:<hash>"`` of the last entry checked: keep it somewhere the database's
     writers cannot reach and pass it to the next verify to detect truncation or a rewrite.
     ``keyed_from`` is the first HMAC-keyed seq (None: the chain is plain SHA-256).
+    ``checkpoint`` (when ``ok``) is where the next verification may start from.
     """
 
     ok: bool
@@ -133,6 +137,7 @@ class Verification:
     problems: list[str]
     anchor: str = ""
     keyed_from: int | None = None
+    checkpoint: Checkpoint | None = field(default=None, compare=False, repr=False)
 
 
 class ChainRow(NamedTuple):

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from modelops.core.ledger.chain import content_json, format_anchor, parse_anchor
+from modelops.core.ledger.checkpoint import Checkpoint, keying_problems
 from modelops.core.ledger.holders import HolderReplay, compare_holders
 from modelops.core.ledger.records import (
     ACTIONS,
@@ -61,6 +62,9 @@ def verify_chain(
     anchor: str | None = None,
     infer_hmac_from: bool = False,
     max_problems: int = MAX_PROBLEMS,
+    since: Checkpoint | None = None,
+    fingerprint: str = "",
+    database: str = "",
 ) -> Verification:
     """Check ``rows`` (in seq order) against each other, the head, an anchor and the holders.
 
@@ -75,6 +79,14 @@ def verify_chain(
     ``infer_hmac_from`` (the head that records ``hmac_from`` is lost) the chain counts as keyed
     from the first entry whose hash is a valid HMAC under ``key``.
 
+    With ``since`` (a previous successful verification's :class:`Checkpoint`) the verification
+    is incremental: ``rows`` start at the checkpoint's entry, whose hash must still be the
+    checkpoint's and match its content; the holders replay on from the checkpoint's; the chain's
+    keying must be the checkpoint's (or switched on after it).
+
+    ``ok`` results carry the :class:`Checkpoint` of the last entry checked (with
+    ``fingerprint`` and ``database`` as given), for the next verification to start from.
+
     Raises:
         ConfigError: ``anchor`` is not ``"<seq>:<hash>"``.
     """
@@ -85,9 +97,15 @@ def verify_chain(
     last_seq, last_hash = 0, GENESIS_HASH
     anchor_found = False
     hashes = _Hashes(key, hmac_from, infer_hmac_from)
+    start = _Start(since, hmac_from, problems)
+    if since is not None:
+        replay.holders.update(since.holders)
+        last_seq, last_hash = since.seq, since.hash
     for row in rows:
         checked += 1
         seq = row.seq
+        if start.pending and start.first(row, hashes):
+            continue
         if seq > last_seq + 1:
             problems.add(f"{_span(last_seq + 1, seq - 1)} missing before entry {seq} (deleted?)")
         elif row.prev_hash != last_hash:
@@ -112,6 +130,7 @@ def verify_chain(
                 )
         last_seq, last_hash = seq, row.hash
 
+    start.finish()
     end = _End(last_seq, last_hash, checked, anchor_found)
     for line in _head_problems(head, end):
         problems.add(line)
@@ -124,13 +143,73 @@ def verify_chain(
     for line in compare_holders(holders, replay.holders):
         problems.add(line)
     lines = problems.result()
+    checkpoint = Checkpoint(
+        seq=last_seq,
+        hash=last_hash,
+        hmac_from=hashes.hmac_from,
+        holders=dict(replay.holders),
+        fingerprint=fingerprint,
+        database=database,
+    )
     return Verification(
         ok=not lines,
         checked=checked,
         problems=lines,
         anchor=format_anchor(last_seq, last_hash),
         keyed_from=hashes.hmac_from,
+        checkpoint=None if lines else checkpoint,
     )
+
+
+class _Start:
+    """Where an incremental verification starts: the checkpoint's own entry, re-checked.
+
+    ``pending`` until the first row is seen; :meth:`first` checks it (returns True when it was
+    the checkpoint's entry, which the caller then skips: its link and holder move were verified
+    before), :meth:`finish` reports a checkpoint entry that never came.
+    """
+
+    def __init__(
+        self,
+        since: Checkpoint | None,
+        hmac_from: int | None,
+        problems: _Problems,
+    ) -> None:
+        self.since = since
+        self.problems = problems
+        self.pending = since is not None and since.seq > 0
+        if since is not None:
+            for line in keying_problems(since, hmac_from):
+                problems.add(line)
+
+    def first(self, row: ChainRow, hashes: _Hashes) -> bool:
+        assert self.since is not None
+        self.pending = False
+        if row.seq != self.since.seq:
+            self._missing()
+            return False
+        if row.hash != self.since.hash:
+            self.problems.add(
+                f"entry {row.seq}: hash is not the one verified before (rewritten or replaced?)"
+            )
+        elif row.action not in ACTIONS or not row.details.startswith("{"):
+            self.problems.add(f"entry {row.seq}: content is not a valid entry (edited?)")
+        else:
+            wrong = hashes.problem(row)
+            if wrong:
+                self.problems.add(wrong)
+        return True
+
+    def finish(self) -> None:
+        if self.pending:
+            self.pending = False
+            self._missing()
+
+    def _missing(self) -> None:
+        assert self.since is not None
+        self.problems.add(
+            f"entry {self.since.seq}, verified before, is missing (ledger truncated or rewritten?)"
+        )
 
 
 class _Hashes:

@@ -22,20 +22,25 @@ Trust: verify() proves the chain is internally consistent and that the holder ta
 transitions add up to. With a key, nobody without the key can forge or edit an entry undetected
 (without one, anyone able to write the database can append a consistent forgery). Cutting the
 newest entries (or wiping everything) and moving the head back is only caught against an anchor
-(:meth:`Ledger.anchor`, kept outside the database).
+(:meth:`Ledger.anchor`, kept outside the database) or against the checkpoint that
+:meth:`Ledger.verified` keeps in a file after each successful verification (and from which the
+next one starts, so that verifying before every action stays cheap).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.core.errors import ModelopsError
 from modelops.core.ledger import (
     TRANSITIONS,
+    Checkpoint,
     Holder,
     HolderChangedError,
     LedgerEntry,
@@ -46,6 +51,8 @@ from modelops.core.ledger import (
     check_append,
     check_key,
     check_transition,
+    checkpoint_text,
+    database_id,
     format_anchor,
     hmac_marker,
     holder_at,
@@ -55,6 +62,7 @@ from modelops.core.ledger import (
     next_time,
     parse_anchor,
     past_holders,
+    read_checkpoint,
     sealed,
     verify_chain,
     writing_key,
@@ -65,6 +73,7 @@ from modelops.integrations.database.schema import (
     chain_columns,
     chain_row,
     recorded,
+    storage_fingerprint,
     tables,
 )
 
@@ -243,12 +252,15 @@ class Ledger:
         """
         return is_signed(entry, self._key)
 
-    def verify(self, anchor: str | None = None) -> Verification:
+    def verify(self, anchor: str | None = None, *, since: Checkpoint | None = None) -> Verification:
         """Re-compute the chain, compare it with the head, ``anchor`` and the holder table.
 
         Streams the rows (constant memory) in one consistent snapshot. See
         :func:`modelops.core.ledger.verify_chain` for what is detected; ``anchor`` is a previous
-        ``Verification.anchor`` or :meth:`anchor`, ``"<seq>:<hash>"``.
+        ``Verification.anchor`` or :meth:`anchor`, ``"<seq>:<hash>"``. With ``since`` (a
+        previous ``Verification.checkpoint``) only its entry and the ones after are re-hashed,
+        unless the storage's schema changed since (its guards dropped and put back: then the
+        whole chain is, with the checkpoint as the anchor).
 
         Raises:
             ConfigError: ``anchor`` is malformed.
@@ -260,6 +272,9 @@ class Ledger:
             parse_anchor(anchor)
         _, ledger, environment, head = tables()
         with self._db.errors(), self._db.read(snapshot=True) as conn:
+            fingerprint = storage_fingerprint(conn)
+            if since is not None and since.fingerprint != fingerprint:
+                anchor, since = anchor or since.anchor, None
             head_row = conn.execute(select(head).where(head.c.id == 1)).one_or_none()
             hmac_from = None if head_row is None else head_row.hmac_from
             if head_row is not None:
@@ -268,9 +283,10 @@ class Ledger:
                 (row.project, row.environment): Holder(row.version, row.revision)
                 for row in conn.execute(select(environment))
             }
-            result = conn.execution_options(yield_per=_STREAM_BATCH).execute(
-                select(*chain_columns()).order_by(ledger.c.seq)
-            )
+            query = select(*chain_columns()).order_by(ledger.c.seq)
+            if since is not None:
+                query = query.where(ledger.c.seq >= since.seq)
+            result = conn.execution_options(yield_per=_STREAM_BATCH).execute(query)
             return verify_chain(
                 (chain_row(values) for values in result),
                 head=None if head_row is None else (head_row.last_seq, head_row.last_hash),
@@ -279,7 +295,34 @@ class Ledger:
                 hmac_from=hmac_from,
                 anchor=anchor,
                 infer_hmac_from=head_row is None,
+                since=since,
+                fingerprint=fingerprint,
+                database=database_id(self.url),
             )
+
+    def verified(self, checkpoint_file: Path) -> Verification:
+        """:meth:`verify` from the checkpoint kept in ``checkpoint_file``, keeping the new one.
+
+        The first verification (no checkpoint, or one that does not check out: another
+        database's, or without a valid HMAC under this ledger's key) replays the whole chain;
+        the next ones only what was appended since. The file is replaced only after a
+        successful verification; failing to write it costs the next call a full replay.
+
+        Raises:
+            LedgerKeyError: see :meth:`verify`.
+        """
+        try:
+            text = checkpoint_file.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            text = ""
+        since = read_checkpoint(text, self._key, database_id(self.url)) if text else None
+        result = self.verify(since=since)
+        if result.ok and result.checkpoint is not None and result.checkpoint != since:
+            try:
+                _write_atomically(checkpoint_file, checkpoint_text(result.checkpoint, self._key))
+            except OSError as error:
+                log.warning("could not keep the ledger checkpoint %s: %s", checkpoint_file, error)
+        return result
 
     def enable_hmac(self) -> int:
         """Key the chain with this ledger's key from the next entry on; return that seq.
@@ -495,6 +538,17 @@ class Ledger:
         with self._db.errors(), self._db.read() as conn:
             transitions = [recorded(row) for row in conn.execute(query)]
         yield from transitions
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 class _Conflict(Exception):

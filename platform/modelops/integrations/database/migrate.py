@@ -9,9 +9,11 @@ revision and upgraded, keeping its rows.
 The migrations also install the guards (they stop accidents and casual edits, not a database
 superuser or anyone with the SQLite file, who can drop them; verification detects the rest):
 
-- ``modelops_ledger`` rejects ``UPDATE``, ``DELETE`` and ``TRUNCATE`` (appends stay allowed);
+- ``modelops_ledger`` rejects ``UPDATE``, ``DELETE`` and ``TRUNCATE`` (appends stay allowed,
+  on PostgreSQL only to the ledger as the tables' owner);
 - ``modelops_ledger_head`` and ``modelops_environment`` reject ``DELETE`` and ``TRUNCATE``, and
-  ``INSERT``/``UPDATE`` unless made through the ledger (see :mod:`.engine`).
+  ``INSERT``/``UPDATE`` unless made through the ledger (see :mod:`.engine`); on PostgreSQL a
+  role that does not own the tables is refused even when it claims the writer pass.
 
 Alembic is imported lazily so that importing this module stays cheap.
 """
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "modelops_alembic_version"
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 """Every migration this code knows, oldest first."""
 HEAD_REVISION = REVISIONS[-1]
 BASELINE_REVISION = REVISIONS[0]

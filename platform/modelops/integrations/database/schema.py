@@ -20,7 +20,7 @@ from modelops.core.ledger import ChainRow, LedgerIntegrityError, RecordedEntry, 
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData, Table
-    from sqlalchemy.engine import Row
+    from sqlalchemy.engine import Connection, Row
 
 
 def as_utc(value: datetime) -> datetime:
@@ -150,3 +150,36 @@ def chain_columns() -> list[Any]:
 def chain_row(values: Sequence[Any]) -> ChainRow:
     """A row of :func:`chain_columns` as the verifier reads it."""
     return ChainRow(values[0], at_text(values[1]), *values[2:])
+
+
+_PG_GUARDS = """
+SELECT coalesce(string_agg(t.tgname::text || ':' || t.tgenabled::text, ',' ORDER BY t.tgname), '')
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relname IN ('modelops_ledger', 'modelops_ledger_head', 'modelops_environment')
+  AND NOT t.tgisinternal AND c.relnamespace = to_regnamespace(current_schema())
+"""
+_PG_LEDGER_CHANGES = """
+SELECT coalesce(max(n_tup_upd), 0) || '/' || coalesce(max(n_tup_del), 0)
+FROM pg_stat_user_tables WHERE relid = to_regclass('modelops_ledger')
+"""
+
+
+def storage_fingerprint(conn: Connection) -> str:
+    """What moves when rows are edited or deleted behind the guards, read cheaply.
+
+    SQLite: the schema cookie (``PRAGMA schema_version``), which every DROP or CREATE TRIGGER
+    moves (the guards reject UPDATE and DELETE of entries until dropped), so an edit shows even
+    when they are put back. PostgreSQL: the guard triggers and whether each is enabled, and the
+    cumulative updated and deleted row counts of the append-only ledger table (a superuser's
+    ``session_replication_role`` skips the triggers but not the statistics; they are flushed
+    within about a second and can be reset, which costs one full replay).
+    """
+    from sqlalchemy import text
+
+    if conn.dialect.name == "sqlite":
+        return f"sqlite:{conn.exec_driver_sql('PRAGMA schema_version').scalar()}"
+    if conn.dialect.name == "postgresql":
+        guards = conn.execute(text(_PG_GUARDS)).scalar()
+        changes = conn.execute(text(_PG_LEDGER_CHANGES)).scalar()
+        return f"postgresql:{guards};{changes}"
+    return conn.dialect.name

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from modelops.core.plugins import DataModule
 
 EVENT_TIME = "event_timestamp"
-"""The time column of every table a generator writes (``modelops.integrations.parquet.TableWriter``)."""
+"""The time column of every table a generator writes (``integrations.parquet.TableWriter``)."""
 KEEP_DAYS = 92
 """Feature rows kept before the period when the feature views' TTLs cannot be read."""
 MAX_DAYS = 366
