@@ -11,7 +11,7 @@ LightGBM candidate is recorded as production's holder (ledger and alias). Then, 
 with one load generator (``wrk``, one thread, keep-alive connections, a small Lua script that
 cycles POST bodies over the latest 2,000 credit applications' companies):
 
-(a) the modelops service: :func:`~modelops.services.package.plan_serve` (which packages the
+(a) the modelops service: :func:`~modelops.services.serve.plan_serve` (which packages the
     holder: skew check, scorer check, Bento) and ``bentoml serve`` of its Bento, as ``modelops
     serve credit_risk --env production`` runs it (1 worker, 4 threads, access log off);
 (b) ``mlflow models serve -m models:/credit_risk/<v> --env-manager local`` (1 uvicorn worker)
@@ -481,7 +481,7 @@ def _serving(
     **paths: Any,
 ) -> Iterator[Server]:
     """A server started in its own process group, stopped (with its workers) on exit."""
-    from modelops.services.package import start_server
+    from modelops.services.serve import start_server
 
     with log.open("w") as out:
         if isinstance(command_or_plan, list):
@@ -628,7 +628,7 @@ def _part_lines(parts: dict[str, dict[str, float]]) -> list[str]:
 
 def test_serving_benchmark(workspace: dict[str, Any]) -> None:
     from modelops.integrations import bentoml as bentoml_io
-    from modelops.services.package import plan_serve
+    from modelops.services.serve import plan_serve
 
     settings = workspace["settings"]
     version = workspace["version"]

@@ -28,8 +28,8 @@ from modelops.services.package import (
     check_skew_allowed,
     model_tag,
     release_tag,
-    server_environment,
 )
+from modelops.services.serve import server_environment
 from modelops.services.skew import SkewResult
 
 PROJECT = "credit_risk"

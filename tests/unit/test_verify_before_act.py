@@ -26,6 +26,7 @@ from modelops.integrations.database import Ledger, LedgerEntry
 from modelops.services import deploy as deploy_service
 from modelops.services import package as package_service
 from modelops.services import promote as promote_service
+from modelops.services import serve as serve_service
 from modelops.services.context import checkpoint_file, verified_ledger
 from modelops.services.context import ledger as ledger_for
 from support import REPO
@@ -140,7 +141,7 @@ ACTIONS: dict[str, Callable[[Settings], object]] = {
     "deploy": lambda s: deploy_service.deploy(s, PROJECT, ENV),
     "models sync": lambda s: promote_service.sync_aliases(s, PROJECT),
     "package": lambda s: package_service.package(s, PROJECT, "4", environment=ENV),
-    "serve": lambda s: package_service.plan_serve(s, PROJECT, ENV),
+    "serve": lambda s: serve_service.plan_serve(s, PROJECT, ENV),
 }
 
 
@@ -160,7 +161,7 @@ def test_each_tamper_blocks_each_action(served: Settings, tampered: str) -> None
 def test_a_reload_of_the_running_service_is_refused_on_a_tampered_ledger(
     served: Settings, tmp_path: Path
 ) -> None:
-    plan = package_service.ServePlan(
+    plan = serve_service.ServePlan(
         project=PROJECT,
         environment=ENV,
         version="4",
@@ -171,7 +172,7 @@ def test_a_reload_of_the_running_service_is_refused_on_a_tampered_ledger(
         pointer=tmp_path / "serving" / "current.json",
     )
     expected = _holder_edit(served)  # the table now names v3: the service must not swap it in
-    reload = package_service.follow_promotion(served, plan, current="4")
+    reload = serve_service.follow_promotion(served, plan, current="4")
     assert reload is not None and reload.staged is None and reload.version == "3"
     assert reload.error is not None
     assert reload.error.startswith("reload to v3 refused: the ledger does not verify: ")

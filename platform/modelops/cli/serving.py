@@ -150,7 +150,7 @@ def serve(
     """
     import subprocess
 
-    from modelops.services import package as service
+    from modelops.services import serve as service
 
     settings = STATE.settings
     plan = service.plan_serve(

@@ -80,9 +80,9 @@ def _stop_service(service: _Service) -> None:
     """SIGINT first: the CLI then stops the server it started in a process group of its own."""
     import signal
 
-    from modelops.services import package
+    from modelops.services import serve
 
-    package.stop_server(service.process, timeout=30, first=signal.SIGINT)
+    serve.stop_server(service.process, timeout=30, first=signal.SIGINT)
 
 
 def _send(service: _Service, requests: int) -> None:
