@@ -81,3 +81,15 @@ def test_every_project_module_is_type_checked_against_its_protocol() -> None:
             if f"import {name}\n" not in source or not assigned:
                 missing.append(f"projects/{project}/{module} ({name})")
     assert not missing, f"add to {TYPING_CHECK.relative_to(REPO)}: {', '.join(missing)}"
+
+
+def test_test_files_have_unique_basenames() -> None:
+    """Test folders are not packages, so two test files with one basename make pytest refuse
+    the second ("import file mismatch") and its tests silently never run."""
+    repo = PLATFORM.parents[1]
+    seen: dict[str, list[str]] = {}
+    for path in sorted(
+        [*repo.glob("tests/**/test_*.py"), *repo.glob("projects/*/tests/test_*.py")]
+    ):
+        seen.setdefault(path.name, []).append(str(path.relative_to(repo)))
+    assert not {name: paths for name, paths in seen.items() if len(paths) > 1}

@@ -605,6 +605,25 @@ def test_models_sync_closes_a_killed_registration(
             started=started,
             **{"modelops.baseline_version": baseline},
         )
+    # models sync never acts on an empty ledger (issue 16): one move, through the platform's
+    # own (keyed) handle, so that the ledger verifies and sync may run
+    from modelops.integrations.database import LedgerEntry
+    from modelops.services.context import ledger as ledger_for
+
+    ledger = ledger_for(credit_workspace)
+    held = ledger.holder("credit_risk", "dev")
+    ledger.transition(
+        LedgerEntry(
+            "promote",
+            "credit_risk",
+            "dev",
+            "setup",
+            "test setup",
+            held.version,
+            trained.candidate.version,
+        ),
+        expected=held,
+    )
     monkeypatch.setenv("MODELOPS_ROOT", str(credit_workspace.root))
     with pytest.raises(SystemExit) as exit_info:
         main(["models", "sync", "credit_risk"])

@@ -404,6 +404,43 @@ def _performance_evidence(
     }
 
 
+@dataclass
+class _Deciding:
+    """One run's decision as it is built: the actions taken, held and the notes, rule by rule."""
+
+    findings: Findings
+    history: History
+    policy: Policy
+    now: datetime
+    actions: list[Action] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def take(self, action: Action, *, version: str | None = None) -> bool:
+        policy = self.policy
+        past = cooling(action.kind, self.history, self.now, policy.cooldown_hours, version)
+        if past is not None:
+            self.held.append(
+                Held(
+                    action,
+                    f"cooldown: a {action.kind} at {past.at:%Y-%m-%d %H:%M} UTC, less than "
+                    f"cooldown_hours {policy.cooldown_hours:g} ago",
+                )
+            )
+            return False
+        self.actions.append(action)
+        return True
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """The serving version's performance as the rules read it."""
+
+    judged: bool
+    drop_gate: float
+    drop_previous: float
+
+
 def decide_actions(
     findings: Findings,
     history: History,
@@ -418,30 +455,30 @@ def decide_actions(
     runs that took them: cooldowns follow the clock of the data, so a simulated or replayed
     period keeps them as production would (where ``as_of`` is the wall clock).
     """
-    metric = policy.primary_metric
-    actions: list[Action] = []
-    held: list[Held] = []
-    notes: list[str] = []
+    run = _Deciding(findings, history, policy, now)
+    blocked = _quality_rule(run)  # 1. data quality
+    probation = in_probation(findings.tenure, policy)
+    judged = _performance_judged(run)
+    rolling_back = probation and _probation_rule(run, judged)  # 2. probation: roll back
+    proposing = not rolling_back and _shadow_rule(run)  # 3. a shadow that beats the served one
+    streak = _retrain_rule(run, judged, probation, rolling_back, proposing, blocked)  # 4.
+    return Decision(
+        actions=tuple(run.actions),
+        held=tuple(run.held),
+        notes=tuple(run.notes),
+        drift_streak=streak,
+        in_probation=probation,
+        retraining_blocked=blocked,
+        dry_run=dry_run,
+    )
 
-    def take(action: Action, *, version: str | None = None) -> bool:
-        past = cooling(action.kind, history, now, policy.cooldown_hours, version)
-        if past is not None:
-            held.append(
-                Held(
-                    action,
-                    f"cooldown: a {action.kind} at {past.at:%Y-%m-%d %H:%M} UTC, less than "
-                    f"cooldown_hours {policy.cooldown_hours:g} ago",
-                )
-            )
-            return False
-        actions.append(action)
-        return True
 
-    # 1. data quality
-    problems = quality_problems(findings.quality, policy)
-    blocked = bool(problems)
+def _quality_rule(run: _Deciding) -> bool:
+    """An alert on a data-quality failure; True when retraining on this data is blocked."""
+    findings = run.findings
+    problems = quality_problems(findings.quality, run.policy)
     if problems:
-        take(
+        run.take(
             Action(
                 ALERT,
                 "data quality: " + "; ".join(problems) + "; retraining on this data is blocked",
@@ -449,100 +486,128 @@ def decide_actions(
                 {"problems": problems, "rows": findings.quality.rows},
             )
         )
+    return bool(problems)
 
-    # 2. probation: roll back
-    probation = in_probation(findings.tenure, policy)
-    perf = findings.performance
-    judged = perf is not None and enough_labels(perf.rows, perf.positives, policy)
+
+def _performance_judged(run: _Deciding) -> _Judged:
+    policy, perf = run.policy, run.findings.performance
+    metric = policy.primary_metric
+    if perf is None:
+        run.notes.append("performance not judged: no labelled predictions of the serving version")
+        return _Judged(False, math.nan, math.nan)
+    judged = enough_labels(perf.rows, perf.positives, policy)
     drop_gate = drop_previous = math.nan
-    if perf is not None:
-        if perf.gate and metric in perf.gate:
-            drop_gate = metric_drop(metric, perf.metrics.get(metric, math.nan), perf.gate[metric])
-        if perf.previous and enough_labels(perf.previous_rows, perf.previous_positives, policy):
-            drop_previous = metric_drop(
-                metric, perf.metrics.get(metric, math.nan), perf.previous[metric]
-            )
-        if not judged:
-            notes.append(
-                f"performance not judged: {perf.rows} labelled predictions with {perf.positives} "
-                f"positives (min_labels {policy.min_labels}, min_positives "
-                f"{policy.min_positives})"
-            )
-    else:
-        notes.append("performance not judged: no labelled predictions of the serving version")
-    rolling_back = False
-    if probation and judged and perf is not None:
-        worse = [
-            f"{drop:.4g} below its {what}"
-            for drop, what in (
-                (drop_gate, f"gate-time {_fmt((perf.gate or {}).get(metric))}"),
-                (
-                    drop_previous,
-                    f"predecessor v{perf.previous_version}'s live "
-                    f"{_fmt((perf.previous or {}).get(metric))}",
-                ),
-            )
-            if drop > policy.max_drop_in_probation
-        ]
-        if worse:
-            evidence = _performance_evidence(perf, metric, drop_gate, drop_previous)
-            evidence["max_drop_in_probation"] = policy.max_drop_in_probation
-            reason = (
-                f"v{perf.version} on probation: live {metric} {_fmt(perf.metrics.get(metric))} "
-                f"on {perf.rows} labelled predictions is " + " and ".join(worse)
-            )
-            target = findings.tenure.rollback_target
-            if target is None:
-                take(Action(ALERT, reason + "; no earlier version to roll back to", None, evidence))
-            elif not policy.auto_rollback:
-                take(Action(ALERT, reason + "; auto_rollback is off", target, evidence))
-            else:
-                rolling_back = take(Action(ROLLBACK, reason, target, evidence))
-                if not rolling_back:
-                    rolling_back = True  # held by cooldown: still the incident of this run
-        else:
-            notes.append(
-                f"v{perf.version} on probation: {metric} {_fmt(perf.metrics.get(metric))} within "
-                f"{policy.max_drop_in_probation:g} of its gate-time and predecessor's values"
-            )
+    if perf.gate and metric in perf.gate:
+        drop_gate = metric_drop(metric, perf.metrics.get(metric, math.nan), perf.gate[metric])
+    if perf.previous and enough_labels(perf.previous_rows, perf.previous_positives, policy):
+        drop_previous = metric_drop(
+            metric, perf.metrics.get(metric, math.nan), perf.previous[metric]
+        )
+    if not judged:
+        run.notes.append(
+            f"performance not judged: {perf.rows} labelled predictions with {perf.positives} "
+            f"positives (min_labels {policy.min_labels}, min_positives "
+            f"{policy.min_positives})"
+        )
+    return _Judged(judged, drop_gate, drop_previous)
 
-    # 3. a shadow that beats the served version
-    proposing = False
+
+def _probation_rule(run: _Deciding, judged: _Judged) -> bool:
+    """A rollback (or an alert) when the version on probation is worse than its gate-time or
+    predecessor's values; True when this run's incident is a rollback (taken or held)."""
+    policy, perf, findings = run.policy, run.findings.performance, run.findings
+    metric = policy.primary_metric
+    if not judged.judged or perf is None:
+        return False
+    worse = [
+        f"{drop:.4g} below its {what}"
+        for drop, what in (
+            (judged.drop_gate, f"gate-time {_fmt((perf.gate or {}).get(metric))}"),
+            (
+                judged.drop_previous,
+                f"predecessor v{perf.previous_version}'s live "
+                f"{_fmt((perf.previous or {}).get(metric))}",
+            ),
+        )
+        if drop > policy.max_drop_in_probation
+    ]
+    if not worse:
+        run.notes.append(
+            f"v{perf.version} on probation: {metric} {_fmt(perf.metrics.get(metric))} within "
+            f"{policy.max_drop_in_probation:g} of its gate-time and predecessor's values"
+        )
+        return False
+    evidence = _performance_evidence(perf, metric, judged.drop_gate, judged.drop_previous)
+    evidence["max_drop_in_probation"] = policy.max_drop_in_probation
+    reason = (
+        f"v{perf.version} on probation: live {metric} {_fmt(perf.metrics.get(metric))} "
+        f"on {perf.rows} labelled predictions is " + " and ".join(worse)
+    )
+    target = findings.tenure.rollback_target
+    if target is None:
+        run.take(Action(ALERT, reason + "; no earlier version to roll back to", None, evidence))
+        return False
+    if not policy.auto_rollback:
+        run.take(Action(ALERT, reason + "; auto_rollback is off", target, evidence))
+        return False
+    run.take(Action(ROLLBACK, reason, target, evidence))
+    return True  # taken, or held by cooldown: still the incident of this run
+
+
+def _shadow_rule(run: _Deciding) -> bool:
+    """A proposal when a shadow version beats the served one; True when proposing."""
+    policy, findings = run.policy, run.findings
     shadow = findings.shadow
-    if shadow is not None and not rolling_back:
-        if not enough_labels(shadow.rows, shadow.positives, policy):
-            notes.append(
-                f"shadow v{shadow.version} not judged: {shadow.rows} labelled requests with "
-                f"{shadow.positives} positives"
-            )
-        elif shadow.beats:
-            proposing = True
-            take(
-                Action(
-                    PROPOSE,
-                    f"shadow v{shadow.version} beats v{findings.version} on {shadow.rows} live "
-                    f"labelled requests: {shadow.detail}",
-                    shadow.version,
-                    {
-                        "metric": metric,
-                        "interval": shadow.interval,
-                        "served": shadow.served_metrics,
-                        "shadow": shadow.shadow_metrics,
-                        "rule": shadow.gate_rule,
-                    },
-                ),
-                version=shadow.version,
-            )
-        else:
-            notes.append(f"shadow v{shadow.version} does not beat v{findings.version}")
+    if shadow is None:
+        return False
+    if not enough_labels(shadow.rows, shadow.positives, policy):
+        run.notes.append(
+            f"shadow v{shadow.version} not judged: {shadow.rows} labelled requests with "
+            f"{shadow.positives} positives"
+        )
+        return False
+    if not shadow.beats:
+        run.notes.append(f"shadow v{shadow.version} does not beat v{findings.version}")
+        return False
+    run.take(
+        Action(
+            PROPOSE,
+            f"shadow v{shadow.version} beats v{findings.version} on {shadow.rows} live "
+            f"labelled requests: {shadow.detail}",
+            shadow.version,
+            {
+                "metric": policy.primary_metric,
+                "interval": shadow.interval,
+                "served": shadow.served_metrics,
+                "shadow": shadow.shadow_metrics,
+                "rule": shadow.gate_rule,
+            },
+        ),
+        version=shadow.version,
+    )
+    return True
 
-    # 4. retraining
+
+def _retrain_rule(
+    run: _Deciding,
+    judged: _Judged,
+    probation: bool,
+    rolling_back: bool,
+    proposing: bool,
+    blocked: bool,
+) -> int:
+    """Retraining on sustained drift or decay after probation, unless another action answers
+    the run or the data is bad; returns the drift streak."""
+    policy, findings, perf = run.policy, run.findings, run.findings.performance
+    metric = policy.primary_metric
     drift = findings.drift
-    streak = drift_streak(drift.share if drift else None, history.drift_shares, policy.drift_share)
+    streak = drift_streak(
+        drift.share if drift else None, run.history.drift_shares, policy.drift_share
+    )
     reasons: list[str] = []
-    retrain_evidence: dict[str, Any] = {}
+    evidence: dict[str, Any] = {}
     if drift is not None:
-        retrain_evidence["drift"] = {
+        evidence["drift"] = {
             "share": drift.share,
             "drifted": list(drift.drifted),
             "method": drift.method,
@@ -558,40 +623,32 @@ def decide_actions(
                 f"for {streak} consecutive windows"
             )
         elif streak:
-            notes.append(
+            run.notes.append(
                 f"drift in {streak} of {policy.drift_windows} consecutive windows needed (share "
                 f"{drift.share:.2f}: {', '.join(drift.drifted)})"
             )
-    if judged and perf is not None and not probation and drop_gate > policy.max_decay:
+    if judged.judged and perf is not None and not probation and judged.drop_gate > policy.max_decay:
         reasons.append(
-            f"{metric} decayed to {_fmt(perf.metrics.get(metric))}, {drop_gate:.4g} below its "
-            f"gate-time {_fmt((perf.gate or {}).get(metric))} (max_decay {policy.max_decay:g})"
+            f"{metric} decayed to {_fmt(perf.metrics.get(metric))}, {judged.drop_gate:.4g} below "
+            f"its gate-time {_fmt((perf.gate or {}).get(metric))} (max_decay {policy.max_decay:g})"
         )
-        retrain_evidence["performance"] = _performance_evidence(
-            perf, metric, drop_gate, drop_previous
+        evidence["performance"] = _performance_evidence(
+            perf, metric, judged.drop_gate, judged.drop_previous
         )
-    if reasons:
-        action = Action(RETRAIN, "; ".join(reasons), findings.version, retrain_evidence)
-        if rolling_back:
-            held.append(Held(action, "a rollback answers this run's incident"))
-        elif proposing:
-            held.append(Held(action, "a shadow version that beats the served one is proposed"))
-        elif blocked:
-            held.append(Held(action, "data-quality failure: retraining on bad data is blocked"))
-        elif not policy.auto_retrain:
-            take(Action(ALERT, action.reason + "; auto_retrain is off", None, retrain_evidence))
-        else:
-            take(action)
-
-    return Decision(
-        actions=tuple(actions),
-        held=tuple(held),
-        notes=tuple(notes),
-        drift_streak=streak,
-        in_probation=probation,
-        retraining_blocked=blocked,
-        dry_run=dry_run,
-    )
+    if not reasons:
+        return streak
+    action = Action(RETRAIN, "; ".join(reasons), findings.version, evidence)
+    if rolling_back:
+        run.held.append(Held(action, "a rollback answers this run's incident"))
+    elif proposing:
+        run.held.append(Held(action, "a shadow version that beats the served one is proposed"))
+    elif blocked:
+        run.held.append(Held(action, "data-quality failure: retraining on bad data is blocked"))
+    elif not policy.auto_retrain:
+        run.take(Action(ALERT, action.reason + "; auto_retrain is off", None, evidence))
+    else:
+        run.take(action)
+    return streak
 
 
 def findings_dict(findings: Findings) -> dict[str, Any]:
