@@ -80,6 +80,44 @@ class DriftRecord(Record):
     reference_rows: int = 0
 
 
+class LiveDropRecord(Record):
+    """The live primary metric against its gate-time value (what the rollback and decay rules
+    read): the bootstrap interval of ``live - gate``, negative when worse."""
+
+    metric: str
+    live: Number
+    gate: Number
+    rows: int
+    positives: int
+    interval: dict[str, Any]
+    half_width: Number = Field(description="Half the interval's width; null without one.")
+    max_drop: Number
+    judged: bool = Field(description="The interval is narrow enough (half-width <= max_drop).")
+    significant: bool = Field(description="The whole interval is below the gate-time value.")
+    material: bool = Field(description="The estimate is more than max_drop below it.")
+    positives_needed: int | None = Field(
+        None, description="Labelled positives that would make an unjudged interval narrow enough."
+    )
+    detail: str
+
+
+class SameRowsRecord(Record):
+    """The version a rollback would return to against the serving one, both scored on the
+    serving version's labelled predictions."""
+
+    previous_version: str
+    current_version: str
+    evaluated: bool
+    identical: bool = Field(description="The two versions have the same model artifact.")
+    better: bool = Field(description="The previous version is shown better (interval above 0).")
+    rows: int = 0
+    positives: int = 0
+    previous_metrics: Metrics | None = None
+    current_metrics: Metrics | None = None
+    interval: dict[str, Any] | None = None
+    detail: str = ""
+
+
 class PerformanceRecord(Record):
     """Live metrics of the serving version on its labelled predictions, and what they are
     compared with."""
@@ -90,10 +128,8 @@ class PerformanceRecord(Record):
     metrics: Metrics
     gate: Metrics | None = None
     gate_source: str = ""
-    previous_version: str | None = None
-    previous: Metrics | None = None
-    previous_rows: int = 0
-    previous_positives: int = 0
+    drop: LiveDropRecord | None = None
+    previous: SameRowsRecord | None = None
 
 
 class ShadowRecord(Record):

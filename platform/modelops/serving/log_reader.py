@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 WINDOW_COLUMNS = ("logged_at", "environment", "model_version", "score", "features")
 """What a drift window needs of the log (one column per feature once decoded)."""
 LOOKBACK_COLUMNS = (
+    "request_id",
     "logged_at",
     "environment",
     "model_version",
@@ -35,7 +36,8 @@ LOOKBACK_COLUMNS = (
     "shadow_version",
     "shadow_score",
 )
-"""What labels are joined to: no features, so a long look-back stays cheap."""
+"""What labels are joined to: no features, so a long look-back stays cheap (the request id
+finds a row's features when they are needed)."""
 PARTITION = "date"
 """The hive partition key of a log directory (``date=YYYY-MM-DD``)."""
 

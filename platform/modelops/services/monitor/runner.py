@@ -284,7 +284,15 @@ def _observe(ctx: _Context, client: Any, laps: _Laps) -> _Seen:
     labelled = performance.labelled_predictions(ctx.settings, ctx.project, scored, ctx.as_of, notes)
     laps.lap("labels")
     measured = performance.measure_performance(
-        client, ctx.ledger, ctx.project, ctx.environment, lineage, labelled, moved, ctx.run_dir
+        ctx.settings,
+        client,
+        ctx.ledger,
+        ctx.project,
+        ctx.environment,
+        lineage,
+        labelled,
+        tenure,
+        ctx.run_dir,
     )
     laps.lap("performance")
     findings = policy_core.Findings(
