@@ -206,11 +206,12 @@ def compare_on_same_rows(
     c = np.asarray(current_scores, dtype=np.float64)
     p = np.asarray(previous_scores, dtype=np.float64)
     (cur_v, cur_t), (prev_v, prev_t) = current, previous
-    base = {"previous_version": prev_v, "current_version": cur_v, "rows": len(y)}
     positives = int(y.sum())
     if identical:
         return SameRows(
-            **base,
+            prev_v,
+            cur_v,
+            rows=len(y),
             evaluated=True,
             identical=True,
             better=False,
@@ -219,7 +220,9 @@ def compare_on_same_rows(
         )
     if positives == 0 or positives == len(y):
         return SameRows(
-            **base,
+            prev_v,
+            cur_v,
+            rows=len(y),
             evaluated=False,
             identical=False,
             better=False,
@@ -241,7 +244,9 @@ def compare_on_same_rows(
     rule = decide(interval, "superiority", 0.0)
     said = rule.detail.replace(f"{metric} gain", f"{metric} gain of v{prev_v} over v{cur_v}", 1)
     return SameRows(
-        **base,
+        prev_v,
+        cur_v,
+        rows=len(y),
         evaluated=interval.finite,
         identical=False,
         better=rule.passed,
