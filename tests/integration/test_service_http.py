@@ -31,8 +31,9 @@ import yaml
 
 from modelops.cli.main import main
 from modelops.config.settings import Settings, load_settings
-from modelops.integrations.database import Ledger, LedgerEntry
+from modelops.integrations.database import LedgerEntry
 from modelops.services import data, features, train
+from modelops.services.context import ledger as ledger_for
 from modelops.serving.log_reader import read_prediction_log
 from support import copy_workspace
 
@@ -52,7 +53,7 @@ def _free_port() -> int:
 
 
 def _hold(settings: Settings, environment: str, version: str) -> None:
-    ledger = Ledger(settings.platform_database_url)
+    ledger = ledger_for(settings)  # keyed, as every command opens it: packaging signs with it
     held = ledger.holder(PROJECT, environment)
     ledger.transition(
         LedgerEntry("promote", PROJECT, environment, "tester", "test", held.version, version),

@@ -731,6 +731,22 @@ def test_feature_store_config_comes_from_the_configmap_with_secrets_by_reference
     )
 
 
+@pytest.mark.parametrize("case", ["minimal", "production"])
+def test_the_service_verifies_its_release_with_the_public_key_from_a_secret(
+    renders: dict[tuple[str, str], Render], case: str
+) -> None:
+    """Secure by default: the key the signed release record must verify under comes from a
+    Secret (the pod does not start without it); no value sets it, so none can inline another."""
+    render = renders["model-service", case]
+    container = service_deployment(render)["spec"]["template"]["spec"]["containers"][0]
+    variable = next(e for e in container["env"] if e["name"].endswith("RELEASE_PUBLIC_KEY"))
+    assert variable["name"] in VARIABLES and "value" not in variable
+    ref = variable["valueFrom"]["secretKeyRef"]
+    key = render.values.get("releaseKey", {})
+    assert ref["name"] == key.get("secretName", "modelops-release-key")
+    assert ref["key"] == key.get("secretKey", "public-key") and "optional" not in ref
+
+
 def test_a_changed_feature_store_config_rolls_the_pods(engine: HelmEngine) -> None:
     def checksum(values: dict[str, Any]) -> str:
         texts = engine.render(CHARTS / "model-service", values, "checksum")

@@ -14,6 +14,11 @@ package: lookup → (holder check) → verified load → skew check → scorer c
   flipped); those rows travel in the release, and the service repeats the check at start-up;
 - **release**: ``manifest.json`` (decision policy, feature names, serving policy, Feast config
   name, feature views), ``samples.parquet`` and the Feast configuration files;
+- **signed record**: every file of the release, the model folders and the ``modelops`` code
+  with its SHA-256, and the manifest, signed with the platform's release key
+  (:mod:`modelops.services.signing`), written into the release as ``release-record.json`` and
+  recorded in the ledger as a ``package`` entry. The service verifies it before it loads
+  anything; a Bento that is reused is verified against it first;
 - **Bento**: ``bentoml build`` of :mod:`modelops.serving.service` with the release, the
   ``modelops`` package and the model(s), tagged :func:`~modelops.core.release.bento_tag` and
   labelled with the project, version, artifact hash and feature service.
@@ -48,6 +53,13 @@ from modelops.services.context import check_environment, feature_repo, tracking,
 from modelops.services.context import project as project_for
 from modelops.services.features import project_service
 from modelops.services.identity import resolve_actor
+from modelops.services.signing import (
+    model_folders,
+    public_key,
+    record_release,
+    sign_release,
+    verify_bento,
+)
 from modelops.services.skew import SkewResult, check_skew
 from modelops.serving import artifact
 from modelops.serving.manifest import (
@@ -63,6 +75,7 @@ from modelops.serving.manifest import (
 )
 
 if TYPE_CHECKING:
+    from modelops.core.release_record import ReleaseRecord
     from modelops.core.scorer import ScorerCheck
 
 PACKAGE_ENTITIES = 200
@@ -125,6 +138,7 @@ class PackageResult:
     skew: SkewResult
     shadow_version: str | None = None
     reused: bool = False
+    record: ReleaseRecord | None = None
 
 
 def bento_store(settings: Settings) -> bentoml_io.Store:
@@ -297,6 +311,7 @@ def _prepare(
         check_holder(settings, spec.name, environment, version)
     if shadow is not None and str(shadow) == version:
         raise PackageRefusedError(f"--shadow {shadow}: the shadow must be another version")
+    public_key(settings)  # no key to sign the release with: refuse before the expensive checks
     with mlflow_io.session(tracking(settings)) as client:
         primary = _lookup(client, project, version, "served")
         second = _lookup(client, project, str(shadow), "shadow") if shadow else None
@@ -407,7 +422,11 @@ def _copy_package(target: Path) -> None:
 
 
 def _result(
-    prepared: _Prepared, bento: bentoml_io.Bento, store: bentoml_io.Store, reused: bool
+    prepared: _Prepared,
+    bento: bentoml_io.Bento,
+    store: bentoml_io.Store,
+    reused: bool,
+    record: ReleaseRecord,
 ) -> PackageResult:
     spec = prepared.project.spec
     primary = prepared.primary
@@ -429,6 +448,7 @@ def _result(
         skew=prepared.skew,
         shadow_version=prepared.shadow.version if prepared.shadow else None,
         reused=reused,
+        record=record,
     )
 
 
@@ -447,7 +467,9 @@ def package(
 
     Raises:
         PackageRefusedError: not the environment's holder, skew above tolerance, a scorer that
-            differs from its pipeline; RegistryError: an artifact that does not match its hash.
+            differs from its pipeline; RegistryError: an artifact that does not match its hash;
+        ReleaseRefusedError: the Bento of that tag differs from its signed record (it is not
+            reused; ``rebuild`` replaces it); ConfigError: no ledger key to sign with.
     """
     prepared = _prepare(settings, project_name, version, environment, shadow, entities)
     store = bento_store(settings)
@@ -455,12 +477,22 @@ def package(
     tag = manifest.bento_tag
     existing = bentoml_io.find_bento(store, tag)
     if existing is not None and not rebuild:
-        return _result(prepared, existing, store, reused=True)
+        record = verify_bento(settings, store, existing, prepared.primary.version)
+        return _result(prepared, existing, store, reused=True, record=record)
     if existing is not None:
         bentoml_io.delete_bento(store, tag)
     _import_models(settings, prepared)
+    bento = _build(settings, prepared, store)
+    record = verify_bento(settings, store, bento, prepared.primary.version)
+    record_release(settings, record, manifest.packaged_by)
+    return _result(prepared, bento, store, reused=False, record=record)
+
+
+def _build(settings: Settings, prepared: _Prepared, store: bentoml_io.Store) -> bentoml_io.Bento:
+    """The Bento: the ``modelops`` code and the release, signed, then ``bentoml build``."""
     spec = prepared.project.spec
     primary = prepared.primary
+    manifest = prepared.manifest
     labels = {
         "project": spec.name,
         "model_version": primary.version,
@@ -479,8 +511,11 @@ def package(
         _copy_package(context)
         release = context / RELEASE_DIR
         _write_release(release, prepared, manifest)
-        name, _, bento_ver = tag.partition(":")
-        bento = bentoml_io.build(
+        sign_release(
+            settings, release, manifest, model_folders(store, release), context / "modelops"
+        )
+        name, _, bento_ver = manifest.bento_tag.partition(":")
+        return bentoml_io.build(
             store,
             bentoml_io.BentoSpec(
                 build_ctx=context,
@@ -497,7 +532,9 @@ def package(
                     f"{spec.decisions.negative} at threshold {primary.threshold:.6g}."
                 ),
                 packages=bentoml_io.runtime_requirements(),
-                build_env={"MODELOPS_SERVING_RELEASE": str(release)},
+                build_env={
+                    "MODELOPS_SERVING_RELEASE": str(release),
+                    "MODELOPS_SERVING_RELEASE_PUBLIC_KEY": public_key(settings),
+                },
             ),
         )
-    return _result(prepared, bento, store, reused=False)

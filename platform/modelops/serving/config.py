@@ -9,6 +9,10 @@ variable                                   meaning (default)
 =========================================  =====================================================
 ``MODELOPS_SERVING_RELEASE``               release directory (manifest, samples, Feast config);
                                            default: the ``release/`` folder the Bento carries
+``MODELOPS_SERVING_RELEASE_PUBLIC_KEY``    the platform's release key (public half, 64 hex
+                                           digits; ``modelops ledger release-key``): the
+                                           release's signed record must verify under it, or the
+                                           service does not start (required)
 ``MODELOPS_SERVING_WATCH``                 a pointer file naming a newer release directory; the
                                            service polls it and swaps models without a restart
 ``MODELOPS_SERVING_WATCH_SECONDS``         how often the pointer is polled (2)
@@ -50,6 +54,7 @@ PREFIX = "MODELOPS_SERVING_"
 
 _KNOWN = (
     "RELEASE",
+    "RELEASE_PUBLIC_KEY",
     "WATCH",
     "WATCH_SECONDS",
     "FEATURE_REPO",
@@ -74,6 +79,7 @@ PREDICTION_ROUTES = ("predict", "predict_batch")
 @dataclass(frozen=True)
 class ServingConfig:
     release: Path | None = None
+    release_public_key: str | None = None
     watch: Path | None = None
     watch_seconds: float = 2.0
     feature_repo: Path | None = None
@@ -155,6 +161,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> ServingConfig:
 
     return ServingConfig(
         release=path("RELEASE"),
+        release_public_key=(env.get(PREFIX + "RELEASE_PUBLIC_KEY") or "").strip().lower() or None,
         watch=path("WATCH"),
         watch_seconds=_number(env, "WATCH_SECONDS", 2.0, float),
         feature_repo=path("FEATURE_REPO"),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from modelops.core.errors import DataError, ModelopsError, ServiceUnavailableError
 from modelops.core.skew import describe_entity
 from modelops.serving import artifact
+from modelops.serving.artifact import model_folder
 from modelops.serving.manifest import SAMPLES_FILE, Manifest, ModelEntry, read_manifest
 from modelops.serving.metrics import Metrics, NullMetrics
 from modelops.serving.online import OnlineSource
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from modelops.core.scorer import Scorer, ScorerCheck
 
 log = logging.getLogger(__name__)
-
-MLFLOW_MODEL_FOLDER = "mlflow_model"  # where bentoml.mlflow.import_model keeps the MLflow files
 
 
 class RequestError(Exception):
@@ -73,17 +72,6 @@ class Release:
     manifest: Manifest
     model: ServedModel
     shadow: ServedModel | None = None
-
-
-def model_folder(release: Path, entry: ModelEntry) -> Path:
-    """The MLflow model folder of an entry: in the release, or in the BentoML model store."""
-    if entry.directory:
-        return release / entry.directory
-    if entry.bentoml_model:
-        import bentoml
-
-        return Path(bentoml.models.get(entry.bentoml_model).path_of(MLFLOW_MODEL_FOLDER))
-    raise artifact.ArtifactError(f"v{entry.version}: the manifest names no model folder")
 
 
 def _samples(release: Path) -> pd.DataFrame | None:

@@ -14,6 +14,14 @@ the request schema and the OpenAPI document follow the packaged project; the mod
 feature store and the prediction log are opened when BentoML starts the service, never at
 import, so ``bentoml build`` and ``modelops --help`` stay light.
 
+The release is verified at import against its signed record
+(:func:`~modelops.serving.integrity.verify_release`, with the public key in
+``MODELOPS_SERVING_RELEASE_PUBLIC_KEY``): every file, the model folders and the code, before
+anything is unpickled. A release that differs, or any other failure to start, stops the server
+once with one line and exit code 3 (:mod:`modelops.serving.startup`): BentoML's arbiter never
+restarts a refused worker, and the port is closed. A staged release is verified the same way
+before it is swapped in.
+
 BentoML defaults changed here, each for latency or for the caller:
 
 - access logging off (``MODELOPS_SERVING_ACCESS_LOG=true`` turns it on): one formatted log line
@@ -41,23 +49,47 @@ from typing import Any, cast
 import bentoml
 from starlette.responses import JSONResponse
 
+from modelops.core.errors import ModelopsError
 from modelops.core.release import bento_name
+from modelops.core.release_record import ReleaseRecord
 from modelops.core.telemetry import disable_telemetry
+from modelops.serving.artifact import model_folder
 from modelops.serving.config import load_config
 from modelops.serving.http import ITEM_BYTES, RequestGuard, build_models
+from modelops.serving.integrity import verify_release
 from modelops.serving.manifest import locate_release, read_manifest, read_pointer
 from modelops.serving.metrics import LATENCY_BUCKETS
+from modelops.serving.startup import exit_refused_at_exit, refuse_start
 
 log = logging.getLogger("modelops.serving")
 
 # No usage reporting from the libraries this process imports. BentoML decides for its own
 # before it imports this module, from the pod's environment: the chart sets the same variables.
 disable_telemetry(os.environ)
-CONFIG = load_config()
+exit_refused_at_exit()
 _SERVICES: list[Any] = []  # the instance of this worker, once started
-RELEASE_DIR = locate_release(CONFIG.release, CONFIG.watch)
-MANIFEST = read_manifest(RELEASE_DIR)
-CONFIG.check_release(MANIFEST.project, MANIFEST.model.version, RELEASE_DIR)
+CODE_DIR = Path(__file__).resolve().parents[1]
+"""The ``modelops`` package this service runs: a Bento's own release lists its files."""
+
+
+def verified(release: Path) -> ReleaseRecord:
+    """``release`` checked against its signed record (raises ReleaseRefusedError)."""
+    return verify_release(
+        release,
+        CONFIG.release_public_key,
+        lambda entry: model_folder(release, entry),
+        CODE_DIR,
+    )
+
+
+try:
+    CONFIG = load_config()
+    RELEASE_DIR = locate_release(CONFIG.release, CONFIG.watch)
+    RECORD = verified(RELEASE_DIR)
+    MANIFEST = read_manifest(RELEASE_DIR)
+    CONFIG.check_release(MANIFEST.project, MANIFEST.model.version, RELEASE_DIR)
+except ModelopsError as exc:
+    refuse_start(str(exc))
 API = build_models(MANIFEST)
 
 
@@ -75,6 +107,13 @@ class ModelService:
     """Predictions of one project's served version (and its shadow) from online features."""
 
     def __init__(self) -> None:
+        try:
+            self._start()
+        except Exception as exc:
+            text = str(exc) if isinstance(exc, ModelopsError) else f"{type(exc).__name__}: {exc}"
+            refuse_start(f"start refused: {text}")
+
+    def _start(self) -> None:
         from modelops.serving.metrics import PrometheusMetrics
         from modelops.serving.online import FeastOnline
         from modelops.serving.prediction_log import PredictionLog, open_sink
@@ -177,6 +216,7 @@ class ModelService:
                 continue
             tried = pointed.resolve()
             try:
+                verified(pointed)
                 release = load_release(pointed)
                 self.predictor.swap(release)
             except Exception as exc:
