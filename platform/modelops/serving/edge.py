@@ -75,6 +75,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._header_timer: Any = None
         self._header_bytes = 0
         self._header_count = 0
+        self._in_head = True  # between a request's first byte (or the connection) and its headers
+        self._head_raw = 0
         self._refusal: tuple[int, dict[str, Any]] | None = None
 
     # -- the header timeout
@@ -107,11 +109,27 @@ class EdgeProtocol(HttpToolsProtocol):
         self.transport.write(raw_response(status, body))
         self.transport.close()
 
+    # -- the raw bytes of unfinished headers
+    def data_received(self, data: bytes) -> None:
+        """The parser reports a header only once its value ends: an endless value is counted
+        here, as the bytes that arrive while a request's headers are unfinished."""
+        heading = self._in_head
+        super().data_received(data)
+        if not (heading and self._in_head) or self.transport.is_closing():
+            return
+        self._head_raw += len(data)
+        if self._head_raw > self.limits.max_header_bytes:
+            limit = self.limits.max_header_bytes
+            message = f"request line and headers exceed {limit} bytes"
+            self._close_with(431, error_body(message, "headers"))
+
     # -- parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
         self._header_count = 0
+        self._in_head = True
+        self._head_raw = 0
         if self._header_timer is None:
             self._arm()
 
@@ -125,6 +143,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._in_head = False
         super().on_headers_complete()
 
     def _count(self, size: int, fields: int) -> None:
