@@ -34,15 +34,15 @@ from modelops.core.errors import ConfigError
 from modelops.core.features import FeatureStep
 from modelops.core.modeling import logistic_baseline, with_feature_step
 from modelops.core.ranges import FeatureRange, format_ranges, outside, parse_ranges
+from modelops.services.train import _feature_ranges
 from modelops.serving import artifact, edge
-from modelops.serving.http import RequestGuard, build_models
+from modelops.serving.http import RequestGuard
 from modelops.serving.log_reader import read_prediction_log
 from modelops.serving.manifest import FeastConfig, InputField, Manifest, ModelEntry, write_manifest
 from modelops.serving.online import OnlineRead
 from modelops.serving.openapi import contract
 from modelops.serving.prediction_log import TABLE, PredictionLog, PredictionRecord, open_sink
 from modelops.serving.predictor import Predictor, RequestError, load_release
-from modelops.services.train import _feature_ranges
 
 FEATURES = ["segment", "amount", "tenure"]
 ROWS = {
@@ -516,4 +516,3 @@ def test_the_log_keeps_out_of_range_and_an_older_sql_table_gets_the_column(
         logged = read_prediction_log(target, start, start + timedelta(hours=1))
         assert sorted(logged["out_of_range"].fillna("-")) == ["-", "tenure,hour"], target
     engine.dispose()
-
