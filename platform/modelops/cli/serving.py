@@ -59,6 +59,8 @@ def _print_package(result: Any) -> None:
         f"{result.review_from:.6g}, else {low}"
         + (f"; shadow v{result.shadow_version}" if result.shadow_version else "")
     )
+    if result.ranges:
+        typer.echo(f"ranges: {result.ranges}")
     verb = "kept existing" if result.reused else "built"
     typer.secho(f"{verb} Bento {result.bento_tag}", fg=typer.colors.GREEN)
     if result.record is not None:

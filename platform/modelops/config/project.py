@@ -315,6 +315,21 @@ class Serving(_Strict):
         description="Largest share of entities whose online features may differ from the "
         "offline store's (modelops skew); package refuses above it.",
     )
+    out_of_range: Literal["refuse", "flag"] = Field(
+        "refuse",
+        description="A request field or feature outside its training range (the training "
+        "rows' [min, max], widened by range_margin): 'refuse' answers 422 naming it (request "
+        "fields' ranges are in the OpenAPI schema); 'flag' scores it and names it in the "
+        "answer's out_of_range and the prediction log. Versions trained without recorded "
+        "ranges are served unchecked (package says so).",
+    )
+    range_margin: float = Field(
+        0.1,
+        ge=0,
+        le=100,
+        description="Share of a feature's training range added on each side before a value "
+        "counts as outside it (0.1: 10% of max - min; a constant feature: of its magnitude).",
+    )
 
     @model_validator(mode="after")
     def _fallback_named(self) -> Serving:

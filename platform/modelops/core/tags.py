@@ -34,6 +34,7 @@ HOST = f"{PREFIX}.host"
 PID = f"{PREFIX}.pid"
 TRAIN_ID = f"{PREFIX}.train_id"
 REGISTRATION_PENDING = f"{PREFIX}.registration_pending"
+FEATURE_RANGES = f"{PREFIX}.feature_ranges"  # JSON {feature: [min, max]} of the training rows
 
 
 def dataset(name: str) -> str:

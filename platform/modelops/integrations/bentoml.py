@@ -31,6 +31,7 @@ _ANSWER = "MODELOPS-BENTOML-ANSWER "
 # What a prediction service imports at run time, pinned to the versions packaging ran with.
 RUNTIME_PACKAGES = (
     "bentoml",
+    "httptools",  # the HTTP parser of the service's edge protocol (modelops.serving.edge)
     "feast[redis,postgres]",
     "lightgbm",
     "scikit-learn",

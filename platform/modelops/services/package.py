@@ -31,6 +31,7 @@ service polls and swaps in without a restart (:mod:`modelops.serving.service`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -44,6 +45,7 @@ from modelops.config.project import Project
 from modelops.config.settings import Settings
 from modelops.core import tags
 from modelops.core.errors import ModelopsError
+from modelops.core.ranges import FeatureRange, parse_ranges
 from modelops.core.release import bento_name, bento_tag, bento_version
 from modelops.integrations import bentoml as bentoml_io
 from modelops.integrations import feast as feast_io
@@ -107,6 +109,7 @@ class _Version:
     artifact_sha256: str
     model: Any
     check: ScorerCheck | None = None
+    ranges: dict[str, FeatureRange] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class PackageResult:
     shadow_version: str | None = None
     reused: bool = False
     record: ReleaseRecord | None = None
+    ranges: str = ""
 
 
 def bento_store(settings: Settings) -> bentoml_io.Store:
@@ -213,12 +217,14 @@ def _lookup(client: Any, project: Project, version: str, role: str) -> _Version:
     model, _ = mlflow_io.load_verified_model(
         f"models:/{name}/{version}", sha256, f"{name} v{version} ({role})"
     )
+    recorded = found.get(tags.FEATURE_RANGES)
     return _Version(
         version=str(version),
         threshold=float(tag(tags.THRESHOLD)),
         features=tuple(f for f in tag(tags.FEATURES).split(",") if f),
         artifact_sha256=sha256,
         model=model,
+        ranges=parse_ranges(recorded, f"{name} v{version}") if recorded else None,
     )
 
 
@@ -229,7 +235,7 @@ def _checked(v: _Version, frame: Any, label: str) -> _Version:
     check = verify_scorer(scorer, v.model, frame, list(v.features), threshold=v.threshold)
     if not check.passed:
         raise PackageRefusedError(f"{label}: {check.detail}")
-    return _Version(v.version, v.threshold, v.features, v.artifact_sha256, v.model, check)
+    return dataclasses.replace(v, check=check)
 
 
 def _feast_type(value: Any, where: str) -> str:
@@ -291,6 +297,7 @@ def _entry(v: _Version, project: str, **where: Any) -> ModelEntry:
         scorer_kind=v.check.kind,
         scorer_max_abs_diff=v.check.max_abs_diff,
         bentoml_model=model_tag(project, v.version, v.artifact_sha256),
+        feature_ranges=v.ranges,
         **where,
     )
 
@@ -449,7 +456,27 @@ def _result(
         shadow_version=prepared.shadow.version if prepared.shadow else None,
         reused=reused,
         record=record,
+        ranges=_ranges_note(prepared),
     )
+
+
+def _ranges_note(prepared: _Prepared) -> str:
+    """What the service does with values outside the training ranges, in one line."""
+    serving = prepared.project.spec.serving
+    lacking = [
+        f"v{v.version}" for v in (prepared.primary, prepared.shadow) if v and v.ranges is None
+    ]
+    if prepared.primary.ranges is None:
+        return (
+            f"no training ranges recorded for {', '.join(lacking)} (trained before they were): "
+            "inputs are served without a range check; retrain to record them"
+        )
+    checked = len(prepared.primary.ranges)
+    note = (
+        f"{checked} training ranges (margin {serving.range_margin:g}); values outside are "
+        f"{'refused (422)' if serving.out_of_range == 'refuse' else 'scored and flagged'}"
+    )
+    return note + (f"; {lacking[0]} (shadow) has none" if lacking else "")
 
 
 def package(

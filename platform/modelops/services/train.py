@@ -34,6 +34,7 @@ from modelops.core.metrics import (
     segment_metrics,
 )
 from modelops.core.modeling import feature_importance, with_feature_step
+from modelops.core.ranges import FeatureRange, format_ranges
 from modelops.core.splits import WINDOWS
 from modelops.core.tags import feature_digest, format_view_digests
 from modelops.integrations import feast as feast_io
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FUNCTIONS = ("build_features", "fit", "fit_baseline")
 ROLES = ("baseline", "candidate")
+MAX_TAG_CHARS = 8000  # MLflow's limit on a tag value
 
 
 @dataclass(frozen=True)
@@ -333,10 +335,38 @@ def _lineage(
         tags.PROJECT_YAML_SHA256: project.spec_hash,
         tags.PRIMARY_METRIC: spec.primary_metric,
         tags.PREVALENCE: repr(float(data.frames["train"][label].mean())),
+        tags.FEATURE_RANGES: _feature_ranges(data),
     }
     for name, print_ in data.fingerprints.items():
         lineage.update(print_.as_tags(tags.dataset(name)))
     return lineage
+
+
+def _feature_ranges(data: TrainingSet) -> str:
+    """The tag of the training rows' [min, max] per numeric feature and request field (the
+    service refuses or flags values outside, ``serving.out_of_range``)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = data.frames["train"]
+    ranges: dict[str, FeatureRange] = {}
+    for name in dict.fromkeys([*data.features, *data.request_fields]):
+        column = frame[name] if name in frame.columns else None
+        if column is None or pd.api.types.is_bool_dtype(column):
+            continue
+        if not pd.api.types.is_numeric_dtype(column):
+            continue
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            ranges[name] = FeatureRange(low=float(finite.min()), high=float(finite.max()))
+    text = format_ranges(ranges)
+    if len(text) > MAX_TAG_CHARS:
+        raise ConfigError(
+            f"the training ranges of {len(ranges)} features take {len(text)} characters, more "
+            f"than an MLflow tag holds ({MAX_TAG_CHARS})"
+        )
+    return text
 
 
 def _role_tags(

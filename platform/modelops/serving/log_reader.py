@@ -100,7 +100,8 @@ def _read_sql(url: str, start: datetime, end: datetime, project: str | None) -> 
         if not inspector.has_table(TABLE):
             return _empty_frame()
         table = _table(sa.MetaData())
-        query = sa.select(*(table.c[name] for name in COLUMNS)).where(
+        present = {c["name"] for c in inspector.get_columns(TABLE)}
+        query = sa.select(*(table.c[name] for name in COLUMNS if name in present)).where(
             table.c.logged_at >= start, table.c.logged_at < end
         )
         if project is not None:
@@ -109,6 +110,10 @@ def _read_sql(url: str, start: datetime, end: datetime, project: str | None) -> 
             frame = pd.read_sql(query.order_by(table.c.logged_at), connection)
     finally:
         engine.dispose()
+    for name in COLUMNS:
+        if name not in frame.columns:  # a table older than the column (ADDED_COLUMNS)
+            frame[name] = None
+    frame = frame[list(COLUMNS)]
     frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
     return frame
 

@@ -43,25 +43,44 @@ import logging
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, cast
 
 import bentoml
+from pydantic.warnings import PydanticDeprecatedSince211
 from starlette.responses import JSONResponse
 
 from modelops.core.errors import ModelopsError
 from modelops.core.release import bento_name
 from modelops.core.release_record import ReleaseRecord
 from modelops.core.telemetry import disable_telemetry
+from modelops.serving import edge
 from modelops.serving.artifact import model_folder
 from modelops.serving.config import load_config
 from modelops.serving.http import ITEM_BYTES, RequestGuard, build_models
 from modelops.serving.integrity import verify_release
 from modelops.serving.manifest import locate_release, read_manifest, read_pointer
 from modelops.serving.metrics import LATENCY_BUCKETS
+from modelops.serving.openapi import Contract, contract
 from modelops.serving.startup import exit_refused_at_exit, refuse_start
 
 log = logging.getLogger("modelops.serving")
+
+
+def _silence_model_fields_warning() -> None:
+    """BentoML 1.4 reads ``model_fields`` from the request model's instance on every request
+    (``_bentoml_impl/server/app.py``), which pydantic >= 2.11 warns about; Feast, imported when
+    the service opens its online store, puts ``once`` for every DeprecationWarning at the front
+    of the filters, and the warning was logged about every other request. Only that warning,
+    from that module, is silenced, in front of Feast's filter (so: after Feast is imported)."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Accessing the 'model_fields' attribute on the instance is deprecated",
+        category=PydanticDeprecatedSince211,
+        module=r"_bentoml_impl\.server\.app",
+    )
+
 
 # No usage reporting from the libraries this process imports. BentoML decides for its own
 # before it imports this module, from the pod's environment: the chart sets the same variables.
@@ -90,11 +109,13 @@ try:
     CONFIG.check_release(MANIFEST.project, MANIFEST.model.version, RELEASE_DIR)
 except ModelopsError as exc:
     refuse_start(str(exc))
-API = build_models(MANIFEST)
+API = build_models(MANIFEST)  # BentoML's input and output models: the shape, never the ranges
+TITLE = bento_name(MANIFEST.project)
+_CONTRACT: list[Contract] = [contract(MANIFEST, TITLE)]  # the guard's; replaced on a reload
 
 
 @bentoml.service(
-    name=bento_name(MANIFEST.project),
+    name=TITLE,
     workers=CONFIG.workers,
     threads=CONFIG.threads,
     logging={"access": {"enabled": CONFIG.access_log}},
@@ -137,6 +158,7 @@ class ModelService:
             metrics=self.metrics,
             environment=CONFIG.environment,
         )
+        _silence_model_fields_warning()
         self._ready_until = 0.0
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -229,6 +251,7 @@ class ModelService:
                 self.metrics.reload("refused")
                 continue
             current = tried
+            _CONTRACT[0] = contract(release.manifest, TITLE)
             self.metrics.reload("swapped")
             log.info("now serving v%s from %s", release.model.version, pointed)
 
@@ -245,9 +268,25 @@ def _rejected(path: str, status: int) -> None:
         service.metrics.rejected(path.lstrip("/"), version)
 
 
+def _unmatched() -> None:
+    """A request for a path no route serves: one series, whatever the path."""
+    if _SERVICES:
+        _SERVICES[-1].metrics.unmatched()
+
+
 cast(Any, ModelService).add_asgi_middleware(
     RequestGuard,
-    routes={"/predict": API.predict_request, "/predict_batch": API.batch_request},
+    routes=lambda: _CONTRACT[0].routes,
     max_body={"/predict": 64 * 1024, "/predict_batch": 64 * 1024 + API.max_batch * ITEM_BYTES},
     on_reject=_rejected,
+    body_timeout=CONFIG.body_timeout_seconds,
+    documents=lambda: _CONTRACT[0].documents,
+)
+edge.install(
+    edge.EdgeLimits(
+        header_timeout=CONFIG.header_timeout_seconds,
+        max_header_bytes=CONFIG.max_header_bytes,
+        max_headers=CONFIG.max_headers,
+    ),
+    _unmatched,
 )
