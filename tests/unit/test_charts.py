@@ -974,9 +974,9 @@ def test_serving_tuning_becomes_the_services_variables(
     minimal, production = (
         {
             e["name"]: e.get("value")
-            for e in service_deployment(renders["model-service", case])["spec"]["template"][
-                "spec"
-            ]["containers"][0]["env"]
+            for e in service_deployment(renders["model-service", case])["spec"]["template"]["spec"][
+                "containers"
+            ][0]["env"]
             if e["name"].startswith(PREFIX)
         }
         for case in ("minimal", "production")

@@ -4,9 +4,12 @@ The ledger decides what serves where; the GitOps repository says what should run
 makes it so. A deploy writes, for one project and environment:
 
 - ``environments/<env>/<project>/values.yaml``: the Helm values of ``charts/model-service``:
-  the image (``<image_registry>/<bento name>:<bento version>``), the model version, the Bento tag
-  (pod annotation ``modelops.io/bento-tag``), replicas and resources (per-environment defaults
-  when the file is new; later edits by hand are kept, only the keys modelops owns change);
+  the chart version, the image (``<image_registry>/<bento name>:<bento version>``, no digest),
+  the model version, the Bento tag (pod annotation ``modelops.io/bento-tag``), replicas and
+  resources (per-environment defaults when the file is new; later edits by hand are kept, only
+  the fields modelops owns change, and ``MODELOPS_SERVING_*`` entries leave ``extraEnv`` and
+  ``secretEnv``: :mod:`modelops.core.gitops_fields`; a deploy restoring drifted fields names
+  them in its commit);
 - ``apps/<env>-<project>.yaml``: the Argo CD ``Application`` that renders the chart from the
   platform repository with that values file (written when missing; see docs/deploy-gitops.md);
 
