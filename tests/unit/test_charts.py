@@ -919,6 +919,36 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         "readOnly",
     ),
     ("model-service", {**MINIMAL, "podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
+    # MODELOPS_SERVING_* come from the values modelops deploy owns, never from extraEnv/secretEnv
+    (
+        "model-service",
+        {**MINIMAL, "extraEnv": {"MODELOPS_SERVING_MODEL_VERSION": "9"}},
+        "MODELOPS_SERVING_MODEL_VERSION",
+    ),
+    (
+        "model-service",
+        {**MINIMAL, "extraEnv": {"modelops_serving_release": "/tmp/other"}},
+        "modelops_serving_release",
+    ),
+    (
+        "model-service",
+        {
+            **MINIMAL,
+            "secretEnv": [
+                {"name": "MODELOPS_SERVING_PREDICTION_LOG", "secretName": "s", "secretKey": "k"}
+            ],
+        },
+        "secretEnv",
+    ),
+    ("model-service", {**MINIMAL, "serving": {"workers": 0}}, "workers"),
+    ("model-service", {**MINIMAL, "serving": {"release": "/tmp/other"}}, "release"),
+    (
+        "model-service",
+        {**MINIMAL, "serving": {"predictionLog": "postgresql://u:hunter2@db/log"}},
+        "predictionLog",
+    ),
+    # values pinned to another chart version than the one rendering them
+    ("model-service", {**MINIMAL, "chartVersion": "0.0.9"}, "chartVersion 0.0.9"),
     ("modelops-platform", {"replicas": 3}, "replicas"),
     ("modelops-platform", {"secrets": {"redis": {"password": "hunter2"}}}, "password"),
     (
@@ -946,6 +976,34 @@ def test_the_values_schema_refuses(
     with pytest.raises(RenderRefused) as refused:
         engine.render(CHARTS / chart, values, "refused")
     assert named in str(refused.value), str(refused.value)
+
+
+def test_values_pinned_to_this_chart_version_render(engine: HelmEngine) -> None:
+    version = yaml.safe_load((CHARTS / "model-service" / "Chart.yaml").read_text())["version"]
+    texts = engine.render(CHARTS / "model-service", {**MINIMAL, "chartVersion": version}, "pin")
+    assert any("kind: Deployment" in text for text in texts.values())
+
+
+def test_serving_tuning_becomes_the_services_variables(
+    renders: dict[tuple[str, str], Render],
+) -> None:
+    minimal, production = (
+        {
+            e["name"]: e.get("value")
+            for e in service_deployment(renders["model-service", case])["spec"]["template"]["spec"][
+                "containers"
+            ][0]["env"]
+            if e["name"].startswith(PREFIX)
+        }
+        for case in ("minimal", "production")
+    )
+    assert {"MODELOPS_SERVING_WORKERS", "MODELOPS_SERVING_THREADS"}.isdisjoint(minimal)
+    assert production["MODELOPS_SERVING_WORKERS"] == "2"
+    assert production["MODELOPS_SERVING_THREADS"] == "8"
+    assert production["MODELOPS_SERVING_LOG_QUEUE"] == "1000000"  # not 1e+06
+    assert production["MODELOPS_SERVING_ACCESS_LOG"] == "false"
+    config = load_config({name: value for name, value in production.items() if value})
+    assert (config.workers, config.threads, config.log_queue) == (2, 8, 1_000_000)
 
 
 def test_model_service_defaults_alone_are_refused_naming_what_is_required(
