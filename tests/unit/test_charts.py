@@ -49,7 +49,11 @@ LINT_KUBE_VERSION = "v1.37.0"
 
 # Custom resources have no schema in Kubernetes' OpenAPI, so kubernetes-validate cannot check
 # them; their fields are asserted by the tests named here instead.
-CRD_KINDS = {"ServiceMonitor": "Prometheus Operator CRD; fields asserted in test_service_monitor"}
+CRD_KINDS = {
+    "ServiceMonitor": "Prometheus Operator CRD; fields asserted in test_service_monitor",
+    "PrometheusRule": "Prometheus Operator CRD; validated against its CRD schema in "
+    "test_chart_observability",
+}
 
 # (chart, value set) -> release name. Value sets are charts/<chart>/ci/<name>-values.yaml.
 CASES: dict[tuple[str, str], str] = {
