@@ -79,9 +79,8 @@ def _judge(
         return False, f"exempt: {exempt}"
     if not test.drifted:
         return False, "the test finds no drift"
-    if not _finite(effect):
+    if effect is None or not math.isfinite(effect):
         return True, "the test finds drift and its effect size cannot be computed"
-    assert effect is not None
     if effect < min_effect:
         return False, f"effect {effect:.3g} below drift_min_effect {min_effect:g}"
     return True, f"the test finds drift with effect {effect:.3g} >= {min_effect:g}"
