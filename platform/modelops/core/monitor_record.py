@@ -65,8 +65,27 @@ class TenureRecord(Record):
     rollback_target: str | None = None
 
 
+class FeatureDriftRecord(Record):
+    """One feature's drift: Evidently's test, its effect size, and whether it counts."""
+
+    score: Number = Field(description="Evidently's statistic (a distance or a p-value).")
+    test_drifted: bool = Field(description="Evidently's test finds drift.")
+    effect: Number = Field(
+        description="Effect size: Wasserstein distance over the reference's std (numerical), "
+        "Jensen-Shannon distance of the category shares (categorical); null: not computable."
+    )
+    measure: str = Field(description="wasserstein_norm or jensenshannon.")
+    exempt: str | None = Field(
+        description="The reason from monitoring.drift_exempt when the feature is exempt."
+    )
+    counted: bool = Field(description="Counts toward the drifted share.")
+    why: str
+
+
 class DriftRecord(Record):
-    """Evidently's drift of a uniform sample of the window against the reference."""
+    """Evidently's drift of a uniform sample of the window against the reference; ``drifted``
+    and ``share``: the features that count (not exempt, the test finds drift, effect size at
+    least ``min_effect``) over the features that are not exempt."""
 
     method: str
     share: Number
@@ -78,6 +97,9 @@ class DriftRecord(Record):
     rows_used: int = 0
     rows_total: int = 0
     reference_rows: int = 0
+    features: dict[str, FeatureDriftRecord] = Field(default_factory=dict)
+    min_effect: Number = None
+    notes: list[str] = Field(default_factory=list)
 
 
 class LiveDropRecord(Record):

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelops.core.drift_effect import FeatureDrift, drift_evidence, drift_sentence
 from modelops.core.live_judgement import LiveDrop, SameRows, Shadow, compare_shadow
 from modelops.core.stats.decide import DecisionKind
 
@@ -122,7 +123,12 @@ def quality_problems(quality: Quality, policy: Policy) -> list[str]:
 
 @dataclass(frozen=True)
 class Drift:
-    """Evidently's per-feature drift of the window against the reference."""
+    """Evidently's per-feature drift of the window against the reference.
+
+    ``drifted``: the features that count (:mod:`modelops.core.drift_effect`: not exempt, the
+    test finds drift and the effect size reaches ``min_effect``); ``share``: their share of the
+    features that are not exempt; ``scores``: Evidently's statistic of every feature;
+    ``features``: every feature's test, effect size, exemption and whether it counts."""
 
     method: str
     share: float
@@ -134,6 +140,9 @@ class Drift:
     rows_used: int = 0
     rows_total: int = 0
     reference_rows: int = 0
+    features: dict[str, FeatureDrift] = field(default_factory=dict)
+    min_effect: float | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -562,13 +571,18 @@ def _drift_reasons(run: _Deciding) -> tuple[int, list[str], dict[str, Any]]:
         "drift_windows": policy.drift_windows,
         "drift_share": policy.drift_share,
         "prediction_score": drift.prediction_score,
+        **drift_evidence(drift.features, drift.drifted, drift.min_effect),
     }
     if streak >= policy.drift_windows:
-        reasons.append(
-            f"{len(drift.drifted)} of {len(drift.scores)} features drifted "
-            f"({', '.join(drift.drifted)}; share {drift.share:.2f} >= {policy.drift_share:g}) "
-            f"for {streak} consecutive windows"
+        said = drift_sentence(
+            drift.features,
+            drift.scores,
+            drift.drifted,
+            drift.share,
+            policy.drift_share,
+            drift.min_effect,
         )
+        reasons.append(f"{said} for {streak} consecutive windows")
     elif streak:
         run.notes.append(
             f"drift in {streak} of {policy.drift_windows} consecutive windows needed (share "

@@ -134,11 +134,15 @@ def load_model_module(project: Project) -> ModuleType | None:
 
 def _check_declared_features(project: Project, features: list[str]) -> None:
     declared = project.spec.features
-    for field_name, names in (("categorical", declared.categorical), ("clip", declared.clip)):
+    for field_name, names in (
+        ("features.categorical", declared.categorical),
+        ("features.clip", declared.clip),
+        ("monitoring.drift_exempt", project.spec.monitoring.drift_exempt),
+    ):
         unknown = sorted(set(names) - set(features))
         if unknown:
             raise ConfigError(
-                f"{project.spec_file}: field 'features.{field_name}': {unknown} not in feature "
+                f"{project.spec_file}: field '{field_name}': {unknown} not in feature "
                 f"service '{project.spec.feature_service}' (it has: {', '.join(features)})"
             )
 
