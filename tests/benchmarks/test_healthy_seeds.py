@@ -8,12 +8,13 @@ Run by ``make bench`` (not part of ``make test``)::
 ``BENCH_HEALTHY_SEEDS`` (default 20) seeds, from ``BENCH_HEALTHY_FIRST_SEED`` (default 1).
 
 1. one workspace on the embedded defaults: the fraud example data (200,000 payments, seed 5),
-   ``features apply``, ``train fraud``; the LightGBM candidate is promoted to production (a
-   ledger move and the alias, so it is on probation as after any promotion) and a dry monitor
-   run caches its drift reference;
+   ``features apply``, ``train fraud``; the logistic baseline, then the LightGBM candidate are
+   promoted to production (ledger moves and the alias), so the candidate is on probation with a
+   version to roll back to, as after any promotion; a dry monitor run caches its drift reference;
 2. per seed, a copy of that workspace (same ledger, models and data; its own prediction log):
-   ``simulate`` 7 days of healthy traffic with the seed, then ``monitor`` as of the end of each
-   day (7 runs, acting as production would: MLflow runs, ledger entries, moves);
+   ``simulate`` ``TRAFFIC_DAYS`` days of healthy traffic with the seed, then ``monitor`` as of the
+   end of each of the last 7 days (acting as production would: MLflow runs, ledger entries,
+   moves), with the live metric's judgement (interval, judged, worse) of each run;
 3. every action is printed with the statistic behind it (its reason and evidence), and every
    run with its drifted share, next to the share Evidently's verdicts alone would give over all
    features (the rule before effect sizes and ``drift_exempt``).
@@ -40,6 +41,10 @@ PROJECT = "fraud"
 SEEDS = int(os.environ.get("BENCH_HEALTHY_SEEDS", 20))
 FIRST_SEED = int(os.environ.get("BENCH_HEALTHY_FIRST_SEED", 1))
 DAYS = 7
+TRAFFIC_DAYS = int(os.environ.get("BENCH_HEALTHY_TRAFFIC_DAYS", 40))
+"""Days of traffic per seed; the monitor runs on the last ``DAYS`` of them. Fraud's labels mature
+after 30 days: 40 days leave about 10 days of judged predictions, so the rollback rule is
+exercised, not vacuously quiet."""
 MAX_ROLLBACKS = 0
 MAX_RETRAINS = 1
 
@@ -52,6 +57,8 @@ class SeedRecord:
     rows: list[str] = field(default_factory=list)
     actions: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     evidently_streak: int = 0
+    judged: int = 0
+    worse: int = 0
     drift_windows: int = 0
     seconds: float = 0.0
 
@@ -81,14 +88,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         settings = load_settings(root)
         data.generate(settings, [PROJECT], seed=5)
         features.apply(settings)
-        version = train.train(settings, PROJECT).candidate.version
+        trained = train.train(settings, PROJECT)
         ledger = ledger_for(settings)
-        ledger.transition(
-            LedgerEntry("promote", PROJECT, "production", "bench", "benchmark", None, version),
-            expected=ledger.holder(PROJECT, "production"),
-        )
-        with mlflow_io.session(tracking(settings)) as client:
-            mlflow_io.set_alias(client, PROJECT, "production", version)
+        for version in (trained.baseline.version, trained.candidate.version):
+            held = ledger.holder(PROJECT, "production")
+            ledger.transition(
+                LedgerEntry(
+                    "promote", PROJECT, "production", "bench", "benchmark", held.version, version
+                ),
+                expected=held,
+            )
+            with mlflow_io.session(tracking(settings)) as client:
+                mlflow_io.set_alias(client, PROJECT, "production", version)
         monitor.run(settings, PROJECT, dry_run=True)  # caches the version's drift reference
     return root
 
@@ -127,14 +138,22 @@ def _one_seed(trained: Path, seed: int, folder: Path) -> SeedRecord:
     with pytest.MonkeyPatch.context() as env:
         _environment(env, root)
         settings = load_settings(root)
-        result = simulate.simulate(settings, PROJECT, scenario="healthy", days=DAYS, seed=seed)
+        result = simulate.simulate(
+            settings, PROJECT, scenario="healthy", days=TRAFFIC_DAYS, seed=seed
+        )
         record.period, record.events = f"{result.start}..{result.end}", result.events
         monitoring = load_project(settings.resolved_projects_dir, PROJECT).spec.monitoring
         record.drift_windows = monitoring.drift_windows
         streak = 0
-        for day in range(DAYS):
+        for day in range(TRAFFIC_DAYS - DAYS, TRAFFIC_DAYS):
             run = monitor.run(settings, PROJECT, as_of=_as_of(result.start + timedelta(day + 1)))
             row, alone = _run_row(day + 1, run)
+            perf = run.findings.performance
+            drop = perf.drop if perf is not None else None
+            if drop is not None:
+                row += f"\n    live {drop.metric}: {drop.detail}"
+                record.judged += drop.judged
+                record.worse += drop.worse
             record.rows.append(row)
             streak = streak + 1 if alone is not None and alone >= monitoring.drift_share else 0
             record.evidently_streak = max(record.evidently_streak, streak)
@@ -162,10 +181,14 @@ def test_healthy_traffic_neither_rolls_back_nor_retrains(trained: Path, tmp_path
     rollbacks = sum(r.count(policy.ROLLBACK) for r in records)
     retrains = sum(r.count(policy.RETRAIN) for r in records)
     alerts = sum(r.count(policy.ALERT) for r in records)
+    judged = sum(r.judged for r in records)
+    worse = sum(r.worse for r in records)
+    runs = len(records) * DAYS
     before = sum(1 for r in records if r.evidently_streak >= r.drift_windows)
     print(
         f"\n{len(records)} seeds x {DAYS} daily monitor runs of healthy fraud traffic: "
-        f"{rollbacks} rollbacks, {retrains} retrains, {alerts} alerts "
+        f"{rollbacks} rollbacks, {retrains} retrains, {alerts} alerts; the live metric was "
+        f"judged in {judged} of {runs} runs and shown worse than at gate time in {worse} "
         f"(targets: {MAX_ROLLBACKS} rollbacks, at most {MAX_RETRAINS} retrain). "
         f"Evidently's verdicts alone over every feature would have reached the retraining "
         f"streak on {before} of {len(records)} seeds."
