@@ -5,7 +5,6 @@ sets are built from it point-in-time, and the prediction service reads the same 
 """
 
 from datetime import timedelta
-from typing import Any
 
 from entities import company
 from feast import FeatureService, FeatureView, Field, FileSource, RequestSource
@@ -57,9 +56,9 @@ credit_application_request = RequestSource(
     mode="python",
     description="Size of the request relative to the company's cash flow.",
 )
-def credit_application_features(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+def credit_application_features(inputs: dict) -> dict:
     # Python mode: one call per request online, no pandas; a missing input gives None (null).
-    # Self-contained (Feast stores the function itself): only builtins and `math`.
+    # Self-contained: Feast re-runs its source text, with only builtins, `math` imported here.
     import math
 
     def log1p(x: float) -> float:

@@ -4,7 +4,6 @@ The feature service ``fraud_v1`` is the contract between training and serving.
 """
 
 from datetime import timedelta
-from typing import Any
 
 from entities import account
 from feast import FeatureService, FeatureView, Field, FileSource, RequestSource
@@ -61,10 +60,10 @@ payment_request = RequestSource(
     mode="python",
     description="The payment compared with the account's recent behaviour.",
 )
-def payment_features(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
+def payment_features(inputs: dict) -> dict:
     # Python mode: one call per request online, no pandas. An average that is unknown or not
-    # positive gives -1.0. Self-contained (Feast stores the function itself): builtins only.
-    def to_average(amount: Any, amount_total: Any, count: Any) -> float | None:
+    # positive gives -1.0. Self-contained: Feast re-runs its source text, with builtins only.
+    def to_average(amount, amount_total, count):
         if amount is None:
             return None
         if amount_total is None or count is None:
@@ -72,7 +71,7 @@ def payment_features(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
         average = float(amount_total) / max(float(count), 1.0)
         return float(amount) / average if average > 0 else -1.0
 
-    out: dict[str, list[Any]] = {
+    out: dict = {
         "txn_amount": [],
         "txn_merchant_category": [],
         "txn_hour": [],
