@@ -22,7 +22,9 @@ views without aggregations, not written online; no aliased or versioned projecti
 directly; anything else gets :class:`SdkReader` (``get_online_features``), with the reason logged.
 
 Like the SDK on its per-view path, a row past its view's TTL is returned as present: Feast 0.67
-checks ``OUTSIDE_MAX_AGE`` only for precomputed feature vectors.
+checks ``OUTSIDE_MAX_AGE`` only for precomputed feature vectors. Unlike the SDK on Redis, a key
+the store does not hold is missing (the SDK reports its empty values as present), and request
+fields take their declared type (the SDK types them by the first row's value).
 """
 
 from __future__ import annotations
@@ -153,6 +155,17 @@ def _as_declared(values: list[Any], value_type: Any) -> list[Any]:
     return [_to_python(v, value_type) for v in python_values_to_proto_values(values, value_type)]
 
 
+def _stored(timestamp: Any, values: Mapping[str, Any] | None) -> bool:
+    """Whether ``online_read`` found a row. SQLite answers ``(None, None)`` for a key it does not
+    hold; Redis answers an empty value per feature stamped 1970-01-01 (no ``_ts`` field), which
+    the SDK then reports as present: a row of only empty values at the epoch is no row."""
+    if values is None:
+        return False
+    if timestamp is None or timestamp.timestamp() != 0:
+        return True
+    return any(value.WhichOneof("val") is not None for value in values.values())
+
+
 def _class_path(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
@@ -205,7 +218,7 @@ class DirectReader:
         found: dict[str, list[bool]] = {}
         for spec in self._views:
             read = online.online_read(self._config, spec.view, entity_keys, list(spec.features))
-            per_key = [values for _, values in read]
+            per_key = [values if _stored(ts, values) else None for ts, values in read]
             found[spec.view.name] = [per_key[i] is not None for i in where]
             for name, value_type in zip(spec.features, spec.types, strict=True):
                 by_key = [
