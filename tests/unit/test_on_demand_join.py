@@ -260,6 +260,23 @@ def test_a_pandas_view_is_left_to_feast(
     pd.testing.assert_frame_equal(ours, theirs)
 
 
+def test_a_view_whose_source_is_not_a_feature_view_is_left_to_feast(
+    parity_store: tuple[Any, pd.DataFrame],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, _ = parity_store
+
+    def not_a_feature_view(name: str, *args: Any, **kwargs: Any) -> Any:
+        raise LookupError(f"Feature view {name} does not exist")
+
+    monkeypatch.setattr(store, "get_feature_view", not_a_feature_view)
+    with caplog.at_level(logging.INFO, logger="modelops.integrations.feast.on_demand"):
+        plan = join_plan(store, store.get_feature_service("direct"))
+    assert plan == type(plan)(None, ())
+    assert "join keys are unknown (Feature view everything does not exist)" in caplog.text
+
+
 def test_a_view_reading_beyond_its_inputs_is_applied_by_feasts_transform(
     parity_store: tuple[Any, pd.DataFrame],
     caplog: pytest.LogCaptureFixture,
