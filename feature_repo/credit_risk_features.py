@@ -6,8 +6,6 @@ sets are built from it point-in-time, and the prediction service reads the same 
 
 from datetime import timedelta
 
-import numpy as np
-import pandas as pd
 from entities import company
 from feast import FeatureService, FeatureView, Field, FileSource, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
@@ -55,16 +53,34 @@ credit_application_request = RequestSource(
         Field(name="requested_to_inflow", dtype=Float64),
         Field(name="net_cash_flow_ratio", dtype=Float64),
     ],
-    mode="pandas",
+    mode="python",
     description="Size of the request relative to the company's cash flow.",
 )
-def credit_application_features(inputs: pd.DataFrame) -> pd.DataFrame:
-    inflow = inputs["inflow_total"].astype("float64").clip(lower=1.0)
-    out = pd.DataFrame(index=inputs.index)
-    out["requested_amount_log"] = np.log1p(inputs["requested_amount"].astype("float64"))
-    out["requested_to_inflow"] = inputs["requested_amount"].astype("float64") / inflow
-    out["net_cash_flow_ratio"] = (inputs["inflow_total"] - inputs["outflow_total"]) / inflow
-    return out
+def credit_application_features(inputs: dict) -> dict:
+    # Python mode: one call per request online, no pandas; a missing input gives None (null).
+    # Self-contained: Feast re-runs its source text, with only builtins, `math` imported here.
+    import math
+
+    def log1p(x: float) -> float:
+        return math.log1p(x) if x > -1.0 else (-math.inf if x == -1.0 else math.nan)
+
+    amount_log, to_inflow, net_ratio = [], [], []
+    for amount, inflow_total, outflow_total in zip(
+        inputs["requested_amount"], inputs["inflow_total"], inputs["outflow_total"], strict=True
+    ):
+        inflow = None if inflow_total is None else max(float(inflow_total), 1.0)
+        amount_log.append(None if amount is None else log1p(float(amount)))
+        to_inflow.append(None if amount is None or inflow is None else float(amount) / inflow)
+        net_ratio.append(
+            None
+            if inflow is None or outflow_total is None
+            else (float(inflow_total) - float(outflow_total)) / inflow
+        )
+    return {
+        "requested_amount_log": amount_log,
+        "requested_to_inflow": to_inflow,
+        "net_cash_flow_ratio": net_ratio,
+    }
 
 
 credit_risk_v1 = FeatureService(

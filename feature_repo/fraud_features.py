@@ -5,8 +5,6 @@ The feature service ``fraud_v1`` is the contract between training and serving.
 
 from datetime import timedelta
 
-import numpy as np
-import pandas as pd
 from entities import account
 from feast import FeatureService, FeatureView, Field, FileSource, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
@@ -59,19 +57,42 @@ payment_request = RequestSource(
         Field(name="amount_to_avg_24h", dtype=Float64),
         Field(name="amount_to_avg_7d", dtype=Float64),
     ],
-    mode="pandas",
+    mode="python",
     description="The payment compared with the account's recent behaviour.",
 )
-def payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
-    amount = inputs["amount"].astype("float64")
-    avg_24h = inputs["txn_amount_24h"] / inputs["txn_count_24h"].clip(lower=1)
-    avg_7d = inputs["txn_amount_7d"] / inputs["txn_count_7d"].clip(lower=1)
-    out = pd.DataFrame(index=inputs.index)
-    out["txn_amount"] = amount
-    out["txn_merchant_category"] = inputs["merchant_category"].astype("string")
-    out["txn_hour"] = inputs["hour_of_day"].astype("int64")
-    out["amount_to_avg_24h"] = np.where(avg_24h > 0, amount / avg_24h.where(avg_24h > 0), -1.0)
-    out["amount_to_avg_7d"] = np.where(avg_7d > 0, amount / avg_7d.where(avg_7d > 0), -1.0)
+def payment_features(inputs: dict) -> dict:
+    # Python mode: one call per request online, no pandas. An average that is unknown or not
+    # positive gives -1.0. Self-contained: Feast re-runs its source text, with builtins only.
+    def to_average(amount, amount_total, count):
+        if amount is None:
+            return None
+        if amount_total is None or count is None:
+            return -1.0
+        average = float(amount_total) / max(float(count), 1.0)
+        return float(amount) / average if average > 0 else -1.0
+
+    out: dict = {
+        "txn_amount": [],
+        "txn_merchant_category": [],
+        "txn_hour": [],
+        "amount_to_avg_24h": [],
+        "amount_to_avg_7d": [],
+    }
+    for amount, category, hour, total_24h, count_24h, total_7d, count_7d in zip(
+        inputs["amount"],
+        inputs["merchant_category"],
+        inputs["hour_of_day"],
+        inputs["txn_amount_24h"],
+        inputs["txn_count_24h"],
+        inputs["txn_amount_7d"],
+        inputs["txn_count_7d"],
+        strict=True,
+    ):
+        out["txn_amount"].append(None if amount is None else float(amount))
+        out["txn_merchant_category"].append(None if category is None else str(category))
+        out["txn_hour"].append(None if hour is None else int(hour))
+        out["amount_to_avg_24h"].append(to_average(amount, total_24h, count_24h))
+        out["amount_to_avg_7d"].append(to_average(amount, total_7d, count_7d))
     return out
 
 

@@ -739,10 +739,12 @@ class _Store:
 
 
 def test_feast_online_read_tells_missing_rows_from_null_values() -> None:
+    from modelops.integrations.feast import SdkReader
     from modelops.serving.online import FeastOnline
 
     store = _Store()
-    online = FeastOnline(store, "svc", "account_id", {"activity": ("amount", "tenure")})
+    views = {"activity": ("amount", "tenure")}
+    online = FeastOnline(SdkReader(store, "svc", views), "account_id", views)
     read = online.read([{"account_id": 1}, {"account_id": 2}])
     assert read.missing == [(), ("activity",)]
     assert read.columns["ratio"] == [0.5, None]
@@ -752,13 +754,17 @@ def test_feast_online_read_tells_missing_rows_from_null_values() -> None:
 
 def test_feast_online_errors_are_named() -> None:
     from modelops.core.errors import FeatureStoreError
+    from modelops.integrations.feast import SdkReader
     from modelops.serving.online import FeastOnline
 
-    down = FeastOnline(_Store(ConnectionError("Connection refused")), "s", "k", {"v": ("f",)})
+    views = {"v": ("f",)}
+    down = FeastOnline(
+        SdkReader(_Store(ConnectionError("Connection refused")), "s", views), "k", views
+    )
     with pytest.raises(ServiceUnavailableError, match="online store unavailable"):
         down.read([{"k": 1}])
     with pytest.raises(ServiceUnavailableError):
         down.probe()
-    broken = FeastOnline(_Store(ValueError("bad type for k")), "s", "k", {"v": ("f",)})
+    broken = FeastOnline(SdkReader(_Store(ValueError("bad type for k")), "s", views), "k", views)
     with pytest.raises(FeatureStoreError, match="online feature read failed"):
         broken.read([{"k": 1}])

@@ -1,5 +1,6 @@
 """Feast, behind one adapter: the feature repository and its definitions (:mod:`.repo`,
-:mod:`.definitions`) and the point-in-time join (:mod:`.join`). Callers import from here."""
+:mod:`.definitions`), the point-in-time join (:mod:`.join`) and the online read of a feature
+service (:mod:`.online`). Callers import from here."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ from modelops.integrations.feast.join import (
     availability_violations,
     historical_features,
 )
+from modelops.integrations.feast.online import (
+    DirectReader,
+    OnlineRows,
+    SdkReader,
+    online_reader,
+)
 from modelops.integrations.feast.repo import (
     FeatureRepo,
     MaterializedView,
@@ -33,8 +40,11 @@ from modelops.integrations.feast.repo import (
 
 __all__ = [
     "JOIN_CHUNK_ROWS",
+    "DirectReader",
     "FeatureRepo",
     "MaterializedView",
+    "OnlineRows",
+    "SdkReader",
     "TypedField",
     "apply",
     "availability_violations",
@@ -48,6 +58,7 @@ __all__ = [
     "join_inputs_digest",
     "materialize",
     "online_features",
+    "online_reader",
     "open_store",
     "service_batch_features",
     "service_features",

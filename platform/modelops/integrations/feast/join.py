@@ -16,6 +16,7 @@ from modelops.core.datachecks import (
 )
 from modelops.core.errors import FeatureStoreError
 from modelops.integrations.feast.definitions import _batch_views, _BatchView
+from modelops.integrations.feast.on_demand import apply_views, join_plan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -240,12 +241,23 @@ def _joined_in_chunks(
     rows. The chunks' Arrow tables are concatenated before the one conversion to pandas
     ``to_df`` makes, so the frame's types are those of a single join; rows come back in no
     particular order, as from one join.
+
+    Python-mode on-demand views are applied to each chunk by :mod:`.on_demand` (their own
+    function on their own inputs, not on the whole table converted to Python as Feast does);
+    Feast joins their source features.
     """
     import numpy as np
     import pyarrow as pa
 
+    plan = join_plan(store, service)
+    features: Any = service if plan.features is None else plan.features
+
+    def joined(chunk: pd.DataFrame) -> pa.Table:
+        table = store.get_historical_features(entity_df=chunk, features=features).to_arrow()
+        return apply_views(plan, table)
+
     if len(entities) <= JOIN_CHUNK_ROWS:
-        return store.get_historical_features(entity_df=entities, features=service).to_df()
+        return joined(entities).to_pandas().reset_index(drop=True)
     times = entities["event_timestamp"]
     order = np.argsort(
         times.astype("int64").to_numpy() if times.dtype.kind == "M" else np.arange(len(entities)),
@@ -254,7 +266,7 @@ def _joined_in_chunks(
     tables = []
     for start in range(0, len(order), JOIN_CHUNK_ROWS):
         chunk = entities.take(order[start : start + JOIN_CHUNK_ROWS]).reset_index(drop=True)
-        tables.append(store.get_historical_features(entity_df=chunk, features=service).to_arrow())
+        tables.append(joined(chunk))
         del chunk
     table = pa.concat_tables(tables, promote_options="permissive")
     del tables
