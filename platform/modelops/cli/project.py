@@ -77,6 +77,15 @@ def parse_monotone(values: list[str]) -> dict[str, int]:
     return parsed
 
 
+def parse_sep(value: str) -> str:
+    """One character; ``\\t`` or ``tab`` for a tab."""
+    if value in ("\\t", "tab", "TAB"):
+        return "\t"
+    if len(value) != 1:
+        raise ConfigError(f"--sep {value!r}: expected one character, e.g. ';' or '\\t' (a tab)")
+    return value
+
+
 @app.command()
 def init(
     name: Annotated[
@@ -144,6 +153,21 @@ def init(
             help="No time column: spread rows evenly over START..END, in row order.",
         ),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="The CSV's text encoding, e.g. cp1252. Default: UTF-8, or detected when the "
+            "bytes are not UTF-8.",
+        ),
+    ] = None,
+    sep: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CHAR",
+            help="The CSV's separator: ',', ';', '\\t' (a tab), '|'. Default: sniffed.",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace the files of an existing project.")
     ] = False,
@@ -169,6 +193,8 @@ def init(
         synthesize_ids=synthesize_ids,
         synthesize_time=parse_span(synthesize_time) if synthesize_time is not None else None,
         force=force,
+        encoding=encoding,
+        separator=parse_sep(sep) if sep is not None else None,
     )
     _render(init_project(STATE.settings, options), STATE.settings.root)
 
@@ -178,6 +204,18 @@ def _shown(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
+
+
+def _in_windows(result: InitResult) -> str:
+    """How many rows the windows hold, and how many the gaps between them leave out."""
+    gaps = result.rows_in_gaps
+    if not gaps:
+        return f"all {result.rows_in_windows:,} in the windows"
+    share = gaps / result.rows_written if result.rows_written else 0.0
+    return (
+        f"{result.rows_in_windows:,} in the windows: {gaps:,} ({share:.1%}) dropped in the "
+        f"{result.gap_days}-day gaps between them (room for the label delay)"
+    )
 
 
 def _render(result: InitResult, root: Path) -> None:
@@ -191,8 +229,8 @@ def _render(result: InitResult, root: Path) -> None:
     )
     typer.echo(
         f"{result.project}: {result.rows_written:,} of {result.rows_read:,} rows from "
-        f"{result.source.name}; label '{result.label}' (positive {positive}, "
-        f"{result.prevalence:.1%} of the windows' rows), known {result.label_delay}"
+        f"{result.source.name}, {_in_windows(result)}; label '{result.label}' (positive "
+        f"{positive}, {result.prevalence:.1%} of the windows' rows), known {result.label_delay}"
     )
     typer.echo(f"  entity     {result.entity}{reused}")
     typer.echo(
