@@ -95,7 +95,10 @@ def test_init_train_reaches_dev_with_a_passing_verdict_and_prints_one_table(
     assert promote.holders(workspace, "bank") == {"dev": chosen, "staging": None,
                                                   "production": None}  # fmt: skip
     # What to do for staging and production, with the version that reached dev.
-    assert f"next: staging: modelops validate bank {chosen} --against staging" in out
+    assert (
+        f"next: staging: modelops validate bank {chosen} --against staging (promotes on a pass: "
+        "auto_promote_staging)"
+    ) in out
     assert f"next: production: modelops validate bank {chosen} --against production" in out
     assert "costs default" not in err
 

@@ -186,7 +186,8 @@ def _next_steps(settings: Settings, options: InitOptions, result: OnboardResult)
     if walked is None or not walked.reached or walked.chosen is None:
         return []
     name, version = options.name, walked.chosen
-    required = approval_required(settings, project_for(settings, name))
+    loaded = project_for(settings, name)
+    required = approval_required(settings, loaded)
     steps = []
     if options.costs is None:
         steps.append(
@@ -194,9 +195,10 @@ def _next_steps(settings: Settings, options: InitOptions, result: OnboardResult)
             "false_positive): the 1:1 default is a placeholder"
         )
     for env in settings.environments[1:]:
+        validate = f"modelops validate {name} {version} --against {env}"
+        if env == "staging" and loaded.spec.promotion.auto_promote_staging:
+            steps.append(f"{env}: {validate} (promotes on a pass: auto_promote_staging)")
+            continue
         approve = " --approve --approver NAME --reason 'WHY'" if env in required else ""
-        steps.append(
-            f"{env}: modelops validate {name} {version} --against {env} && modelops promote "
-            f"{name} {version} --to {env}{approve}"
-        )
+        steps.append(f"{env}: {validate} && modelops promote {name} {version} --to {env}{approve}")
     return steps
