@@ -13,7 +13,10 @@ from modelops.cli.state import STATE
 from modelops.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from modelops.services.project_init.options import InitOptions
     from modelops.services.project_init.run import InitResult
+    from modelops.services.workflows.onboard import OnboardResult, Stage
+    from modelops.services.workflows.promotion import GateStep
 
 app = typer.Typer(
     help="Create a project from a table; the project.yaml schema.", no_args_is_help=True
@@ -75,6 +78,15 @@ def parse_monotone(values: list[str]) -> dict[str, int]:
             raise ConfigError(f"--monotone {value!r}: expected COL=+1 or COL=-1")
         parsed[column.strip()] = int(sign)
     return parsed
+
+
+def parse_sep(value: str) -> str:
+    """One character; ``\\t`` or ``tab`` for a tab."""
+    if value in ("\\t", "tab", "TAB"):
+        return "\t"
+    if len(value) != 1:
+        raise ConfigError(f"--sep {value!r}: expected one character, e.g. ';' or '\\t' (a tab)")
+    return value
 
 
 @app.command()
@@ -144,12 +156,39 @@ def init(
             help="No time column: spread rows evenly over START..END, in row order.",
         ),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="The CSV's text encoding, e.g. cp1252. Default: UTF-8, or detected when the "
+            "bytes are not UTF-8.",
+        ),
+    ] = None,
+    sep: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CHAR",
+            help="The CSV's separator: ',', ';', '\\t' (a tab), '|'. Default: sniffed.",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace the files of an existing project.")
     ] = False,
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train",
+            help="Then apply the features, train, gate against dev and, if the verdict passes, "
+            "promote to dev. Exit 1 when no model passes.",
+        ),
+    ] = False,
+    actor: Annotated[
+        str | None, typer.Option(help="With --train: who gates and promotes (default: you).")
+    ] = None,
 ) -> None:
     """Write a project from a table: feature and label parquet, Feast definitions, project.yaml
-    with proposed windows, and data checks. Then: modelops features apply; modelops train NAME."""
+    with proposed windows, and data checks. Then: modelops features apply; modelops train NAME;
+    or all of it, up to a gated model in dev, with --train."""
     from modelops.services.project_init.options import InitOptions
     from modelops.services.project_init.run import init_project
 
@@ -169,8 +208,101 @@ def init(
         synthesize_ids=synthesize_ids,
         synthesize_time=parse_span(synthesize_time) if synthesize_time is not None else None,
         force=force,
+        encoding=encoding,
+        separator=parse_sep(sep) if sep is not None else None,
     )
+    if train:
+        _onboard(options, actor)
+        return
     _render(init_project(STATE.settings, options), STATE.settings.root)
+
+
+def _onboard(options: InitOptions, actor: str | None) -> None:
+    """``--train``: the onboarding workflow, printed as it goes, then one summary table."""
+    from modelops.services.workflows.onboard import onboard
+
+    settings = STATE.settings
+    result = onboard(settings, options, actor=actor, on_stage=_said_stage, on_gate=_said_gate)
+    _summary(result)
+    if not result.reached:
+        raise typer.Exit(1)
+
+
+def _said_stage(stage: Stage, result: OnboardResult) -> None:
+    if stage.name == "init":
+        _render(result.init, STATE.settings.root, then=False)
+    elif stage.name == "features apply":
+        typer.echo(
+            f"features apply: {len(result.applied)} objects registered ({stage.seconds:.0f}s)"
+        )
+    elif stage.name == "train" and result.trained is not None:
+        trained = result.trained
+        for note in trained.notes:
+            typer.echo(f"note: {note}")
+        typer.echo(
+            f"train: {trained.model_name} v{trained.baseline.version} (baseline) and "
+            f"v{trained.candidate.version} (candidate) registered, {trained.training_rows:,} "
+            f"training rows ({stage.seconds:.0f}s)"
+        )
+
+
+def _said_gate(step: GateStep) -> None:
+    if step.verdict is None:
+        typer.echo(f"gate v{step.version} vs {step.environment}: FAILED ({step.failed})")
+        return
+    reference = step.verdict.reference
+    against = (
+        "the prevalence-only reference"
+        if reference.version == "-"
+        else f"{reference.role} v{reference.version}"
+    )
+    said = "passed" if step.passed else f"FAILED: {step.failed}"
+    typer.echo(f"gate v{step.version} vs {against} ({step.environment}): {said}")
+
+
+def _summary(result: OnboardResult) -> None:
+    """One table: each model's kind, holdout metrics and verdict; then where it went, and what
+    to run next."""
+    from modelops.cli.state import echo_table
+
+    typer.echo("")
+    echo_table(
+        ["version", "role", "kind", "ROC-AUC", "PR-AUC", "recall", "alert rate", "cost/1000",
+         f"gate ({result.target})"],
+        [
+            [
+                f"v{m.version}", m.role, m.kind,
+                f"{m.metrics.get('holdout_roc_auc', float('nan')):.3f}",
+                f"{m.metrics.get('holdout_pr_auc', float('nan')):.3f}",
+                f"{m.metrics.get('holdout_recall', float('nan')):.0%}",
+                f"{m.metrics.get('holdout_alert_rate', float('nan')):.1%}",
+                f"{m.metrics.get('holdout_cost_per_1000', float('nan')):,.0f}",
+                m.verdict + (f": {m.failed}" if m.failed else ""),
+            ]
+            for m in result.models
+        ],
+    )  # fmt: skip
+    typer.echo("(metrics on the holdout window, at each model's cost-minimising threshold)")
+    walked = result.walk
+    for warning in result.init.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
+    if walked is not None and walked.reached:
+        move = walked.moves[-1]
+        typer.secho(
+            f"{result.target} now serves v{walked.chosen} (ledger entry {move.ledger_seq}); "
+            f"{result.seconds:.0f}s in all",
+            fg=typer.colors.GREEN,
+        )
+        for step in result.next_steps:
+            typer.echo(f"next: {step}")
+        return
+    why = walked.stopped if walked is not None else "not gated"
+    typer.secho(
+        f"{result.target} unchanged: {why}. Read each verdict with 'modelops validate "
+        f"{result.init.project} VERSION --against {result.target}'; the project stays written",
+        fg=typer.colors.RED,
+        err=True,
+    )
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -180,7 +312,19 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _render(result: InitResult, root: Path) -> None:
+def _in_windows(result: InitResult) -> str:
+    """How many rows the windows hold, and how many the gaps between them leave out."""
+    gaps = result.rows_in_gaps
+    if not gaps:
+        return f"all {result.rows_in_windows:,} in the windows"
+    share = gaps / result.rows_written if result.rows_written else 0.0
+    return (
+        f"{result.rows_in_windows:,} in the windows: {gaps:,} ({share:.1%}) dropped in the "
+        f"{result.gap_days}-day gaps between them (room for the label delay)"
+    )
+
+
+def _render(result: InitResult, root: Path, then: bool = True) -> None:
     numeric = [f.name for f in result.features if not f.categorical]
     categorical = [f.name for f in result.features if f.categorical]
     positive = "1" if result.positive is None else repr(result.positive)
@@ -191,8 +335,8 @@ def _render(result: InitResult, root: Path) -> None:
     )
     typer.echo(
         f"{result.project}: {result.rows_written:,} of {result.rows_read:,} rows from "
-        f"{result.source.name}; label '{result.label}' (positive {positive}, "
-        f"{result.prevalence:.1%} of the windows' rows), known {result.label_delay}"
+        f"{result.source.name}, {_in_windows(result)}; label '{result.label}' (positive "
+        f"{positive}, {result.prevalence:.1%} of the windows' rows), known {result.label_delay}"
     )
     typer.echo(f"  entity     {result.entity}{reused}")
     typer.echo(
@@ -213,10 +357,12 @@ def _render(result: InitResult, root: Path) -> None:
     for path in result.replaced:
         if path not in result.written:
             typer.echo(f"  {_shown(path, root)}  (removed: no --monotone this time)")
+    if not then:  # --train: the warnings come with the summary, and "next" is done
+        return
     for warning in result.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.secho(
-        f"next: modelops features apply && modelops train {result.project}",
+        f"next: modelops features apply && modelops train {result.project} (or --train)",
         fg=typer.colors.GREEN,
     )
 

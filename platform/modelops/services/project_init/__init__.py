@@ -20,7 +20,8 @@ earlier than the data says), and the result says how many values that changed. N
 printed here; the CLI renders :class:`InitResult`.
 
 The steps, one module each: :mod:`.options` (what was asked), :mod:`.layout` (where it goes),
-:mod:`.columns` (reading, names, roles), :mod:`.labels`, :mod:`.timestamps`, :mod:`.entities`,
+:mod:`.intake` (the file's encoding and separator),
+:mod:`.columns` (names, roles), :mod:`.labels`, :mod:`.timestamps`, :mod:`.entities`,
 :mod:`.features`, :mod:`.windows`, :mod:`.render` (the Jinja2 templates in ``templates/``) and
 :mod:`.write`; :mod:`.run` puts them in order.
 """

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.core.errors import ConfigError, DataError
+from modelops.services.project_init.intake import header_hint, read_table
 from modelops.services.project_init.options import MAX_SHOWN, InitOptions
 
 if TYPE_CHECKING:
@@ -40,32 +41,6 @@ def to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         values = values.combine_chunks()
     result: np.ndarray = values.to_numpy(zero_copy_only=False)
     return result
-
-
-def read_table(path: Path) -> pa.Table:
-    """A CSV (``.csv``, ``.csv.gz``, ``.txt``) or parquet file as an Arrow table.
-
-    Raises:
-        DataError: the file is missing, unreadable or of another kind.
-    """
-    import pyarrow as pa
-
-    if not path.is_file():
-        raise DataError(f"--from-csv {path}: file not found")
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
-    try:
-        if suffix in (".csv", ".csv.gz", ".txt"):
-            import pyarrow.csv as pacsv
-
-            return pacsv.read_csv(path)
-        if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: cannot be read: {first}") from exc
-    raise DataError(f"{path}: expected a .csv or .parquet file, got '{path.suffix or path.name}'")
 
 
 class Columns:
@@ -107,17 +82,29 @@ class Columns:
     def require(self, name: str, option: str) -> str:
         found = self.find(name)
         if found is None:
+            hint = header_hint(self.original)
             raise DataError(
                 f"{option} '{name}': no such column in {self.source} (columns: {self.listing()})"
+                + (f"; {hint}" if hint else "")
             )
         return found
 
 
-def read_columns(source: Path, notes: list[str]) -> tuple[pa.Table, Columns]:
-    """The table with its columns renamed to snake_case (noted), and the names' lookup."""
-    table = read_table(source)
+def read_columns(options: InitOptions, notes: list[str]) -> tuple[pa.Table, Columns]:
+    """The table with its columns renamed to snake_case (noted), and the names' lookup. A
+    header holding ``;`` or a tab (a separator not recognised?) is noted, and named in the
+    refusal of any option whose column is not found.
+
+    Raises:
+        DataError: no rows, two names that become one.
+    """
+    source = options.source
+    table = read_table(source, options.encoding, options.separator, notes)
     if table.num_rows == 0:
         raise DataError(f"{source}: no rows")
+    hint = header_hint(table.column_names)
+    if hint:
+        notes.append(hint)
     columns = Columns(table, source)
     table = table.rename_columns(columns.names)
     if columns.renamed:

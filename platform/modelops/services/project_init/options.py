@@ -36,6 +36,8 @@ class InitOptions:
     synthesize_ids: bool = False
     synthesize_time: tuple[datetime, datetime] | None = None
     force: bool = False
+    encoding: str | None = None  # None: UTF-8, or detected when the bytes are not UTF-8
+    separator: str | None = None  # None: sniffed from the first lines
 
 
 def check_options(options: InitOptions) -> None:
@@ -79,6 +81,10 @@ def command_line(options: InitOptions, root: Path) -> str:
     words = ["modelops", "project", "init", options.name, "--from-csv"]
     words.append(shown(options.source.resolve(), root))
     words += ["--label", options.label]
+    if options.encoding is not None:
+        words += ["--encoding", options.encoding]
+    if options.separator is not None:
+        words += ["--sep", options.separator]
     pairs: list[tuple[str, str | None]] = [
         ("--positive", options.positive),
         ("--entity", options.entity),

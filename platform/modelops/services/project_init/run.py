@@ -61,10 +61,20 @@ class InitResult:
     features: list[Feature]
     auto_categorical: list[str]
     windows: list[WindowProposal]
+    gap_days: int
     written: list[Path]
     replaced: list[Path]
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_in_windows(self) -> int:
+        return sum(w.rows for w in self.windows)
+
+    @property
+    def rows_in_gaps(self) -> int:
+        """Rows written but in no window: in the gaps left for the label delay between them."""
+        return self.rows_written - self.rows_in_windows
 
     @property
     def prevalence(self) -> float:
@@ -90,7 +100,7 @@ def init_project(settings: Settings, options: InitOptions) -> InitResult:
     source = options.source
     notes: list[str] = []
     warnings: list[str] = []
-    table, columns = read_columns(source, notes)
+    table, columns = read_columns(options, notes)
     roles = resolve_roles(table, columns, options)
     label = read_label(table, roles.label, options.positive, source)
     times = read_times(table, roles, options, source, notes)
@@ -196,6 +206,7 @@ def _result(
         features=plan.features,
         auto_categorical=plan.auto_categorical,
         windows=plan.windows,
+        gap_days=plan.gap_days,
         written=written,
         replaced=[p for p in replaced if p in written or p == behaviour_test],
         notes=notes,
