@@ -819,7 +819,8 @@ def test_placeholder_costs_warn_in_the_verdict_and_production_refuses_them(
     assert gate.validate(platform_, PROJECT, candidate, against="production").passed
     spec_file, original = _without_costs(Path(trained["root"]))
     try:
-        _cli("validate", PROJECT, candidate, "--against", "dev")  # judged on 1:1 placeholders
+        # the twin against the candidate in dev, judged on 1:1 placeholders
+        _cli("validate", PROJECT, trained["twin"], "--against", "dev")
         captured = capsys.readouterr()
         assert "warning: placeholder costs: the gate judged cost with 1:1 costs" in captured.err
         assert "**Warning:** placeholder costs" in captured.out and "EUR" not in captured.out
