@@ -24,6 +24,7 @@ VERSION_KEYS = {
     "model_name",
     "version",
     "role",
+    "kind",
     "aliases",
     "created_at",
     "run_id",
@@ -73,6 +74,7 @@ def _version(number: str, aliases: list[str], created: int) -> registry.VersionI
         metrics={"holdout_roc_auc": 0.81, "holdout_pr_auc": math.nan},
         tags={"modelops.role": "candidate", "modelops.feature_service": "credit_risk_v1"},
         description="candidate of credit_risk" if created else "",
+        kind="lightgbm" if created else None,
     )
 
 
@@ -93,6 +95,7 @@ def test_models_list_and_show(
     assert new["metrics"] == {"holdout_pr_auc": None, "holdout_roc_auc": 0.81}  # NaN: missing
     assert new["tags"]["modelops.feature_service"] == "credit_risk_v1"
     assert (old["role"], old["created_at"], old["run_id"], old["description"]) == (None,) * 4
+    assert (new["kind"], old["kind"]) == ("lightgbm", None)  # None: trained before it was tagged
 
     shown = _json(capsys, "models", "show", "credit_risk", "2", "--json")
     assert shown == new
@@ -103,6 +106,7 @@ def test_models_list_and_show(
     assert table.splitlines()[0].split() == [
         "version",
         "role",
+        "kind",
         "aliases",
         "created",
         "(UTC)",
@@ -111,6 +115,10 @@ def test_models_list_and_show(
         "cost/1000",
     ]
     assert "\n2  " in table and "production,staging" in table and "\x1b[" not in table
+    assert "lightgbm" in table.splitlines()[-1]
+    with pytest.raises(SystemExit):
+        main(["models", "show", "credit_risk", "2"])
+    assert capsys.readouterr().out.startswith("credit_risk version 2 (candidate, lightgbm)")
 
 
 def test_history(

@@ -748,3 +748,101 @@ def test_one_validation_opens_the_feature_store_once(
     again = gate.validate(platform_, PROJECT, trained["candidate"], against="dev")
     assert calls == {"open_store": 1, "project_service": 1}, "reading the join back"
     assert again.id == first.id  # the same inputs: the recorded verdict
+
+
+def _no_scoring(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the holdout was scored again")
+
+
+def test_a_verdict_is_reused_where_the_reference_and_holdout_are_the_same(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dev and staging both held by the same version: the staging verdict is dev's, not a
+    second scoring; recorded as reused, with its origin, and it promotes."""
+    from modelops.services.gate import validation
+
+    _seed(platform_, trained["noisy"], ("dev", "staging"))
+    candidate = trained["candidate"]
+    measured = gate.validate(platform_, PROJECT, candidate, against="dev")
+    assert measured.passed, measured.failed_rules
+    monkeypatch.setattr(validation, "score", _no_scoring)
+    reused = gate.validate(platform_, PROJECT, candidate, against="staging")
+    assert (reused.environment, reused.passed) == ("staging", True)
+    assert reused.id != measured.id and reused.rules == measured.rules
+    assert reused.reference.role == "staging" and reused.reference.version == trained["noisy"]
+    assert reused.evidence["reused_from"]["verdict_id"] == measured.id
+    assert reused.evidence["reused_from"]["environment"] == "dev"
+    entry = [e for e in promote.history(platform_, PROJECT) if e.action == "validate"][-1]
+    assert (entry.environment, entry.verdict_id, entry.details["reused"]) == (
+        "staging",
+        reused.id,
+        True,
+    )
+    assert entry.details["reused_from"]["verdict_id"] == measured.id
+    assert entry.reason.startswith(f"same inputs as verdict {measured.id} of dev: ")
+    promote.promote(platform_, PROJECT, candidate, "dev")
+    move = promote.promote(platform_, PROJECT, candidate, "staging")
+    assert move.to_version == candidate
+
+
+def test_another_reference_version_is_scored_again(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelops.services.gate import validation
+
+    _seed(platform_, trained["noisy"], ("dev",))
+    _seed(platform_, trained["twin"], ("staging",))
+    assert gate.validate(platform_, PROJECT, trained["candidate"], against="dev").passed
+    monkeypatch.setattr(validation, "score", _no_scoring)
+    with pytest.raises(gate.EvaluationError, match="scored again"):
+        gate.validate(platform_, PROJECT, trained["candidate"], against="staging")
+
+
+def _without_costs(root: Path) -> tuple[Path, str]:
+    spec_file = root / "projects" / PROJECT / "project.yaml"
+    original = spec_file.read_text()
+    lines = original.splitlines(keepends=True)
+    start = lines.index("costs:\n")
+    end = start + 1
+    while lines[end].startswith("  "):
+        end += 1
+    spec_file.write_text("".join(lines[:start] + lines[end:]))
+    return spec_file, original
+
+
+def test_placeholder_costs_warn_in_the_verdict_and_production_refuses_them(
+    platform_: Settings, trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    candidate, noisy = trained["candidate"], trained["noisy"]
+    _seed(platform_, noisy, ("production",))
+    _seed(platform_, candidate, ("dev", "staging"))
+    assert gate.validate(platform_, PROJECT, candidate, against="production").passed
+    spec_file, original = _without_costs(Path(trained["root"]))
+    try:
+        # the twin against the candidate in dev, judged on 1:1 placeholders
+        _cli("validate", PROJECT, trained["twin"], "--against", "dev")
+        captured = capsys.readouterr()
+        assert "warning: placeholder costs: the gate judged cost with 1:1 costs" in captured.err
+        assert "**Warning:** placeholder costs" in captured.out and "EUR" not in captured.out
+        entry = [e for e in promote.history(platform_, PROJECT) if e.action == "validate"][-1]
+        assert entry.details["costs_placeholder"] is True
+        assert entry.details["verdict"]["evidence"]["costs"]["judged_with_placeholder"] is True
+        code = _cli(
+            "promote",
+            PROJECT,
+            candidate,
+            "--to",
+            "production",
+            "--approve",
+            "--approver",
+            "reviewer",
+            "--reason",
+            "x",
+        )
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1
+        assert "production needs the business's costs, not placeholders" in err
+        assert f"in projects/{PROJECT}/project.yaml, then train and validate again" in err
+    finally:
+        spec_file.write_text(original)
+    assert promote.holders(platform_, PROJECT)["production"] == noisy

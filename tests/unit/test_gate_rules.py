@@ -7,7 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from modelops.core.gate_rules import Evaluation, Findings, RuleSettings, judge
+from modelops.core.gate_rules import (
+    ACTS,
+    Evaluation,
+    Findings,
+    RuleSettings,
+    judge,
+    placeholder_costs_warning,
+)
 
 RULES = RuleSettings(
     primary_metric="pr_auc",
@@ -134,3 +141,103 @@ def test_calibration_and_floor() -> None:
 def test_missing_or_nan_metrics_fail_closed(metric: str, rule: str) -> None:
     broken = _evaluation("candidate", **{metric: math.nan})
     assert rule in _failed(broken), f"NaN {metric} must not pass"
+
+
+def _rule(rules: list, name: str):  # type: ignore[no-untyped-def]
+    return next(r for r in rules if r.name == name)
+
+
+def test_a_candidate_that_flags_no_one_fails_whatever_the_costs() -> None:
+    # With 1:1 costs and 6% positives, flagging no one is the cheapest threshold: the candidate
+    # costs no more than the reference, yet it never acts.
+    silent = _evaluation(
+        "candidate",
+        pr_auc=0.34,
+        recall=0.0,
+        precision=0.0,
+        f1=0.0,
+        alert_rate=0.0,
+        false_positive_rate=0.0,
+        cost_per_1000=60.0,
+        positives=60.0,
+    )
+    reference = _evaluation(cost_per_1000=60.0, recall=0.0, alert_rate=0.0)
+    rules = judge(silent, reference, RULES, ALL_PASS)
+    assert [r.name for r in rules if not r.passed] == [ACTS]
+    detail = _rule(rules, ACTS).detail
+    assert "flags no decision on the 1,000 holdout rows" in detail
+    assert "60 defaults there, none caught" in detail and "at threshold 0.2" in detail
+    assert _rule(rules, "business cost does not rise").passed
+
+
+def test_a_candidate_that_flags_but_catches_no_positive_fails() -> None:
+    blind = _evaluation("candidate", pr_auc=0.34, recall=0.0, alert_rate=0.03)
+    rules = judge(blind, _evaluation(), RULES, ALL_PASS)
+    assert [r.name for r in rules if not r.passed] == [ACTS]
+    assert "catches none of the 100 defaults (recall 0%)" in _rule(rules, ACTS).detail
+
+
+def test_recall_zero_without_positives_is_not_a_model_that_never_acts() -> None:
+    quiet = _evaluation("candidate", pr_auc=0.34, recall=0.0, positives=0.0, alert_rate=0.01)
+    assert ACTS not in _failed(quiet)
+    assert (
+        "flags 1.0% of decisions"
+        in _rule(judge(quiet, _evaluation(), RULES, ALL_PASS), ACTS).detail
+    )
+
+
+@pytest.mark.parametrize("metric", ["alert_rate", "recall", "positives"])
+def test_the_acting_rule_fails_closed(metric: str) -> None:
+    assert ACTS in _failed(_evaluation("candidate", pr_auc=0.34, **{metric: math.nan}))
+
+
+def test_costs_carry_the_configured_currency_or_none() -> None:
+    better = _evaluation("candidate", pr_auc=0.34, cost_per_1000=4500.0)
+    priced = _rule(judge(better, _evaluation(), RULES, ALL_PASS), "business cost does not rise")
+    assert priced.detail.startswith("4,500 vs 5,000 EUR per 1,000 decisions")
+    plain = replace(RULES, currency=None)
+    bare = _rule(judge(better, _evaluation(), plain, ALL_PASS), "business cost does not rise")
+    assert bare.detail.startswith("4,500 vs 5,000 per 1,000 decisions")
+    assert "EUR" not in bare.detail and "€" not in bare.detail
+
+
+def test_placeholder_costs_warn_and_say_which_part_rested_on_them() -> None:
+    assert placeholder_costs_warning(False, False) is None
+    judged = placeholder_costs_warning(True, False)
+    trained = placeholder_costs_warning(False, True)
+    assert judged is not None and "the gate judged cost" in judged and "threshold" not in judged
+    assert trained is not None and "the candidate's threshold was chosen" in trained
+    assert "refused for production" in judged and "'costs:'" in judged
+
+
+def _never_acts_on_seed(seed: int) -> tuple[bool, dict[str, float]]:
+    """A seeded useful model (ROC-AUC ~0.7) with 6% positives, its threshold chosen with 1:1
+    placeholder costs on one half and judged on the other: does the acting rule fail?"""
+    import numpy as np
+
+    from modelops.core.metrics import CostModel, choose_threshold, classification_metrics
+
+    rng = np.random.default_rng(seed)
+    rows = 6_000
+    label = (rng.random(rows) < 0.06).astype(int)
+    scores = 1 / (1 + np.exp(-(-3.0 + 0.6 * label + rng.normal(0, 0.8, rows))))
+    placeholder = CostModel(1.0, 1.0)
+    half = rows // 2
+    threshold = choose_threshold(label[:half], scores[:half], placeholder, "min_cost")
+    metrics = classification_metrics(label[half:], scores[half:], threshold, placeholder)
+    candidate = replace(_evaluation("candidate"), threshold=threshold, metrics=metrics)
+    reference = replace(_evaluation(), metrics={**metrics, "roc_auc": 0.5, "pr_auc": 0.06})
+    rules = judge(candidate, reference, replace(RULES, currency=None), ALL_PASS)
+    failed = [r.name for r in rules if not r.passed]
+    assert "business cost does not rise" not in failed  # cheap, by the placeholder costs
+    return ACTS in failed, metrics
+
+
+def test_placeholder_costs_with_rare_positives_choose_a_threshold_that_never_acts() -> None:
+    """With 1:1 costs and rare positives, flagging (almost) no one is the cheapest threshold:
+    on seeded variants the candidate fails for never acting, not for its cost. One variant
+    flags 0.03% of rows and catches 1 positive: the rule is alert rate 0 or recall 0."""
+    results = {seed: _never_acts_on_seed(seed) for seed in range(18, 23)}
+    assert all(m["roc_auc"] > 0.65 and m["alert_rate"] < 0.002 for _, m in results.values())
+    never = [seed for seed, (fails, _) in results.items() if fails]
+    assert len(never) >= 4, {seed: m["recall"] for seed, (_, m) in results.items()}

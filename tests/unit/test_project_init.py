@@ -85,7 +85,7 @@ def test_a_csv_becomes_a_gated_and_promoted_model_with_the_cli_alone(
     assert [line.strip() for line in out.split("wrote:\n")[1].splitlines()[: len(GENERATED)]] == [
         *GENERATED
     ]
-    assert "warning: costs default to 1:1: edit 'costs'" in err
+    assert "warning: no costs given: placeholder 1:1 costs carry a model to dev and staging" in err
     assert "categorical (text columns): gender, partner" in out
 
     spec_file = root / "projects/telco_churn/project.yaml"
@@ -93,7 +93,7 @@ def test_a_csv_becomes_a_gated_and_promoted_model_with_the_cli_alone(
     assert lines[0] == "# yaml-language-server: $schema=../../docs/project.schema.json"
     assert any(line.startswith("# SYNTHETIC ids") for line in lines)
     spec = load_project(workspace.resolved_projects_dir, "telco_churn").spec
-    assert spec.label.positive == "Yes" and spec.costs.false_negative == 1
+    assert spec.label.positive == "Yes" and spec.costs is None and spec.placeholder_costs
     assert spec.model.params["monotone_constraints"] == {"tenure": -1}
     assert "contract" in spec.features.categorical and "tenure" not in spec.features.categorical
     # Every train and validation label is known before the next window starts.
@@ -338,7 +338,7 @@ def test_an_existing_project_or_data_file_is_never_overwritten_without_force(
         assert f"  {relative}  (replaced)" in replaced
     spec = load_project(workspace.resolved_projects_dir, "churn").spec
     assert (spec.costs.false_negative, spec.costs.false_positive) == (300, 10)
-    assert "costs default" not in replaced
+    assert "no costs given" not in replaced and not spec.placeholder_costs
 
 
 def test_sub_microsecond_times_are_floored_and_label_times_rounded_up(

@@ -136,6 +136,38 @@ def test_a_verdict_made_after_the_rollback_promotes_again() -> None:
     assert rules.refusal(facts) is None
 
 
+def test_a_self_approval_refusal_says_how_to_name_another_approver() -> None:
+    reason = rules.refusal(_facts(approval_approver="alice"))
+    assert reason is not None and "--approver" in reason
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"placeholder_costs": True},  # project.yaml sets no costs today
+        {"verdict_placeholder_costs": True},  # the verdict or the threshold rested on them
+    ],
+)
+def test_placeholder_costs_are_refused_in_the_last_environment_in_one_line(
+    changes: dict[str, object],
+) -> None:
+    reason = rules.refusal(
+        _facts(last_environment=True, project_file="projects/fraud/project.yaml", **changes)
+    )
+    assert reason is not None and "\n" not in reason
+    assert reason.startswith("production needs the business's costs, not placeholders")
+    assert "'costs: {false_negative: N, false_positive: N}' in projects/fraud/project.yaml" in (
+        reason
+    )
+
+
+def test_placeholder_costs_may_reach_the_lower_environments() -> None:
+    for changes in ({"placeholder_costs": True}, {"verdict_placeholder_costs": True}):
+        lower = _facts(environment="staging", below="dev", last_environment=False, **changes)
+        assert rules.refusal(lower) is None
+    assert rules.refusal(_facts(last_environment=True)) is None  # the project's own costs
+
+
 def test_the_first_broken_rule_is_the_one_reported() -> None:
     reason = rules.refusal(_facts(held_below=False, verdict_signed=False, approval_approve=False))
     assert reason == "v4 never held staging; promote it there first"

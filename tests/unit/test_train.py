@@ -12,6 +12,7 @@ import yaml
 from modelops.cli.main import main
 from modelops.config.project import load_project
 from modelops.config.settings import Settings, load_settings
+from modelops.core import progress
 from modelops.core.errors import DataError
 from modelops.core.ranges import parse_ranges
 from modelops.services import data, datasets, features
@@ -59,9 +60,52 @@ def credit_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
+class _Heard:
+    """A progress reporter that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int | None, bool | None]] = []
+
+    def started(self, stage: str, rows: int | None) -> None:
+        self.events.append(("started", stage, rows, None))
+
+    def finished(self, stage: str, rows: int | None, seconds: float, ok: bool) -> None:
+        assert seconds >= 0
+        self.events.append(("finished", stage, rows, ok))
+
+
+HEARD = _Heard()
+
+
 @pytest.fixture(scope="module")
 def trained(credit_workspace: Settings) -> train_service.TrainResult:
-    return train_service.train(credit_workspace, "credit_risk")
+    with progress.reporting(HEARD):
+        return train_service.train(credit_workspace, "credit_risk")
+
+
+def test_train_reports_its_stages_with_rows(trained: train_service.TrainResult) -> None:
+    finished = {stage: (rows, ok) for kind, stage, rows, ok in HEARD.events if kind == "finished"}
+    started = [stage for kind, stage, _, _ in HEARD.events if kind == "started"]
+    assert started == list(finished), "every stage that starts finishes, in order"
+    joined, joined_ok = finished["point-in-time join train+validation+holdout"]
+    assert joined_ok and joined is not None and joined > trained.training_rows
+    assert finished["fit candidate and baseline"] == (trained.training_rows, True)
+    assert finished["threshold and holdout metrics"][1] is True
+    assert finished["log and register in MLflow"] == (None, True)
+
+
+def test_versions_record_their_model_kind_and_whose_costs_chose_the_threshold(
+    credit_workspace: Settings, trained: train_service.TrainResult
+) -> None:
+    client = _client(credit_workspace)
+    candidate = client.get_model_version("credit_risk", trained.candidate.version).tags
+    baseline = client.get_model_version("credit_risk", trained.baseline.version).tags
+    assert (candidate["modelops.kind"], baseline["modelops.kind"]) == (
+        "lightgbm",
+        "logistic regression",
+    )
+    assert candidate["modelops.costs"] == baseline["modelops.costs"] == "project"
+    assert trained.warnings == []  # credit_risk sets its own costs
 
 
 def _client(settings: Settings):  # type: ignore[no-untyped-def]

@@ -43,20 +43,22 @@ def validate(
 
     Exit code 0: passed; 1: a rule failed; 2: the gate could not evaluate (never a pass).
     """
+    from modelops.cli.progress import shown
     from modelops.config.project import load_project
     from modelops.services import gate, promote
     from modelops.services.report import to_markdown
 
     settings = STATE.settings
-    verdict = gate.validate(
-        settings,
-        project,
-        version,
-        against=against,
-        actor=actor,
-        allow_feature_change=allow_feature_change,
-        record=not no_record,
-    )
+    with shown():
+        verdict = gate.validate(
+            settings,
+            project,
+            version,
+            against=against,
+            actor=actor,
+            allow_feature_change=allow_feature_change,
+            record=not no_record,
+        )
     spec = load_project(settings.resolved_projects_dir, project)
     report = to_markdown(verdict, spec)
     if report_out:
@@ -64,6 +66,8 @@ def validate(
     if json_out:
         json_out.write_text(verdict.to_json())
     typer.echo(report)
+    for warning in verdict.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     if not verdict.passed:
         failed = [r.name for r in verdict.rules if not r.passed]
         raise gate.GateFailedError(

@@ -30,6 +30,7 @@ def version_json(project: str, v: VersionInfo) -> dict[str, Any]:
         "model_name": v.model_name,
         "version": v.version,
         "role": None if v.role == "?" else v.role,
+        "kind": v.kind,
         "aliases": list(v.aliases),
         "created_at": _created(v),
         "run_id": v.run_id or None,
@@ -60,11 +61,12 @@ def list_versions(
         )
         return
     echo_table(
-        ["version", "role", "aliases", "created (UTC)", "ROC-AUC", "PR-AUC", "cost/1000"],
+        ["version", "role", "kind", "aliases", "created (UTC)", "ROC-AUC", "PR-AUC", "cost/1000"],
         [
             [
                 v.version,
                 v.role,
+                v.kind or "-",
                 ",".join(v.aliases) or "-",
                 f"{_created(v) or datetime.fromtimestamp(0, UTC):%Y-%m-%d %H:%M}",
                 _fmt(v.metrics.get("holdout_roc_auc")),
@@ -107,7 +109,7 @@ def show(
     if as_json:
         echo_json(version_json(project, v))
         return
-    typer.echo(f"{v.model_name} version {v.version} ({v.role})")
+    typer.echo(f"{v.model_name} version {v.version} ({v.role}, {v.kind or 'kind not recorded'})")
     typer.echo(f"  {v.description}")
     typer.echo(f"  aliases: {', '.join(v.aliases) or '-'}")
     typer.echo(f"  run: {v.run_id}")

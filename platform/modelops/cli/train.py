@@ -44,14 +44,18 @@ def train(
     ] = None,
 ) -> None:
     """Build a point-in-time training set, train, evaluate and register a new version."""
+    from modelops.cli.progress import shown
     from modelops.services import train as train_service
 
     when = as_of.replace(tzinfo=UTC) if as_of and as_of.tzinfo is None else as_of
-    result = train_service.train(
-        STATE.settings, project, as_of=when, windows=_parse_windows(window or [])
-    )
+    with shown():
+        result = train_service.train(
+            STATE.settings, project, as_of=when, windows=_parse_windows(window or [])
+        )
     for note in result.notes:
         typer.echo(f"note: {note}")
+    for warning in result.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     for trained in (result.baseline, result.candidate):
         m = trained.metrics
         typer.echo(

@@ -119,7 +119,21 @@ class Costs(_Strict):
     false_positive: float = Field(
         gt=0, description="Cost of flagging a negative (the score was at or above the threshold)."
     )
-    currency: str = Field("EUR", description="Currency of both costs, shown in reports.")
+    currency: str | None = Field(
+        None,
+        min_length=1,
+        description="Currency of both costs, shown beside every cost in reports (e.g. 'EUR'); "
+        "null: costs are shown as plain numbers.",
+    )
+
+    def amount(self, value: float) -> str:
+        """``value`` as reports show a cost: ``1,234 EUR``, or ``1,234`` without a currency."""
+        return f"{value:,.0f} {self.currency}" if self.currency else f"{value:,.0f}"
+
+
+PLACEHOLDER_COSTS = Costs(false_negative=1.0, false_positive=1.0)
+"""What a project without ``costs`` is judged with: 1:1, no currency. A placeholder carries a
+model to the lower environments with a warning; the last environment (production) refuses it."""
 
 
 class ThresholdPolicy(_Strict):
@@ -580,7 +594,12 @@ class ProjectSpec(_Strict):
         description="The holdout metric the gate decides on (promotion.decision); the others may "
         "drop by at most promotion.max_drop.",
     )
-    costs: Costs = Field(description="Business cost of each kind of wrong decision.")
+    costs: Costs | None = Field(
+        None,
+        description="Business cost of each kind of wrong decision, a business decision: "
+        "omitted, placeholder 1:1 costs choose the threshold and judge the gate, with a warning; "
+        "such a model may reach dev and staging but is refused promotion to production.",
+    )
     threshold_policy: ThresholdPolicy = Field(
         ThresholdPolicy(), description="How the decision threshold is chosen."
     )
@@ -600,6 +619,17 @@ class ProjectSpec(_Strict):
         Monitoring(), description="What modelops monitor watches and how it reacts."
     )
     model: Model = Field(Model(), description="Model hyper-parameters.")
+
+    @property
+    def decision_costs(self) -> Costs:
+        """The costs that choose thresholds and judge the gate: the project's, or the
+        placeholder when it sets none (see :attr:`placeholder_costs`)."""
+        return self.costs if self.costs is not None else PLACEHOLDER_COSTS
+
+    @property
+    def placeholder_costs(self) -> bool:
+        """True when ``project.yaml`` sets no ``costs``: decisions rest on 1:1 placeholders."""
+        return self.costs is None
 
 
 class Project(BaseModel):

@@ -139,6 +139,8 @@ def _rows(
         section = len(options) == 1 and "properties" in _resolve(schema, options[0])
         if name in required:
             default = "required"
+        elif section and "default" in resolved and resolved["default"] is None:
+            default = "`null` (left out)"
         elif section:
             default = "(see its fields)"
         elif "default" in resolved:
@@ -201,7 +203,12 @@ def render_markdown(schema: dict[str, Any]) -> str:
         intro = definition.get("description") or section.get("description")
         if intro:
             lines += [_paragraph(intro), ""]
-        if name not in required:
+        if name not in required and field.get("default", {}) is None:
+            lines += [
+                "Optional as a whole; when given, a field marked *required* must be set.",
+                "",
+            ]
+        elif name not in required:
             lines += ["Optional: every field below has a default.", ""]
         lines += _table(list(_rows(schema, section, f"{name}.")))
     return "\n".join(lines) + "\n"

@@ -45,7 +45,8 @@ class RuleSettings:
     max_ece_increase: float
     floors: dict[str, float]
     event_name: str
-    currency: str
+    #: Shown beside costs (``costs.currency``); None: costs are plain numbers.
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,66 @@ def in_words(evaluation: Evaluation, event: str) -> str:
     return (
         f"catches {_pct(m['recall'])} of {event} at a {m['false_positive_rate']:.1%} "
         f"false-alarm rate"
+    )
+
+
+ACTS = "the candidate acts: its threshold flags decisions and catches some"
+
+
+def acts(candidate: Evaluation, event: str) -> Rule:
+    """A candidate whose chosen threshold never flags (alert rate 0), or flags but catches no
+    positive of a holdout that has some (recall 0), never acts: it fails whatever the costs say
+    (placeholder 1:1 costs with rare positives make "flag no one" the cheapest threshold)."""
+    m = candidate.metrics
+    alert, recall, positives = m.get("alert_rate"), m.get("recall"), m.get("positives")
+    at = f"at threshold {candidate.threshold:.6g}"
+    if not (_ok(alert) and _ok(recall) and _ok(positives)):
+        return Rule(
+            ACTS,
+            False,
+            f"alert rate, recall or positives could not be computed {at} (alert rate {alert}, "
+            f"recall {recall}, positives {positives})",
+        )
+    assert alert is not None and recall is not None and positives is not None
+    rows = m.get("rows", math.nan)
+    on = f"the {rows:,.0f} holdout rows" if _ok(rows) else "the holdout"
+    if alert <= 0:
+        return Rule(
+            ACTS,
+            False,
+            f"{at} it flags no decision on {on} (alert rate 0%; {positives:,.0f} {event} "
+            "there, none caught): a model that never acts, whatever the costs",
+        )
+    if positives > 0 and recall <= 0:
+        return Rule(
+            ACTS,
+            False,
+            f"{at} it flags {alert:.1%} of decisions but catches none of the {positives:,.0f} "
+            f"{event} (recall 0%)",
+        )
+    return Rule(
+        ACTS, True, f"{at} it flags {alert:.1%} of decisions and catches {recall:.0%} of {event}"
+    )
+
+
+def placeholder_costs_warning(judged: bool, trained: bool) -> str | None:
+    """The warning a verdict carries when its decisions rest on placeholder costs: ``judged``,
+    the gate's project.yaml sets no ``costs``; ``trained``, the candidate's threshold was chosen
+    without them. None when both were the project's own."""
+    if not (judged or trained):
+        return None
+    where = " and ".join(
+        part
+        for part, flag in (
+            ("the gate judged cost", judged),
+            ("the candidate's threshold was chosen", trained),
+        )
+        if flag
+    )
+    return (
+        f"placeholder costs: {where} with 1:1 costs, not the project's (no 'costs:' in "
+        "project.yaml); fine for dev and staging, refused for production: set costs "
+        "(false_negative, false_positive), train and validate again"
     )
 
 
@@ -139,17 +200,19 @@ def judge(
 
     c, r = cm.get("cost_per_1000"), rm.get("cost_per_1000")
     if _ok(c) and _ok(r):
+        unit = f" {rules.currency}" if rules.currency else ""
         results.append(
             Rule(
                 "business cost does not rise",
                 c <= r,  # type: ignore[operator]
-                f"{c:,.0f} vs {r:,.0f} {rules.currency} per 1,000 decisions; candidate "
+                f"{c:,.0f} vs {r:,.0f}{unit} per 1,000 decisions; candidate "
                 f"{in_words(candidate, rules.event_name)}, vs {_pct(rm['recall'])} at "
                 f"{rm['false_positive_rate']:.1%} for {name_ref}",
             )
         )
     else:
         results.append(Rule("business cost does not rise", False, "cost could not be computed"))
+    results.append(acts(candidate, rules.event_name))
 
     if findings.segments is not None:
         results.append(Rule("no segment significantly worse", *findings.segments))

@@ -147,3 +147,28 @@ def feature_importance(model: Any) -> dict[str, float]:
     gains = booster.feature_importance(importance_type="gain")
     total = float(gains.sum()) or 1.0
     return {name: float(g) / total for name, g in zip(booster.feature_name(), gains, strict=True)}
+
+
+KIND_NAMES = {
+    "LGBMClassifier": "lightgbm",
+    "LogisticRegression": "logistic regression",
+    "XGBClassifier": "xgboost",
+    "CatBoostClassifier": "catboost",
+    "RandomForestClassifier": "random forest",
+    "HistGradientBoostingClassifier": "histogram gradient boosting",
+    "GradientBoostingClassifier": "gradient boosting",
+}
+"""Class names of common estimators -> how ``models list`` names the kind."""
+
+
+def model_kind(model: Any) -> str:
+    """What a fitted model is, by its final estimator: ``lightgbm``, ``logistic regression``,
+    or the estimator's class name for anything else (a project's own ``fit``)."""
+    inner = model
+    for _ in range(16):  # pipelines nest a few levels at most
+        steps = getattr(inner, "steps", None)
+        if not steps:
+            break
+        inner = steps[-1][1]
+    name = type(inner).__name__
+    return KIND_NAMES.get(name, name)

@@ -33,6 +33,8 @@ class VerdictFacts:
     git_commit: str | None
     #: None when the ledger has no key (nothing can be proved either way).
     signed: bool | None
+    #: The verdict (or the candidate's threshold) rested on placeholder costs.
+    placeholder_costs: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ class PromotionFacts:
     approval: ApprovalFacts
     #: When the version was last rolled back out of this environment (None: never).
     rolled_back_at: datetime | None = None
+    #: The environment is the last of the promotion order (production): no placeholder costs.
+    last_environment: bool = False
+    #: ``project.yaml`` sets no ``costs`` today.
+    placeholder_costs: bool = False
+    #: Where the project's costs are set, for the refusal's wording.
+    project_file: str = "project.yaml"
 
 
 Rule = Callable[[PromotionFacts], str | None]
@@ -100,6 +108,17 @@ def _no_verdict(f: PromotionFacts) -> str | None:
     return (
         f"no verdict for v{f.version} against {f.environment}; run 'modelops validate "
         f"{f.project} {f.version} --against {f.environment}'"
+    )
+
+
+def _placeholder_costs(f: PromotionFacts) -> str | None:
+    assert f.verdict is not None
+    if not f.last_environment or not (f.placeholder_costs or f.verdict.placeholder_costs):
+        return None
+    return (
+        f"{f.environment} needs the business's costs, not placeholders: v{f.version} was judged "
+        f"or trained with 1:1 placeholder costs; set 'costs: {{false_negative: N, "
+        f"false_positive: N}}' in {f.project_file}, then train and validate again"
     )
 
 
@@ -195,7 +214,8 @@ def _approval(f: PromotionFacts) -> str | None:
         return None
     return (
         f"{a.approver} {' and '.join(involved)} v{f.version} and cannot also approve it; "
-        "a different person must approve (allow_self_approval in modelops.yaml)"
+        "a different person must approve: --approver NAME (or allow_self_approval in "
+        "modelops.yaml)"
     )
 
 
@@ -205,6 +225,7 @@ RULES: tuple[Rule, ...] = (
     _verdict_failed,
     _order,
     _no_verdict,
+    _placeholder_costs,
     _expired,
     _artifact_changed,
     _untrusted_commit,

@@ -35,6 +35,13 @@ PID = f"{PREFIX}.pid"
 TRAIN_ID = f"{PREFIX}.train_id"
 REGISTRATION_PENDING = f"{PREFIX}.registration_pending"
 FEATURE_RANGES = f"{PREFIX}.feature_ranges"  # JSON {feature: [min, max]} of the training rows
+COSTS = f"{PREFIX}.costs"
+"""How the threshold's costs were set at training: :data:`COSTS_PROJECT` or
+:data:`COSTS_PLACEHOLDER` (none in project.yaml). Versions trained before the tag had costs."""
+COSTS_PROJECT = "project"
+COSTS_PLACEHOLDER = "placeholder"
+KIND = f"{PREFIX}.kind"
+"""What the fitted model is, e.g. ``lightgbm`` or ``logistic regression`` (``models list``)."""
 
 
 def dataset(name: str) -> str:

@@ -7,6 +7,7 @@ tamper-evident chain, not from tags anyone can edit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -23,6 +24,26 @@ def inputs_key(parts: dict[str, Any]) -> str:
     """SHA-256 of everything a verdict depends on (canonical JSON)."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def judgement_key(inputs: dict[str, Any]) -> str | None:
+    """What a judgement depends on wherever it is recorded: the inputs without the environment,
+    the reference named by version and artifact (its role is its environment's name). Two
+    environments with the same key would measure the same thing: the same candidate, the same
+    reference version, the same holdout, project.yaml and feature definitions.
+
+    Every other input counts as it is. None (never reuse) when the inputs name no environment
+    or the reference is not ``[role, version, artifact]``: what cannot be compared is not the
+    same.
+    """
+    if "environment" not in inputs:
+        return None
+    reference = inputs.get("reference")
+    if not isinstance(reference, list | tuple) or len(reference) != 3:
+        return None
+    parts = {k: v for k, v in inputs.items() if k != "environment"}
+    parts["reference"] = list(reference[1:])
+    return inputs_key(parts)
 
 
 def _clean(value: Any) -> Any:
@@ -54,6 +75,8 @@ class Verdict:
     inputs_key: str
     inputs: dict[str, Any]
     evidence: dict[str, Any] = field(default_factory=dict)
+    #: What a reviewer must know although every rule may pass (placeholder costs), one line each.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed_rules(self) -> list[str]:
@@ -113,4 +136,48 @@ class Verdict:
             inputs_key=data["inputs_key"],
             inputs=data["inputs"],
             evidence=data.get("evidence", {}),
+            warnings=list(data.get("warnings", [])),
         )
+
+
+def reused_elsewhere(
+    verdict: Verdict,
+    *,
+    environment: str,
+    inputs: dict[str, Any],
+    new_id: str,
+    actor: str,
+    source_seq: int,
+) -> Verdict:
+    """``verdict`` (recorded for another environment, at ledger entry ``source_seq``) as the
+    verdict of ``environment`` for ``inputs``: the same measurements and rules, a new id, and
+    ``evidence.reused_from`` naming where it was measured. Its ``created_at`` stays the
+    measurement's, so it expires when the original does.
+
+    Raises:
+        ValueError: the two inputs do not have the same :func:`judgement_key`.
+    """
+    theirs, ours = judgement_key(verdict.inputs), judgement_key(inputs)
+    if theirs is None or theirs != ours:
+        raise ValueError(f"verdict {verdict.id} judged other inputs; it cannot be reused")
+    reference = verdict.reference
+    if reference.role == verdict.environment:  # the holder of that environment, named by it
+        reference = dataclasses.replace(reference, role=environment)
+    return dataclasses.replace(
+        verdict,
+        id=new_id,
+        environment=environment,
+        reference=reference,
+        actor=actor,
+        inputs=dict(inputs),
+        inputs_key=inputs_key(inputs),
+        evidence={
+            **verdict.evidence,
+            "reused_from": {
+                "verdict_id": verdict.id,
+                "environment": verdict.environment,
+                "seq": source_seq,
+                "actor": verdict.actor,
+            },
+        },
+    )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelops.config.project import Project
 from modelops.config.settings import Settings
-from modelops.core import datachecks
+from modelops.core import datachecks, progress
 from modelops.core.errors import ConfigError, DataError, FeatureStoreError
 from modelops.core.fingerprint import DatasetFingerprint, fingerprint
 from modelops.core.splits import WINDOWS, TimeWindow, assign_windows
@@ -186,6 +186,8 @@ def build_training_set(
         labels_digest = _labels_digest(settings, project, windows, store)
         hit = _cached(join_cache, labels_digest, project, as_of, windows)
         if hit is not None:
+            with progress.stage(f"join {'+'.join(windows)} (kept from before)") as step:
+                step.rows = sum(len(frame) for frame in hit.frames.values())
             _check(hit, project, windows, trained_missing)
             return hit
     labels = read_labels(settings, project)
@@ -208,7 +210,8 @@ def build_training_set(
     key = feast_io.join_inputs_digest(store, service, entity_frame) if join_cache else None
     built = _read_built(join_cache, key, windows) if join_cache is not None and key else None
     if built is None:
-        built = _build(store, service, project, entity_frame, windows, features, request_fields)
+        with progress.stage(f"point-in-time join {'+'.join(windows)}", len(entity_frame)):
+            built = _build(store, service, project, entity_frame, windows, features, request_fields)
         if join_cache is not None and key is not None:
             _write_built(join_cache, key, built)
     built = dataclasses.replace(built, unlabelled_rows=unlabelled)

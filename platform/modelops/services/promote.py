@@ -12,6 +12,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from modelops.config.project import Project
@@ -229,6 +230,7 @@ def _verdict_facts(ledger: Ledger, entry: RecordedEntry) -> rules.VerdictFacts:
         artifact_sha256=details.get("candidate_artifact_sha256") or None,
         git_commit=str(details.get("git_commit") or "unknown"),
         signed=ledger.signed(entry) if ledger.keyed else None,
+        placeholder_costs=bool(details.get("costs_placeholder")),
     )
 
 
@@ -270,7 +272,18 @@ def _facts(
         commit_on_branch=on_branch,
         approval=rules.ApprovalFacts(False, False, None, None, True, None),
         rolled_back_at=_rolled_back_at(ledger, spec.name, environment, version),
+        last_environment=position == len(settings.environments) - 1,
+        placeholder_costs=spec.placeholder_costs,
+        project_file=_shown(project.spec_file, settings.root),
     )
+
+
+def _shown(path: Path, root: Path) -> str:
+    """``path`` relative to the platform root when it lies under it."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def _rolled_back_at(

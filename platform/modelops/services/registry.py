@@ -31,6 +31,9 @@ class VersionInfo:
     metrics: dict[str, float]
     tags: dict[str, str]
     description: str
+    #: What the model is (``lightgbm``, ``logistic regression``); None for versions trained
+    #: before the platform recorded it.
+    kind: str | None = None
 
 
 def _info(
@@ -48,6 +51,7 @@ def _info(
         model_name=model_name,
         version=number,
         role=tags.get(tag_keys.ROLE, "?"),
+        kind=tags.get(tag_keys.KIND) or None,
         aliases=sorted(a for a, v in alias_map.items() if v == number),
         created=int(getattr(version, "creation_timestamp", 0) or 0),
         run_id=run_id,

@@ -54,19 +54,36 @@ def _interval_sentence(evidence: dict[str, Any], metric: str, ref_name: str) -> 
     )
 
 
+def _reused(evidence: dict[str, Any]) -> list[str]:
+    """The sentence of a verdict reused from another environment (nothing re-scored)."""
+    reused = evidence.get("reused_from")
+    if not reused:
+        return []
+    return [
+        f"Reused verdict `{reused.get('verdict_id')}` of {reused.get('environment')} "
+        f"(ledger entry {reused.get('seq')}): the same candidate, reference and holdout, "
+        "so nothing was scored again.",
+        "",
+    ]
+
+
 def to_markdown(verdict: Verdict, project: Project) -> str:
     c, r = verdict.candidate, verdict.reference
     event = project.spec.label.event_name
     ref_name = reference_name(r)
     status = "PASSED" if verdict.passed else "FAILED"
     evidence = verdict.evidence
+    costs = project.spec.decision_costs
     lines = [
         f"## {verdict.model_name} v{c.version} vs {ref_name} ({verdict.environment}): {status}",
         "",
+        *(f"**Warning:** {warning}." for warning in verdict.warnings),
+        *([""] if verdict.warnings else []),
+        *_reused(evidence),
         f"Candidate {in_words(c, event)}, vs {r.metrics['recall']:.0%} at "
         f"{r.metrics['false_positive_rate']:.1%} for {ref_name}. Business cost "
-        f"{c.metrics['cost_per_1000']:,.0f} vs {r.metrics['cost_per_1000']:,.0f} "
-        f"{project.spec.costs.currency} per 1,000 decisions. The two models decide differently "
+        f"{c.metrics['cost_per_1000']:,.0f} vs {costs.amount(r.metrics['cost_per_1000'])} "
+        f"per 1,000 decisions. The two models decide differently "
         f"on {verdict.decisions_differ:.1%} of the rows.",
         "",
         _interval_sentence(evidence, project.spec.primary_metric, ref_name),

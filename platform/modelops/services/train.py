@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from modelops.config.project import Project, ProjectSpec
 from modelops.config.settings import Settings
-from modelops.core import registration, tags
+from modelops.core import progress, registration, tags
 from modelops.core.errors import ConfigError
 from modelops.core.metrics import (
     CostModel,
@@ -33,7 +33,7 @@ from modelops.core.metrics import (
     describe_in_business_terms,
     segment_metrics,
 )
-from modelops.core.modeling import feature_importance, with_feature_step
+from modelops.core.modeling import feature_importance, model_kind, with_feature_step
 from modelops.core.ranges import FeatureRange, format_ranges
 from modelops.core.splits import WINDOWS
 from modelops.core.tags import feature_digest, format_view_digests
@@ -75,6 +75,8 @@ class TrainResult:
     training_rows: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: What the user must act on before production (placeholder costs), one line each.
+    warnings: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -179,7 +181,7 @@ def _evaluate(
 ) -> tuple[float, dict[str, float], dict[str, Any]]:
     """Threshold from validation by the project's policy; metrics on validation and holdout."""
     spec = project.spec
-    costs = CostModel(spec.costs.false_negative, spec.costs.false_positive)
+    costs = CostModel(spec.decision_costs.false_negative, spec.decision_costs.false_positive)
     label = spec.label.column
     valid = data.frames["validation"]
     holdout = data.frames["holdout"].copy()
@@ -340,6 +342,7 @@ def _lineage(
         tags.PRIMARY_METRIC: spec.primary_metric,
         tags.PREVALENCE: repr(float(data.frames["train"][label].mean())),
         tags.FEATURE_RANGES: _feature_ranges(data),
+        tags.COSTS: tags.COSTS_PLACEHOLDER if spec.placeholder_costs else tags.COSTS_PROJECT,
     }
     for name, print_ in data.fingerprints.items():
         lineage.update(print_.as_tags(tags.dataset(name)))
@@ -374,11 +377,12 @@ def _feature_ranges(data: TrainingSet) -> str:
 
 
 def _role_tags(
-    lineage: dict[str, str], role: str, threshold: float, train_id: str
+    lineage: dict[str, str], role: str, threshold: float, train_id: str, kind: str
 ) -> dict[str, str]:
     return {
         **lineage,
         tags.ROLE: role,
+        tags.KIND: kind,
         tags.THRESHOLD: repr(threshold),
         tags.TRAIN_ID: train_id,
         **mlflow_io.process_tags(),
@@ -405,8 +409,8 @@ def _log_role(
         params={
             **{f"model.{k}": v for k, v in spec.model.params.items()},
             "threshold_policy": spec.threshold_policy.type,
-            "cost_false_negative": spec.costs.false_negative,
-            "cost_false_positive": spec.costs.false_positive,
+            "cost_false_negative": spec.decision_costs.false_negative,
+            "cost_false_positive": spec.decision_costs.false_positive,
             **{f"window.{w}": str(getattr(spec.windows, w)) for w in WINDOWS},
         },
         metrics=metrics,
@@ -443,19 +447,27 @@ def train(
     store = feast_io.open_store(feature_repo(settings))
     data = build_training_set(settings, project, as_of, store=store)
     _check_declared_features(project, data.features)
-    models = _fit(module, project, data)
+    with progress.stage("fit candidate and baseline", len(data.frames["train"])):
+        models = _fit(module, project, data)
     views = feast_io.definitions_digest(
         store, feast_io.feature_service(store, spec.feature_service)
     )
     lineage = _lineage(settings, project, data, views, as_of)
-    evaluated = {role: _evaluate(models[role], data, project) for role in ROLES}
+    scored = len(data.frames["validation"]) + len(data.frames["holdout"])
+    with progress.stage("threshold and holdout metrics", scored):
+        evaluated = {role: _evaluate(models[role], data, project) for role in ROLES}
     track = tracking(settings)
     experiment = f"modelops/{spec.name}"
     train_id = uuid.uuid4().hex
-    with mlflow_io.session(track) as client, _terminate_as_interrupt():
+    with (
+        mlflow_io.session(track) as client,
+        _terminate_as_interrupt(),
+        progress.stage("log and register in MLflow"),
+    ):
         mlflow_io.clean_up_interrupted(client, experiment, spec.registered_model)
         role_tags = {
-            role: _role_tags(lineage, role, evaluated[role][0], train_id) for role in ROLES
+            role: _role_tags(lineage, role, evaluated[role][0], train_id, model_kind(models[role]))
+            for role in ROLES
         }
         logged = {
             role: _log_role(
@@ -473,6 +485,13 @@ def train(
         }
         trained = _register_pair(client, project, logged, evaluated, role_tags, train_id)
     notes = []
+    warnings = []
+    if spec.placeholder_costs:
+        warnings.append(
+            "no 'costs:' in project.yaml: the threshold was chosen with placeholder 1:1 costs; "
+            "fine for dev and staging, production refuses it (set costs.false_negative and "
+            "costs.false_positive, then train again)"
+        )
     if data.unlabelled_rows:
         notes.append(
             f"{data.unlabelled_rows} rows in the windows have no label yet as of "
@@ -486,4 +505,5 @@ def train(
         training_rows=len(data.frames["train"]),
         seconds=time.perf_counter() - started,
         notes=notes,
+        warnings=warnings,
     )

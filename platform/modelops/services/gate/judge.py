@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from modelops.config.project import Project
-from modelops.core.gate_rules import Evaluation, Findings, Rule, RuleSettings, judge
+from modelops.core.gate_rules import (
+    Evaluation,
+    Findings,
+    Rule,
+    RuleSettings,
+    judge,
+    placeholder_costs_warning,
+)
 from modelops.core.latency import LatencyComparison
 from modelops.core.leakage import LeakageFinding, assess_leakage
 from modelops.core.stats import decide
@@ -40,7 +47,7 @@ def rule_settings(project: Project) -> RuleSettings:
         max_ece_increase=p.max_ece_increase,
         floors={str(k): float(v) for k, v in p.floors.items()},
         event_name=project.spec.label.event_name,
-        currency=project.spec.costs.currency,
+        currency=project.spec.decision_costs.currency,
     )
 
 
@@ -82,7 +89,7 @@ def judge_holdout(
             != (scores[reference.role] >= reference.threshold)
         ).mean()
     )
-    return _verdict(
+    verdict = _verdict(
         project,
         (c_eval, r_eval),
         rules,
@@ -93,6 +100,24 @@ def judge_holdout(
         actor=actor,
         inputs=inputs,
     )
+    return _with_costs(verdict, project, candidate)
+
+
+def _with_costs(verdict: Verdict, project: Project, candidate: GateModel) -> Verdict:
+    """The costs the verdict rests on, in its evidence, and a warning when they (or the costs
+    that chose the candidate's threshold) were placeholders."""
+    costs = project.spec.decision_costs
+    judged = project.spec.placeholder_costs
+    verdict.evidence["costs"] = {
+        "false_negative": costs.false_negative,
+        "false_positive": costs.false_positive,
+        "currency": costs.currency,
+        "placeholder": judged or candidate.placeholder_costs,
+        "judged_with_placeholder": judged,
+        "trained_with_placeholder": candidate.placeholder_costs,
+    }
+    warning = placeholder_costs_warning(judged, candidate.placeholder_costs)
+    return dataclasses.replace(verdict, warnings=[warning] if warning else [])
 
 
 def _findings(

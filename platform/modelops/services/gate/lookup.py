@@ -8,12 +8,14 @@ was trained, is refused here. A verdict already recorded for the same inputs is 
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from modelops.core import tags
-from modelops.core.verdict import Verdict
+from modelops.core.verdict import Verdict, inputs_key, judgement_key, reused_elsewhere
 from modelops.integrations import mlflow as mlflow_io
+from modelops.integrations.database import RecordedEntry
 from modelops.services.gate.context import GateContext
 from modelops.services.gate.errors import EvaluationError
 from modelops.services.gate.models import (
@@ -108,10 +110,15 @@ def load(models: list[GateModel], model_name: str) -> None:
         m.scorer = build_scorer(m.model, m.features)
 
 
-def recorded_verdict(ctx: GateContext, version: str, key: str) -> Verdict | None:
-    """The verdict recorded for exactly these inputs, if it has not expired."""
+def recorded_verdict(ctx: GateContext, version: str, inputs: dict[str, Any]) -> Verdict | None:
+    """The verdict recorded for exactly these inputs, if it has not expired; else one recorded
+    in another environment for the same candidate, reference version and holdout
+    (:func:`~modelops.core.verdict.judgement_key`), returned as this environment's verdict with
+    ``evidence.reused_from``. Anything in the inputs that differs means scoring again; so does
+    an entry whose signature cannot be proved when the ledger has a key."""
     project = ctx.project
     max_age = project.spec.promotion.verdict_max_age_days
+    key = inputs_key(inputs)
     for entry in reversed(ctx.ledger.entries(project.spec.name, ctx.environment)):
         if entry.action != "validate" or entry.to_version != version:
             continue
@@ -121,4 +128,41 @@ def recorded_verdict(ctx: GateContext, version: str, key: str) -> Verdict | None
         if verdict.expires_at(max_age) > datetime.now(UTC):
             return verdict
         return None
-    return None
+    return _from_another_environment(ctx, version, inputs)
+
+
+def _from_another_environment(
+    ctx: GateContext, version: str, inputs: dict[str, Any]
+) -> Verdict | None:
+    """The newest unexpired, provably recorded verdict of ``version`` in another environment
+    whose judgement key equals ours, as ours (None when there is none)."""
+    wanted = judgement_key(inputs)
+    if wanted is None:
+        return None
+    project = ctx.project
+    max_age = project.spec.promotion.verdict_max_age_days
+    found: tuple[RecordedEntry, Verdict] | None = None
+    for entry in ctx.ledger.entries(project.spec.name):
+        if entry.environment == ctx.environment or entry.action != "validate":
+            continue
+        if entry.to_version != version or "verdict" not in entry.details:
+            continue
+        verdict = Verdict.from_dict(entry.details["verdict"])
+        if judgement_key(verdict.inputs) != wanted:
+            continue
+        if verdict.expires_at(max_age) <= datetime.now(UTC):
+            continue
+        if ctx.ledger.keyed and not ctx.ledger.signed(entry):
+            continue
+        found = (entry, verdict)  # entries come in seq order: the last one is the newest
+    if found is None:
+        return None
+    entry, verdict = found
+    return reused_elsewhere(
+        verdict,
+        environment=ctx.environment,
+        inputs=inputs,
+        new_id=uuid.uuid4().hex[:16],
+        actor=ctx.actor,
+        source_seq=entry.seq,
+    )

@@ -39,6 +39,8 @@ class GateModel:
     threshold_free_score: float = math.nan
     run_id: str | None = None
     trained_role: str = ""
+    #: The threshold was chosen with placeholder costs (none in project.yaml at training).
+    placeholder_costs: bool = False
     scorer: Scorer | None = None
     scorer_report: dict[str, Any] = field(default_factory=dict)
 
@@ -91,6 +93,7 @@ def registered_model(role: str, mv: Any) -> GateModel:
         views=tags.parse_view_digests(views) if views else None,
         run_id=mv.run_id,
         trained_role=model_tags.get(tags.ROLE, ""),
+        placeholder_costs=model_tags.get(tags.COSTS) == tags.COSTS_PLACEHOLDER,
     )
 
 
@@ -99,7 +102,7 @@ def prevalence_model(prevalence: float, project: Project) -> GateModel:
     cheaper of flagging everyone or no one (decided by costs, not by the holdout's labels)."""
     import numpy as np
 
-    costs = project.spec.costs
+    costs = project.spec.decision_costs
     flag_all = prevalence * costs.false_negative > (1 - prevalence) * costs.false_positive
     threshold = prevalence if flag_all else float(np.nextafter(prevalence, 1.0))
     return GateModel(

@@ -122,12 +122,22 @@ def record(
 def _entry(ctx: GateContext, verdict: Verdict, *, reused: bool) -> LedgerEntry:
     """The ledger's ``validate`` entry for ``verdict``: the verdict whole, and the facts
     promotion checks without reading it."""
+    source = verdict.evidence.get("reused_from") if reused else None
+    # A reused verdict was computed by the code of its first recording: that commit is what the
+    # trusted-branch rule must check, not the one that found it again.
+    commit = str(verdict.evidence.get("git_commit") or ctx.commit) if reused else ctx.commit
     return LedgerEntry(
         action="validate",
         project=verdict.project,
         environment=verdict.environment,
         actor=verdict.actor,
-        reason=("same inputs as before: " if reused else "")
+        reason=(
+            f"same inputs as verdict {source['verdict_id']} of {source['environment']}: "
+            if source
+            else "same inputs as before: "
+            if reused
+            else ""
+        )
         + ("passed every rule" if verdict.passed else "failed: " + "; ".join(verdict.failed_rules)),
         from_version=verdict.reference.version
         if verdict.reference.role not in (PREVALENCE, "baseline")
@@ -137,6 +147,7 @@ def _entry(ctx: GateContext, verdict: Verdict, *, reused: bool) -> LedgerEntry:
         details={
             "passed": verdict.passed,
             "reused": reused,
+            "reused_from": source,
             "inputs_key": verdict.inputs_key,
             "reference_role": verdict.reference.role,
             "reference_version": verdict.reference.version,
@@ -145,8 +156,9 @@ def _entry(ctx: GateContext, verdict: Verdict, *, reused: bool) -> LedgerEntry:
             "holdout_rows": verdict.holdout.rows,
             "failed_rules": verdict.failed_rules,
             "created_at": verdict.created_at,
-            "git_commit": ctx.commit,
+            "git_commit": commit,
             "project_yaml_sha256": ctx.project.spec_hash,
+            "costs_placeholder": bool((verdict.evidence.get("costs") or {}).get("placeholder")),
             "verdict": verdict.to_dict(),
         },
     )

@@ -58,7 +58,7 @@ class Statistics:
 
 
 def costs_of(project: Project) -> CostModel:
-    costs = project.spec.costs
+    costs = project.spec.decision_costs
     return CostModel(costs.false_negative, costs.false_positive)
 
 

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelops.config.settings import Settings
-from modelops.core.verdict import Verdict, inputs_key
+from modelops.core import progress
+from modelops.core.verdict import Verdict
 from modelops.integrations import feast as feast_io
 from modelops.integrations import mlflow as mlflow_io
 from modelops.services.gate.context import GateContext, open_context
@@ -66,7 +67,7 @@ def _validate(
         data = join(ctx, as_of, candidate_tags)
         trio = (candidate, reference, sibling)
         inputs = verdict_inputs(ctx, trio, data, current_views, allow_feature_change)
-        previous = recorded_verdict(ctx, version, inputs_key(inputs))
+        previous = recorded_verdict(ctx, version, inputs)
         if previous is not None:
             log.info("same inputs as verdict %s: returning it", previous.id)
             if ctx.record:
@@ -74,8 +75,12 @@ def _validate(
             return previous
 
         frame = data.frames["holdout"]
-        scores = score(frame, models, spec.feature_service, ctx.served)
-        verdict = judge_holdout(ctx.project, frame, scores, trio, data, as_of, ctx.actor, inputs)
+        with progress.stage(f"score {len(models)} models on the holdout", len(frame)):
+            scores = score(frame, models, spec.feature_service, ctx.served)
+        with progress.stage("judge: intervals, segments, leakage, latency", len(frame)):
+            verdict = judge_holdout(
+                ctx.project, frame, scores, trio, data, as_of, ctx.actor, inputs
+            )
         verdict.evidence.update(_evidence(ctx, changes, models))
         if not candidate.run_id:
             raise EvaluationError(

@@ -90,7 +90,7 @@ def measure_performance(
     interval); on probation, when that shows a drop, the version a rollback would return to
     scored on the same rows; the shadow, and the report."""
     spec, holder = project.spec, lineage.version
-    costs = CostModel(spec.costs.false_negative, spec.costs.false_positive)
+    costs = CostModel(spec.decision_costs.false_negative, spec.decision_costs.false_positive)
     live, rows, positives = _version_metrics(labelled, holder, lineage.threshold, costs)
     if not rows:
         return Measured()

@@ -52,7 +52,7 @@ def compare_previous(
     except ModelopsError as exc:
         return not_compared(previous, current, f"v{previous} not compared: {exc}")
     served_model, previous_model = models
-    costs = CostModel(spec.costs.false_negative, spec.costs.false_positive)
+    costs = CostModel(spec.decision_costs.false_negative, spec.decision_costs.false_positive)
     compare = _comparison(spec.primary_metric, served, served_model, previous_model, costs)
     sha = served_model.artifact_sha256
     if sha and sha == previous_model.artifact_sha256:

@@ -91,7 +91,7 @@ def project_yaml(plan: Plan) -> str:
             event=f"{plan.label}={positive}" if positive is not None else f"{plan.label}=1",
             other=others[0] if others else None,
             synthetic_span=span,
-            costs=plan.costs or (1.0, 1.0),
+            costs=plan.costs,
             categorical=categorical,
             categorical_why=_categorical_why(categorical, plan.auto_categorical),
         )

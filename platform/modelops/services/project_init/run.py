@@ -119,7 +119,8 @@ def init_project(settings: Settings, options: InitOptions) -> InitResult:
     entity = _entity(settings, layout, roles.join_key, rows.value_type, source, notes)
     if options.costs is None:
         warnings.append(
-            "costs default to 1:1: edit 'costs' (false_negative, false_positive) in "
+            "no costs given: placeholder 1:1 costs carry a model to dev and staging, not to "
+            "production; set 'costs' (false_negative, false_positive) in "
             f"{shown(layout.project_file, settings.root)}, or pass --costs FN,FP"
         )
     features_table, labels_table = output_tables(roles.join_key, roles.label, rows)
