@@ -75,7 +75,9 @@ def _validate(
 
         frame = data.frames["holdout"]
         scores = score(frame, models, spec.feature_service, ctx.served)
-        verdict = judge_holdout(ctx.project, frame, scores, trio, data, as_of, ctx.actor, inputs)
+        verdict = judge_holdout(
+            ctx.project, frame, scores, trio, data, as_of, ctx.actor, inputs, candidate_tags
+        )
         verdict.evidence.update(_evidence(ctx, changes, models))
         if not candidate.run_id:
             raise EvaluationError(
