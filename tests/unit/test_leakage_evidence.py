@@ -170,7 +170,8 @@ def test_an_acknowledged_dominant_feature_is_exempt_and_recorded_but_not_the_cei
     assert finding.flagged == []
     assert finding.acknowledged["paid_late"][0] == reason
     assert "'paid_late' alone reaches" in finding.acknowledged["paid_late"][1]
-    assert "acknowledged as legitimately dominant" in finding.detail or not finding.passed
+    said = "acknowledged as legitimately dominant by promotion.dominant_features"
+    assert f"{said}: 'paid_late' ({reason})" in finding.detail
     # the acknowledgement never lifts the model-level ceiling
     too_good = ModelEvidence(0.995, 0.99, validation_auc=0.99, baseline_auc=0.98)
     judged = assess_leakage(too_good, [], acknowledged={"paid_late": reason})

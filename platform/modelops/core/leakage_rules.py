@@ -206,11 +206,12 @@ def assess_leakage(
         notes.append(f"the strongest feature {strongest.sentence()}")
     for name in sorted(set(acknowledged) - {e.feature for e in features}):
         notes.append(f"dominant_features names '{name}', which is not an input of this model")
-    if waived:
-        notes.append(
-            "acknowledged as legitimately dominant by promotion.dominant_features: "
-            + ", ".join(f"'{name}' ({reason})" for name, (reason, _) in waived.items())
-        )
+    said_waived = (
+        "acknowledged as legitimately dominant by promotion.dominant_features: "
+        + ", ".join(f"'{name}' ({reason})" for name, (reason, _) in waived.items())
+        if waived
+        else ""
+    )
 
     findings += model_findings
     if findings:
@@ -221,6 +222,8 @@ def assess_leakage(
         detail = "leakage check could not run (" + "; ".join(not_run) + ")"
     else:
         detail = "; ".join(notes)
+    if said_waived:
+        detail += f"; {said_waived}"
     return LeakageFinding(
         suspected=bool(findings),
         checks_run=run,
