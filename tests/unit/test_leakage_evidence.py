@@ -242,3 +242,12 @@ def test_false_positives_and_negatives_over_seeded_variants() -> None:
     )
     assert false_positives == []
     assert false_negatives == []
+
+
+def test_category_counts_fit_the_tag_by_pooling_the_rarest_and_the_pool_scores_them() -> None:
+    counts = {"merchant": {f"m{i:04d}": (i % 3, 10 + i) for i in range(2000)}}
+    text = tags.format_category_counts(counts, 8000)
+    parsed = tags.parse_category_counts(text)["merchant"]
+    assert len(text) <= 8000 and tags.OTHER_CATEGORIES in parsed
+    assert sum(p for p, _ in parsed.values()) == sum(p for p, _ in counts["merchant"].values())
+    assert "m1999" in parsed and "m0000" not in parsed  # the most frequent are kept by name

@@ -116,8 +116,10 @@ def _categorical(
 
     keys = column.astype("string").fillna("unknown").to_numpy(dtype=object)
     codes, values = pd.factorize(keys)
-    t_pos = np.array([trained.get(str(v), (0, 0))[0] for v in values], dtype=np.float64)
-    t_neg = np.array([trained.get(str(v), (0, 0))[1] for v in values], dtype=np.float64)
+    # a category the tag had no room for has the pooled rate; one never seen in training, 0.5
+    pooled = trained.get(tags.OTHER_CATEGORIES, (0, 0))
+    t_pos = np.array([trained.get(str(v), pooled)[0] for v in values], dtype=np.float64)
+    t_neg = np.array([trained.get(str(v), pooled)[1] for v in values], dtype=np.float64)
     all_pos = float(sum(p for p, _ in trained.values()))
     all_neg = float(sum(n for _, n in trained.values()))
     if not all_pos or not all_neg:
