@@ -24,6 +24,8 @@ Run with ``make bench`` (``pytest tests/benchmarks -s -p no:cacheprovider``); no
       ``GateModel.scores``, chunked; the pipeline only for a model without a native scorer), in the
       same worker process right after ``validate`` (best of 2);
    e. the ratios (b)/(d) and (a)/(d);
+   g. what the leakage checks (permutation importance and the per-feature evidence) add to (b):
+      their seconds over the rest of the validation, target <= 15 %;
    f. the peak RSS of each worker: ``ru_maxrss`` read right after ``validate`` returns (before
       the bare scoring), and the whole process's maximum from ``/usr/bin/time -v``.
 
@@ -105,6 +107,7 @@ def _flag(name: str) -> bool:
 # (label, module, attribute, parent label): every wrapped function's wall time is counted in
 # its own stage and in its parents'; "rest" lines are what a parent spends outside its children.
 HOLDOUT = "holdout rows (build_training_set)"
+LEAKAGE_EVIDENCE = "leakage: feature evidence (alone, decided rows)"
 BUILD = "build: join, checks, sort, fingerprint"
 STAGES: tuple[tuple[str, str, str, str | None], ...] = (
     ("lookup (registry, ledger holder)", "gate", "lookup", None),
@@ -144,6 +147,7 @@ STAGES: tuple[tuple[str, str, str, str | None], ...] = (
     ("segment_decisions", "gate.statistics", "segment_decisions", "judge"),
     ("interleaved_latency", "gate.latency", "interleaved_latency", "judge"),
     ("permutation_shares", "gate.statistics", "permutation_shares", "judge"),
+    (LEAKAGE_EVIDENCE, "gate.judge", "feature_evidence", "judge"),
     ("rules (judge)", "gate.judge", "judge", "judge"),
     ("record (ledger, MLflow)", "gate", "record_verdict", None),
     ("ledger append", "database", "Ledger.append", "record (ledger, MLflow)"),
@@ -151,6 +155,8 @@ STAGES: tuple[tuple[str, str, str, str | None], ...] = (
     ("MLflow version tags", "mlflow", "set_version_tags", "record (ledger, MLflow)"),
 )
 TOTAL = "validate"
+LEAKAGE_STAGES = ("permutation_shares", LEAKAGE_EVIDENCE)
+LEAKAGE_TARGET = 0.15  # the leakage checks may add at most 15 % to a validation, join reused
 
 
 def _rss_bytes() -> int:
@@ -693,6 +699,8 @@ def test_gate_benchmark(trained: dict[str, Any], holdout_rows: int) -> None:
     ratio = reused["validate_s"] / both
     peak = max(first["peak_rss_validate"], reused["peak_rss_validate"])
     rss_ok = peak <= RSS_TARGET_GIB * GIB
+    leakage_s = sum(reused["seconds"].get(stage, 0.0) for stage in LEAKAGE_STAGES)
+    leakage_added = leakage_s / (reused["validate_s"] - leakage_s)
 
     lines = [
         "",
@@ -714,6 +722,10 @@ def test_gate_benchmark(trained: dict[str, Any], holdout_rows: int) -> None:
         f"({'met' if ratio <= RATIO_TARGET else 'NOT met'})",
         f"    {'ratio (a)/(d), first validation':<50}{ratio_first:>9.1f}x   "
         f"(its own process's bare scoring: {both_first:.2f} s)",
+        f"(g) {'leakage checks added to (b)':<50}{leakage_added:>9.1%}    target <= "
+        f"{LEAKAGE_TARGET:.0%} ({'met' if leakage_added <= LEAKAGE_TARGET else 'NOT met'}); "
+        + ", ".join(f"{st} {reused['seconds'].get(st, 0.0):.2f} s" for st in LEAKAGE_STAGES)
+        + f" of {reused['validate_s']:.2f} s",
         f"(f) {'peak RSS of a validating process':<50}{_gib(peak):>13}   target <= "
         f"{RSS_TARGET_GIB} GiB ({'met' if rss_ok else 'NOT met'})",
         f"    {'peak RSS of this pytest process (training)':<50}"
@@ -758,6 +770,7 @@ def test_gate_benchmark(trained: dict[str, Any], holdout_rows: int) -> None:
         f"gate took {first['validate_s']:.1f} s on {first['verdict']['rows']:,} rows"
     )
     if _flag("BENCH_ASSERT_RATIO"):
+        assert leakage_added <= LEAKAGE_TARGET, f"leakage checks add {leakage_added:.1%}"
         assert ratio <= RATIO_TARGET, f"validate, join reused: {ratio:.1f}x the bare scoring"
         assert rss_ok, f"peak RSS {_gib(peak)} above {RSS_TARGET_GIB} GiB"
 

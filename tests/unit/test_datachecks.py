@@ -211,6 +211,19 @@ def test_availability_beyond_tolerance_names_view_rows_and_share() -> None:
         "1000 rows (30.0%, tolerance 1.0%)"
     )
     assert "e.g. company_id=1" in message and "\n" not in message
+    assert "; also feature view 'a';" in message  # every failing view is named, worst first
+
+
+def test_availability_names_the_columns_the_leaking_view_feeds() -> None:
+    results = [
+        AvailabilityResult("honest", True, 0, 1_000, "", ("balance", "tenure")),
+        AvailabilityResult("late", True, 40, 1_000, "e.g. company_id=1", ("days_past_due",)),
+    ]
+    with pytest.raises(DataError) as error:
+        check_availability(results, tolerance=0.0, where="w")
+    message = str(error.value)
+    assert message.startswith("w: feature view 'late' (column days_past_due): 40 of 1000 rows")
+    assert "balance" not in message
 
 
 def test_zero_tolerance_fails_on_a_single_affected_row() -> None:

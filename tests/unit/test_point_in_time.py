@@ -326,6 +326,9 @@ def test_availability_counts_rows_joined_with_a_feature_row_created_after_the_ev
     )
     assert "company_id=1 at 2024-02-01T00:30:00+00:00" in result.reason
     assert "created at 2024-02-01T23:59:59+00:00" in result.reason
+    # the message names the columns the service reads from the late view, not the view alone
+    assert result.columns and "negative_balance_days" in result.columns
+    assert result.named().startswith("feature view 'company_monthly_financials' (columns ")
 
 
 def test_availability_is_clean_when_rows_are_stamped_when_they_became_available(

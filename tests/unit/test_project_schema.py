@@ -83,12 +83,13 @@ def test_rows_give_type_default_and_meaning() -> None:
     assert row("primary_metric")[1].startswith("one of `roc_auc`, `pr_auc`")
     assert row("primary_metric")[2] == "`pr_auc`"
     assert row("promotion.floors")[1:3] == ["map of name to number", "`{roc_auc: 0.6}`"]
-    assert row("promotion.max_feature_share")[1:3] == ["number (> 0, <= 1) or null", "`0.6`"]
+    assert row("promotion.dominant_features")[1:3] == ["map of name to string", "`{}`"]
     assert row("promotion.approval_required")[1:3] == ["list of string", "`[production]`"]
     assert row("label.positive")[1] == "string, integer, boolean or null"
     assert row("windows.train.start")[1:3] == ["date (YYYY-MM-DD)", "required"]
     assert row("features.clip")[1] == "map of name to section"
-    assert "permutation importance" in row("promotion.max_feature_share")[3]
+    assert "never from the ROC-AUC ceiling" in row("promotion.dominant_features")[3]
+    assert not [line for line in lines if "max_feature_share" in line]
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.parent.name for p in BUNDLED])

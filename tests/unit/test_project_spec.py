@@ -75,6 +75,15 @@ def test_unknown_project_lists_the_known_ones(projects: Path) -> None:
         ({"promotion.decision": "superior"}, r"field 'promotion\.decision'.*'superior'"),
         ({"promotion.margin": -0.1}, r"field 'promotion\.margin'.*greater than or equal to 0"),
         ({"data_checks.max_missing_share": 2}, r"field 'data_checks\.max_missing_share'"),
+        (
+            {"promotion.max_feature_share": 0.75},
+            r"field 'promotion': max_feature_share was removed: .*dominant_features: "
+            r"\{name: reason\} instead$",
+        ),
+        (
+            {"promotion.dominant_features": {"balance": " "}},
+            r"field 'promotion'.*dominant_features: give the reason for \['balance'\]",
+        ),
     ],
 )
 def test_schema_errors_name_file_and_field(

@@ -237,12 +237,12 @@ class Promotion(_Strict):
     leakage_auc_ceiling: float = Field(
         0.99, gt=0.5, le=1, description="A holdout ROC-AUC above this is suspected leakage."
     )
-    max_feature_share: float | None = Field(
-        0.6,
-        gt=0,
-        le=1,
-        description="One feature carrying more of the permutation importance is suspected "
-        "leakage; null turns the check off for a project with a legitimate dominant feature.",
+    dominant_features: dict[str, str] = Field(
+        {},
+        description="Features known to be legitimately dominant, each with the reason: "
+        "exempt from the near-deterministic feature rule (alone ROC-AUC >= 0.97, or the label "
+        "decided on most rows), never from the ROC-AUC ceiling, the comparison with validation "
+        "and baseline, or the availability check. Recorded in the verdict.",
     )
     verdict_max_age_days: float = Field(
         7, gt=0, description="A verdict older than this no longer allows a promotion."
@@ -265,6 +265,24 @@ class Promotion(_Strict):
     @property
     def decision_margin(self) -> float:
         return self.max_drop if self.margin is None else self.margin
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_feature_share" in data:
+            raise ValueError(
+                "max_feature_share was removed: the gate now fails a feature only when it alone "
+                "nearly decides the label; acknowledge a legitimately dominant feature with "
+                "dominant_features: {name: reason} instead"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _reasons_given(self) -> Promotion:
+        blank = sorted(k for k, v in self.dominant_features.items() if not str(v).strip())
+        if blank:
+            raise ValueError(f"dominant_features: give the reason for {blank}")
+        return self
 
     @model_validator(mode="after")
     def _known_floor_metrics(self) -> Promotion:

@@ -61,10 +61,18 @@ class AvailabilityResult:
     affected_rows: int
     rows: int
     reason: str
+    columns: tuple[str, ...] = ()  # what the service reads from the view: what leaks with it
 
     @property
     def share(self) -> float:
         return self.affected_rows / self.rows if self.rows else 0.0
+
+    def named(self) -> str:
+        """``feature view 'v' (columns a, b)``: the view and the columns a leak in it reaches."""
+        if not self.columns:
+            return f"feature view '{self.view}'"
+        word = "column" if len(self.columns) == 1 else "columns"
+        return f"feature view '{self.view}' ({word} {', '.join(self.columns)})"
 
 
 def _describe_row(frame: pd.DataFrame, position: int) -> str:
@@ -203,7 +211,7 @@ def check_availability(
     for result in results:
         if not result.checked:
             raise DataError(
-                f"{where}: availability of feature view '{result.view}' could not be checked "
+                f"{where}: availability of {result.named()} could not be checked "
                 f"({result.reason}); a check that cannot run fails"
             )
     failing = [r for r in results if r.affected_rows and r.share > tolerance]
@@ -211,16 +219,24 @@ def check_availability(
         return
     worst = max(failing, key=lambda r: r.share)
     detail = f"; {worst.reason}" if worst.reason else ""
+    also = [r.named() for r in failing if r is not worst]
+    others = f"; also {', '.join(also)}" if also else ""
     raise DataError(
-        f"{where}: feature view '{worst.view}': {worst.affected_rows} of {worst.rows} rows "
+        f"{where}: {worst.named()}: {worst.affected_rows} of {worst.rows} rows "
         f"({worst.share:.1%}, tolerance {tolerance:.1%}) were joined with a feature row created "
-        f"after the prediction time{detail}; stamp each feature row's event_timestamp with the "
-        "time it became available"
+        f"after the prediction time{detail}{others}; stamp each feature row's event_timestamp "
+        "with the time it became available"
     )
 
 
 def availability_precheck(
-    view: str, rows: int, *, has_created: bool, source: str | None, source_exists: bool
+    view: str,
+    rows: int,
+    *,
+    has_created: bool,
+    source: str | None,
+    source_exists: bool,
+    columns: tuple[str, ...] = (),
 ) -> AvailabilityResult | None:
     """The result for a view whose availability needs no query or cannot get one, else None.
 
@@ -229,21 +245,22 @@ def availability_precheck(
     does not exist cannot be checked.
     """
     if not has_created:
-        return AvailabilityResult(
-            view, True, 0, rows, "no created_timestamp column: availability equals event time"
-        )
+        said = "no created_timestamp column: availability equals event time"
+        return AvailabilityResult(view, True, 0, rows, said, columns)
     if source is None:
-        return AvailabilityResult(view, False, 0, rows, "source is not a local parquet file")
+        said = "source is not a local parquet file"
+        return AvailabilityResult(view, False, 0, rows, said, columns)
     if not source_exists:
-        return AvailabilityResult(view, False, 0, rows, f"source {source} does not exist")
+        return AvailabilityResult(view, False, 0, rows, f"source {source} does not exist", columns)
     return None
 
 
 def availability_unreadable(
-    view: str, rows: int, source: str, error: Exception
+    view: str, rows: int, source: str, error: Exception, columns: tuple[str, ...] = ()
 ) -> AvailabilityResult:
     """A view whose source could not be queried: not checked, with the first line of why."""
-    return AvailabilityResult(view, False, 0, rows, f"{source}: {str(error).splitlines()[0]}")
+    said = f"{source}: {str(error).splitlines()[0]}"
+    return AvailabilityResult(view, False, 0, rows, said, columns)
 
 
 def availability_found(
@@ -252,6 +269,7 @@ def availability_found(
     key_columns: Iterable[str],
     affected: int,
     example: tuple[int, int, int] | None,
+    columns: tuple[str, ...] = (),
 ) -> AvailabilityResult:
     """The result of a view's query: ``affected`` entity rows were joined with a feature row
     created after their event time.
@@ -271,7 +289,7 @@ def availability_found(
             "was joined with a row created at "
             f"{pd.Timestamp(created_ns, tz='UTC').isoformat()}"
         )
-    return AvailabilityResult(view, True, affected, len(entities), reason)
+    return AvailabilityResult(view, True, affected, len(entities), reason, columns)
 
 
 def describe_keys(entity_frame: pd.DataFrame, position: int, columns: Iterable[str]) -> str:

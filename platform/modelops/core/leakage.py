@@ -1,9 +1,9 @@
-"""Model-agnostic leakage check: holdout ROC-AUC ceiling and permutation-importance shares.
+"""Permutation importance for any model: the score with each column shuffled (drop-column).
 
-A feature computed after the event usually shows up two ways: the model is implausibly good, and
-one input carries almost all of what the model knows. The second is measured here by permutation
-importance (how much the holdout score falls when one column is shuffled), which works for any
-model with ``predict_proba`` on the raw feature frame, not only for LightGBM's gain.
+How much the holdout score falls when one column is shuffled works for any model with
+``predict_proba`` on the raw feature frame, not only for LightGBM's gain. The gate records it as
+leakage evidence (the model's ROC-AUC without each feature); the rules that judge the evidence
+are in :mod:`modelops.core.leakage_rules`.
 
 Nothing here raises for a measurement that cannot be made (single-class sample, a model that
 fails to score, no feature that matters): the result says it did not run and why, and the gate
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SCORINGS = ("roc_auc", "average_precision", "neg_log_loss", "neg_brier_score")
-LEAK_HINT = "check that no feature is computed after the event"
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,7 @@ class ImportanceResult:
     method: str
     ran: bool
     reason: str = ""
+    score: float = math.nan  # the sample's score with nothing shuffled
 
     def top(self) -> tuple[str, float] | None:
         """The column with the largest share, or None when there are no shares."""
@@ -49,27 +49,6 @@ class ImportanceResult:
             return None
         name = max(self.shares, key=lambda k: (self.shares[k], k))
         return name, self.shares[name]
-
-
-@dataclass(frozen=True)
-class LeakageFinding:
-    """What the leakage checks found.
-
-    ``suspected`` is True when a check that ran found leakage. ``checks_not_run`` lists checks
-    that were wanted but could not be made, with the reason: the gate must fail closed on them.
-    ``checks_disabled`` lists checks the project turned off on purpose; they do not fail the gate.
-    """
-
-    suspected: bool
-    checks_run: list[str]
-    checks_not_run: list[str]
-    detail: str
-    checks_disabled: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        """No leakage suspected and every enabled check ran (fail closed)."""
-        return not self.suspected and not self.checks_not_run
 
 
 class _Scorable:
@@ -128,8 +107,9 @@ class _Replayed:
 
 def _stacked_permutation_importance(
     model: Any, x: pd.DataFrame, y: Any, scorer: Any, repeats: int, seed: int
-) -> Any:
-    """``sklearn.inspection.permutation_importance`` with one ``predict_proba`` call.
+) -> tuple[Any, float]:
+    """``sklearn.inspection.permutation_importance`` with one ``predict_proba`` call, and the
+    score of the unshuffled rows.
 
     scikit-learn scores the model once unshuffled and once per column and repeat (66 calls
     for 13 columns and 5 repeats), each on a few thousand rows where a pipeline's fixed cost
@@ -158,7 +138,8 @@ def _stacked_permutation_importance(
     stacked = model.predict_proba(pd.concat(frames, ignore_index=True))
     frames.clear()
     answers = np.split(np.asarray(stacked), np.arange(1, len(stacked) // len(x)) * len(x))
-    return run(_Replayed(answers), scorer)
+    unshuffled = float(scorer(_Replayed([answers[0]]), x, y))  # scikit-learn scores it first
+    return run(_Replayed(answers), scorer), unshuffled
 
 
 def stratified_sample(y: Any, size: int, seed: int) -> np.ndarray:
@@ -241,7 +222,9 @@ def permutation_shares(
     sample_x = x.iloc[positions].reset_index(drop=True)
 
     try:
-        result = _stacked_permutation_importance(model, sample_x, sample_y, scorer, repeats, seed)
+        result, score = _stacked_permutation_importance(
+            model, sample_x, sample_y, scorer, repeats, seed
+        )
     except Exception as error:  # the gate reports any model failure as "could not run"
         return not_run(
             f"the model failed to score the sample: {type(error).__name__}: {error}", rows
@@ -266,75 +249,41 @@ def permutation_shares(
         rows_used=rows,
         method=method,
         ran=True,
+        score=score,
     )
 
 
-def assess_leakage(
-    auc: float,
-    shares: ImportanceResult,
-    *,
-    auc_ceiling: float,
-    max_feature_share: float | None,
-) -> LeakageFinding:
-    """Judge the two leakage signals; ``detail`` is the one sentence a reviewer reads.
+def categorical_features(frame: pd.DataFrame, features: list[str], declared: Any) -> list[str]:
+    """The features the leakage evidence treats as categories: those ``features.categorical``
+    declares, and any other whose column is neither numeric nor boolean."""
+    import pandas as pd
 
-    A non-finite ``auc`` or shares that did not run are listed in ``checks_not_run`` (the caller
-    fails closed). ``max_feature_share=None`` disables the share check on purpose: a project whose
-    legitimate dominant feature would otherwise be refused sets it so in ``project.yaml``.
-    """
-    run: list[str] = []
-    not_run: list[str] = []
-    disabled: list[str] = []
-    findings: list[str] = []
-    notes: list[str] = []
+    chosen = []
+    for name in features:
+        column = frame[name] if name in frame.columns else None
+        numeric = column is not None and (
+            pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column)
+        )
+        if name in set(declared) or (column is not None and not numeric):
+            chosen.append(name)
+    return chosen
 
-    auc_check = f"holdout ROC-AUC ceiling {auc_ceiling:g}"
-    if auc is None or not math.isfinite(auc):
-        not_run.append(f"{auc_check}: the holdout ROC-AUC is {auc}, not a number")
-    else:
-        run.append(auc_check)
-        if auc > auc_ceiling:
-            findings.append(f"holdout ROC-AUC {auc:.4f} is above the {auc_ceiling:g} ceiling")
-        else:
-            notes.append(f"ROC-AUC {auc:.4f} is within the {auc_ceiling:g} ceiling")
 
-    top = shares.top() if shares.ran else None
-    if max_feature_share is None:
-        disabled.append("feature share limit: disabled by project.yaml")
-        notes.append("the feature-share check is disabled by project.yaml (max_feature_share)")
-    else:
-        share_check = f"feature share limit {max_feature_share:.0%}"
-        if top is None:
-            reason = shares.reason or "no importance was measured"
-            not_run.append(f"{share_check}: {reason}")
-        else:
-            run.append(share_check)
-            name, share = top
-            if share > max_feature_share:
-                findings.append(
-                    f"'{name}' carries {share:.0%} of the model's permutation importance "
-                    f"(limit {max_feature_share:.0%})"
-                )
-            else:
-                notes.append(
-                    f"the top feature '{name}' carries {share:.0%} of the permutation "
-                    f"importance (limit {max_feature_share:.0%})"
-                )
+def category_counts(
+    frame: pd.DataFrame, features: list[str], label: Any
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per categorical feature, each category's (positives, negatives) among ``frame``'s rows."""
+    import numpy as np
+    import pandas as pd
 
-    if findings:
-        detail = "; ".join(findings) + f" - {LEAK_HINT}"
-        if not_run:
-            detail += f" (also not run: {'; '.join(not_run)})"
-    elif not_run:
-        detail = "leakage check could not run (" + "; ".join(not_run) + ")"
-    else:
-        detail = "; ".join(notes)
-    if (findings or not_run) and disabled:
-        detail += "; the feature-share check is disabled by project.yaml"
-    return LeakageFinding(
-        suspected=bool(findings),
-        checks_run=run,
-        checks_not_run=not_run,
-        detail=detail + ".",
-        checks_disabled=disabled,
-    )
+    y = np.asarray(label).astype(np.int64)
+    counts: dict[str, dict[str, tuple[int, int]]] = {}
+    for name in features:
+        keys = frame[name].astype("string").fillna("unknown").to_numpy(dtype=object)
+        codes, values = pd.factorize(keys)
+        positives = np.bincount(codes, weights=y, minlength=len(values)).astype(np.int64)
+        totals = np.bincount(codes, minlength=len(values))
+        counts[name] = {
+            str(v): (int(p), int(t - p)) for v, p, t in zip(values, positives, totals, strict=True)
+        }
+    return counts

@@ -42,6 +42,11 @@ COSTS_PROJECT = "project"
 COSTS_PLACEHOLDER = "placeholder"
 KIND = f"{PREFIX}.kind"
 """What the fitted model is, e.g. ``lightgbm`` or ``logistic regression`` (``models list``)."""
+# JSON {feature: {category: [positives, negatives]}} of the training rows (leakage evidence)
+CATEGORY_COUNTS = f"{PREFIX}.category_counts"
+# the validation ROC-AUC at training of the baseline trained beside the version (itself for one)
+BASELINE_VALIDATION_ROC_AUC = f"{PREFIX}.baseline.validation.roc_auc"
+OTHER_CATEGORIES = "(other categories)"  # the categories a tag had no room for, pooled
 
 
 def dataset(name: str) -> str:
@@ -51,6 +56,47 @@ def dataset(name: str) -> str:
 
 def holdout_metric(metric: str) -> str:
     return f"{PREFIX}.holdout.{metric}"
+
+
+def validation_metric(metric: str) -> str:
+    return f"{PREFIX}.validation.{metric}"
+
+
+def format_category_counts(counts: dict[str, dict[str, tuple[int, int]]], limit: int) -> str:
+    """The tag of each categorical feature's label counts per category on the training rows,
+    at most ``limit`` characters: the least frequent categories are pooled under
+    :data:`OTHER_CATEGORIES` until it fits (fewer, larger categories never make a rate purer)."""
+    import json
+
+    kept = {
+        feature: sorted(values.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
+        for feature, values in counts.items()
+    }
+    sizes = {feature: len(values) for feature, values in kept.items()}
+    while True:
+        data: dict[str, dict[str, list[int]]] = {}
+        for feature, values in kept.items():
+            head, tail = values[: sizes[feature]], values[sizes[feature] :]
+            data[feature] = {str(k): [int(p), int(n)] for k, (p, n) in head}
+            if tail:
+                data[feature][OTHER_CATEGORIES] = [
+                    sum(int(p) for _, (p, _n) in tail),
+                    sum(int(n) for _, (_p, n) in tail),
+                ]
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        if len(text) <= limit or not any(sizes.values()):
+            return text
+        widest = max(sizes, key=lambda f: (sizes[f], f))
+        sizes[widest] = sizes[widest] // 2
+
+
+def parse_category_counts(text: str) -> dict[str, dict[str, tuple[int, int]]]:
+    import json
+
+    return {
+        str(feature): {str(k): (int(v[0]), int(v[1])) for k, v in values.items()}
+        for feature, values in json.loads(text).items()
+    }
 
 
 def environment(name: str) -> str:

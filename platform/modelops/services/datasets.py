@@ -435,7 +435,10 @@ def _read_built(folder: Path, key: str, windows: tuple[str, ...]) -> TrainingSet
         {k: DatasetFingerprint(**v) for k, v in meta["fingerprints"].items()},
         0,
         {k: datachecks.JoinReport(**v) for k, v in meta["joins"].items()},
-        [datachecks.AvailabilityResult(**a) for a in meta["availability"]],
+        [
+            datachecks.AvailabilityResult(**{**a, "columns": tuple(a.get("columns", ()))})
+            for a in meta["availability"]
+        ],
     )
 
 

@@ -121,6 +121,8 @@ def to_markdown(verdict: Verdict, project: Project) -> str:
         lines += ["", f"Leakage checks run: {', '.join(ran) or 'none'}."]
         if not_run:
             lines.append(f"Could not run: {'; '.join(not_run)}.")
+    for name, (reason, waived) in (leakage.get("acknowledged") or {}).items():
+        lines.append(f"Acknowledged dominant feature '{name}' ({reason}): {waived}.")
     scorers = evidence.get("scorers") or {}
     if scorers:
         lines += [

@@ -26,6 +26,7 @@ from modelops.config.project import Project, ProjectSpec
 from modelops.config.settings import Settings
 from modelops.core import progress, registration, tags
 from modelops.core.errors import ConfigError
+from modelops.core.leakage import categorical_features, category_counts
 from modelops.core.metrics import (
     CostModel,
     choose_threshold,
@@ -263,6 +264,11 @@ def _register_pair(
         tags_ = dict(role_tags[role])
         if role == "candidate":
             tags_[tags.BASELINE_VERSION] = trained["baseline"].version
+        # the gate compares a holdout ROC-AUC with both (leakage evidence)
+        tags_[tags.validation_metric("roc_auc")] = repr(metrics["validation_roc_auc"])
+        tags_[tags.BASELINE_VALIDATION_ROC_AUC] = repr(
+            evaluated["baseline"][1]["validation_roc_auc"]
+        )
         summary = _holdout_summary(metrics, project)
         version = mlflow_io.register_version(
             client,
@@ -343,10 +349,20 @@ def _lineage(
         tags.PREVALENCE: repr(float(data.frames["train"][label].mean())),
         tags.FEATURE_RANGES: _feature_ranges(data),
         tags.COSTS: tags.COSTS_PLACEHOLDER if spec.placeholder_costs else tags.COSTS_PROJECT,
+        tags.CATEGORY_COUNTS: _category_counts(data, project),
     }
     for name, print_ in data.fingerprints.items():
         lineage.update(print_.as_tags(tags.dataset(name)))
     return lineage
+
+
+def _category_counts(data: TrainingSet, project: Project) -> str:
+    """The tag of each categorical feature's label counts per category on the training rows:
+    the gate scores a holdout category by its training label rate (leakage evidence)."""
+    frame = data.frames["train"]
+    categorical = categorical_features(frame, data.features, project.spec.features.categorical)
+    counts = category_counts(frame, categorical, frame[project.spec.label.column])
+    return tags.format_category_counts(counts, MAX_TAG_CHARS)
 
 
 def _feature_ranges(data: TrainingSet) -> str:

@@ -198,6 +198,7 @@ class _BatchView:
     timestamp: str
     created: str | None
     ttl_ns: int | None  # None: no TTL (Feast treats 0 the same way)
+    features: tuple[str, ...] = ()  # the columns the service reads from the view
 
 
 def _batch_views(store: FeatureStore, service: FeatureService) -> list[_BatchView]:
@@ -221,6 +222,7 @@ def _batch_views(store: FeatureStore, service: FeatureService) -> list[_BatchVie
                 timestamp=source.timestamp_field,
                 created=source.created_timestamp_column or None,
                 ttl_ns=ttl // timedelta(microseconds=1) * 1_000 if ttl else None,
+                features=tuple(f.name for f in projection.features),
             )
         )
     return views

@@ -344,6 +344,7 @@ def availability_violations(
                 has_created=bool(view.created),
                 source=source,
                 source_exists=view.source is not None and view.source.is_file(),
+                columns=view.features,
             )
             if known is not None:
                 results.append(known)
@@ -352,14 +353,14 @@ def availability_violations(
             try:
                 affected, example, example_created = _created_after_event(connection, view)
             except Exception as exc:
-                results.append(availability_unreadable(view.name, rows, source, exc))
+                results.append(availability_unreadable(view.name, rows, source, exc, view.features))
                 continue
             found = None
             if affected:
                 found = (int(example), int(event_ns[example]), int(example_created))
             results.append(
                 availability_found(
-                    view.name, entity_frame, view.keys.values(), int(affected), found
+                    view.name, entity_frame, view.keys.values(), int(affected), found, view.features
                 )
             )
     finally:

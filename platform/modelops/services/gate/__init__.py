@@ -9,9 +9,10 @@ lookup → join → score → judge → record, one module each:
 - **join** (:mod:`.join`): the holdout rows, point-in-time, through the same checks as training.
 - **score** (:mod:`.score`): every model with its own registered code (the artifact holds
   ``build_features``).
-- **judge** (:mod:`.judge`, :mod:`.statistics`, :mod:`.latency`): paired bootstrap intervals
-  decide the primary metric and the segments; latency is the median of interleaved
-  measurements; leakage uses permutation importance.
+- **judge** (:mod:`.judge`, :mod:`.statistics`, :mod:`.latency`, :mod:`.leakage`): paired
+  bootstrap intervals decide the primary metric and the segments; latency is the median of
+  interleaved measurements; leakage is each feature's power alone and without it, and the
+  holdout ROC-AUC against the ceiling and the training-time validation scores.
 - **record** (:mod:`.record`): the whole verdict goes to the ledger first, then to the run's
   artifacts and tags. The same inputs give the same verdict: a re-run returns the recorded one.
 

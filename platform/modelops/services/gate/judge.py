@@ -1,8 +1,9 @@
 """judge: every rule on the scored holdout, and the verdict that records them.
 
 The statistics (:mod:`.statistics`) decide the primary metric, the segments and the training
-sibling; latency (:mod:`.latency`) is timed after them with nothing else running; leakage uses
-the permutation importance measured beside the bootstraps. The findings go to the pure rules of
+sibling; latency (:mod:`.latency`) is timed after them with nothing else running; leakage
+(:mod:`.leakage`) measures each feature's relation with the label and reads the permutation
+importance measured beside the bootstraps. The findings go to the pure rules of
 :mod:`modelops.core.gate_rules`, and the verdict carries the evidence of each.
 """
 
@@ -24,11 +25,17 @@ from modelops.core.gate_rules import (
     placeholder_costs_warning,
 )
 from modelops.core.latency import LatencyComparison
-from modelops.core.leakage import LeakageFinding, assess_leakage
+from modelops.core.leakage_rules import (
+    FeatureEvidence,
+    LeakageFinding,
+    ModelEvidence,
+    assess_leakage,
+)
 from modelops.core.stats import decide
 from modelops.core.verdict import Verdict, inputs_key
 from modelops.services.datasets import TrainingSet
 from modelops.services.gate.latency import latency_finding, measure_latency
+from modelops.services.gate.leakage import feature_evidence, model_evidence
 from modelops.services.gate.models import GateModel
 from modelops.services.gate.statistics import Statistics, run_statistics, sibling_finding
 
@@ -60,9 +67,11 @@ def judge_holdout(
     as_of: datetime,
     actor: str,
     inputs: dict[str, Any],
+    candidate_tags: dict[str, str],
 ) -> Verdict:
     """Every rule on the scored holdout: metrics, intervals, segments, leakage, latency.
-    ``models``: (candidate, reference, sibling)."""
+    ``models``: (candidate, reference, sibling); ``candidate_tags``: what its training recorded
+    (validation ROC-AUCs, training category rates: leakage evidence)."""
     candidate, reference, sibling = models
     p = project.spec.promotion
     label = frame[project.spec.label.column].to_numpy()
@@ -74,12 +83,18 @@ def judge_holdout(
     r_eval = dataclasses.replace(
         stats.reference, latency_ms_p50=latency.reference_p50, latency_ms_p95=latency.reference_p95
     )
-    leakage = assess_leakage(
-        c_eval.metrics.get("roc_auc", math.nan),
+    evidence = feature_evidence(
+        frame,
+        label,
+        candidate.features,
+        project.spec.features.categorical,
+        candidate_tags,
         stats.importance,
-        auc_ceiling=p.leakage_auc_ceiling,
-        max_feature_share=p.max_feature_share,
     )
+    model = model_evidence(
+        c_eval.metrics.get("roc_auc", math.nan), p.leakage_auc_ceiling, candidate_tags
+    )
+    leakage = assess_leakage(model, evidence, acknowledged=p.dominant_features)
     c_eval = dataclasses.replace(c_eval, feature_share=stats.importance.shares)
     findings = _findings(project, candidate, reference, stats, latency, leakage)
     rules = judge(c_eval, r_eval, rule_settings(project), findings)
@@ -94,7 +109,7 @@ def judge_holdout(
         (c_eval, r_eval),
         rules,
         differ=differ,
-        evidence=_evidence(project, stats, latency, leakage, data),
+        evidence=_evidence(project, stats, latency, (leakage, model, evidence), data),
         data=data,
         as_of=as_of,
         actor=actor,
@@ -183,12 +198,13 @@ def _evidence(
     project: Project,
     stats: Statistics,
     latency: LatencyComparison,
-    leakage: LeakageFinding,
+    leaks: tuple[LeakageFinding, ModelEvidence, list[FeatureEvidence]],
     data: TrainingSet,
 ) -> dict[str, Any]:
     """What each rule was decided on, as the verdict records it."""
     p = project.spec.promotion
     holdout = data.joins["holdout"]
+    leakage, model, features = leaks
     return {
         "primary_interval": stats.interval.to_dict(),
         "sibling_interval": stats.sibling_interval.to_dict() if stats.sibling_interval else None,
@@ -197,6 +213,10 @@ def _evidence(
         "leakage": {
             "checks_run": leakage.checks_run,
             "checks_not_run": leakage.checks_not_run,
+            "flagged": leakage.flagged,
+            "acknowledged": leakage.acknowledged,
+            "model": dataclasses.asdict(model),
+            "features": [dataclasses.asdict(e) for e in features],
             "importance": dataclasses.asdict(stats.importance),
         },
         "data_checks": {

@@ -79,7 +79,7 @@ def _validate(
             scores = score(frame, models, spec.feature_service, ctx.served)
         with progress.stage("judge: intervals, segments, leakage, latency", len(frame)):
             verdict = judge_holdout(
-                ctx.project, frame, scores, trio, data, as_of, ctx.actor, inputs
+                ctx.project, frame, scores, trio, data, as_of, ctx.actor, inputs, candidate_tags
             )
         verdict.evidence.update(_evidence(ctx, changes, models))
         if not candidate.run_id:
