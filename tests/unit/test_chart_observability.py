@@ -107,6 +107,7 @@ def service_families(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     metrics.log_rows("written", 2)
     metrics.model("3", "ab" * 32, None)
     metrics.reload("swapped")
+    metrics.unmatched()
     return _families(generate_latest(registry).decode())
 
 
