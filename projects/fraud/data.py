@@ -72,6 +72,11 @@ FAVOURITE_SHARE = 0.7
 SESSION_SHARE = 0.1
 CHARGEBACK_DAYS = (2, 30)
 
+DRILL_BROKEN_FEATURES = ("distinct_merchants_24h",)
+"""What ``simulate --scenario bad-model`` breaks in its version's training rows by default: the
+signal concept drift leaves (many new merchants within a day), which bursts, hours and
+categories largely stand in for on healthy data."""
+
 COVARIATE_AMOUNT_FACTOR = 1.4
 COVARIATE_ONLINE_SWITCH = 0.3
 COVARIATE_HOUR_SHIFT = 2
