@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import json
 import multiprocessing
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -570,6 +571,57 @@ def test_editing_a_row_is_detected_naming_the_seq(url: str) -> None:
     assert not verification.ok
     assert verification.checked == 4
     assert verification.problems == ["entry 3: content does not match its hash (edited?)"]
+
+
+def test_verification_reads_page_by_page_and_misses_no_row(
+    url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Pages of 4 entries over 11: a full verification and one from a checkpoint see every row,
+    an edit on the last page, and a stray row below the first seq."""
+    monkeypatch.setattr(database.ledger_store, "_STREAM_BATCH", 4)
+    ledger = Ledger(url)
+    fill(ledger, 3)
+    kept = tmp_path / "ledger.checkpoint"
+    assert ledger.verified(kept).checked == 3
+    fill(ledger, 8)  # pages [1-4] [5-8] [9-11] in full; [3-6] [7-10] [11] from the checkpoint
+    assert (ledger.verify().ok, ledger.verify().checked) == (True, 11)
+    incremental = ledger.verified(kept)
+    assert (incremental.ok, incremental.checked) == (True, 9)
+    tamper(url, "UPDATE modelops_ledger SET reason = 'nothing to see' WHERE seq = 11")
+    assert ledger.verify().problems == ["entry 11: content does not match its hash (edited?)"]
+    tamper(url, "UPDATE modelops_ledger SET seq = -1 WHERE seq = 11")
+    assert ledger.verify().problems[0].startswith("entry -1")
+
+
+def test_verify_before_act_costs_a_few_plain_statements(url: str, tmp_path: Path) -> None:
+    """After a checkpoint, what a command pays to verify: the fingerprint, head, holders and the
+    new entries in one plain query (no server-side cursor: its declare, fetch and close are round
+    trips of their own), however long the ledger."""
+    from sqlalchemy import event
+
+    ledger = Ledger(url)
+    fill(ledger, 40)
+    kept = tmp_path / "ledger.checkpoint"
+    ledger.verified(kept)
+    fill(ledger, 2)
+    fresh = Ledger(url)
+    fresh.head()
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        options = context.execution_options if context is not None else {}
+        streamed = bool(options.get("yield_per") or options.get("stream_results"))
+        seen.append((" ".join(sql.split()), streamed))
+
+    event.listen(fresh._db.engine(), "before_cursor_execute", record)
+    result = fresh.verified(kept)
+    assert (result.ok, result.checked) == (True, 3)
+    reads = [sql for sql, _ in seen if re.search(r"FROM modelops_ledger\b(?!_head)", sql)]
+    assert len(reads) == 1, reads
+    assert not [sql for sql, streamed in seen if streamed]
+    # SQLite: BEGIN, schema cookie, head, holders, tail; PostgreSQL: session settings,
+    # fingerprint (guards and update/delete counts in one statement), head, holders, tail.
+    assert len(seen) <= 5, [sql[:80] for sql, _ in seen]
 
 
 def test_rewriting_a_row_with_a_matching_hash_still_breaks_the_chain(url: str) -> None:

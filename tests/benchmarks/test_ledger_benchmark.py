@@ -12,8 +12,8 @@ CI):
    approvals and refusals of 20 projects in 3 environments with about 200 bytes of details;
 2. in a fresh process (this file run as a script, ``--worker``), so that the figures are the
    verification's own: the bare ``SELECT`` of the very rows ``verify()`` reads (same columns,
-   same order, same batch size, rows only iterated), then ``verify()``; wall time and peak RSS of
-   each (the kernel's peak is reset between them through ``/proc/self/clear_refs``);
+   same order, same pages keyed on seq, rows only fetched), then ``verify()``; wall time and
+   peak RSS of each (the kernel's peak is reset between them through ``/proc/self/clear_refs``);
 3. verify before act: the first ``verified()`` (a full replay, leaving its checkpoint), then
    what each command pays afterwards (``verified()`` on a fresh, connected handle) against a
    bare ``holder()`` read on the same handle, medians of 20 runs;
@@ -53,7 +53,9 @@ ENTRIES = int(os.environ.get("BENCH_LEDGER_ENTRIES", "1000000"))
 MOVES = 200
 ACT_RUNS = 20
 ACT_BUDGET_S = 0.050
-"""Verify-before-act per command once the first verification left its checkpoint."""
+"""Verify-before-act per command once the first verification left its checkpoint. Not scaled
+with ``ENTRIES``: after the checkpoint a command re-reads the head, the holders and the entries
+from the checkpoint's on, so its cost must not grow with the length of the ledger."""
 KEY = b"benchmark-ledger-key-0123456789ab"
 POSTGRES = ("127.0.0.1", 5432)
 MIB = 1024 * 1024
@@ -213,12 +215,16 @@ def worker(url: str) -> dict[str, Any]:
     result["peak_reset"] = _reset_peak()
     started = time.perf_counter()
     rows = 0
-    with ledger._db.read(snapshot=True) as conn:
-        cursor = conn.execution_options(yield_per=database.ledger_store._STREAM_BATCH).execute(
-            select(*columns).order_by(table.c.seq)
-        )
-        for _ in cursor:
-            rows += 1
+    batch = database.ledger_store._STREAM_BATCH
+    with ledger._db.read(snapshot=True) as conn:  # verify()'s pages: keyed on seq, same size
+        query = select(*columns).order_by(table.c.seq).limit(batch)
+        page = query
+        while True:
+            found = conn.execute(page).all()
+            rows += len(found)
+            if len(found) < batch:
+                break
+            page = query.where(table.c.seq > found[-1][0])
     result["select_s"] = time.perf_counter() - started
     result["select_rows"] = rows
     result["select_peak"] = _status("VmHWM")
@@ -365,7 +371,9 @@ def _report(backend: str, built_s: float, measured: dict[str, Any], timings: lis
             f"{measured['act_bare_s'] * 1000:.1f} ms   ratio "
             f"{measured['act_verified_s'] / measured['act_bare_s']:.1f}x "
             f"(re-checked {measured['act_checked']} entry)",
-            f"  peak RSS reset between phases: {measured['peak_reset']}",
+            f"  peak RSS reset between phases: {measured['peak_reset']}; load average "
+            f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min) on "
+            f"{os.cpu_count()} cores",
         ]
     )
 
@@ -390,11 +398,22 @@ def test_verify_a_million_entries(ledger_url: str) -> None:
     assert measured["select_rows"] == ENTRIES
     assert measured["verify_ok"], measured["verify_problems"]
     assert measured["verify_checked"] == ENTRIES
-    assert measured["verify_s"] <= 30 * max(1.0, ENTRIES / 1_000_000)
-    if measured["peak_reset"]:
-        assert measured["verify_peak"] - measured["rss_before_verify"] < 200 * MIB
-    assert measured["act_checked"] == 1  # only the checkpoint's own entry is re-hashed
-    assert measured["act_verified_s"] <= ACT_BUDGET_S
+    # Every target is judged, so that one figure over its budget does not hide another.
+    missed = []
+    verify_budget_s = 30 * max(1.0, ENTRIES / 1_000_000)
+    if measured["verify_s"] > verify_budget_s:
+        missed.append(f"verify() {measured['verify_s']:.1f} s > {verify_budget_s:.0f} s")
+    growth = measured["verify_peak"] - measured["rss_before_verify"]
+    if measured["peak_reset"] and growth >= 200 * MIB:
+        missed.append(f"verify() peak RSS grew {growth / MIB:.0f} MiB >= 200 MiB")
+    if measured["act_checked"] != 1:  # only the checkpoint's own entry is re-hashed
+        missed.append(f"verify before act re-hashed {measured['act_checked']} entries, not 1")
+    if measured["act_verified_s"] > ACT_BUDGET_S:
+        missed.append(
+            f"verify before act {measured['act_verified_s'] * 1000:.1f} ms per command > "
+            f"{ACT_BUDGET_S * 1000:.0f} ms"
+        )
+    assert not missed, "; ".join(missed)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:

@@ -49,7 +49,11 @@ LINT_KUBE_VERSION = "v1.37.0"
 
 # Custom resources have no schema in Kubernetes' OpenAPI, so kubernetes-validate cannot check
 # them; their fields are asserted by the tests named here instead.
-CRD_KINDS = {"ServiceMonitor": "Prometheus Operator CRD; fields asserted in test_service_monitor"}
+CRD_KINDS = {
+    "ServiceMonitor": "Prometheus Operator CRD; fields asserted in test_service_monitor",
+    "PrometheusRule": "Prometheus Operator CRD; validated against its CRD schema in "
+    "test_chart_observability",
+}
 
 # (chart, value set) -> release name. Value sets are charts/<chart>/ci/<name>-values.yaml.
 CASES: dict[tuple[str, str], str] = {
@@ -731,6 +735,22 @@ def test_feature_store_config_comes_from_the_configmap_with_secrets_by_reference
     )
 
 
+@pytest.mark.parametrize("case", ["minimal", "production"])
+def test_the_service_verifies_its_release_with_the_public_key_from_a_secret(
+    renders: dict[tuple[str, str], Render], case: str
+) -> None:
+    """Secure by default: the key the signed release record must verify under comes from a
+    Secret (the pod does not start without it); no value sets it, so none can inline another."""
+    render = renders["model-service", case]
+    container = service_deployment(render)["spec"]["template"]["spec"]["containers"][0]
+    variable = next(e for e in container["env"] if e["name"].endswith("RELEASE_PUBLIC_KEY"))
+    assert variable["name"] in VARIABLES and "value" not in variable
+    ref = variable["valueFrom"]["secretKeyRef"]
+    key = render.values.get("releaseKey", {})
+    assert ref["name"] == key.get("secretName", "modelops-release-key")
+    assert ref["key"] == key.get("secretKey", "public-key") and "optional" not in ref
+
+
 def test_a_changed_feature_store_config_rolls_the_pods(engine: HelmEngine) -> None:
     def checksum(values: dict[str, Any]) -> str:
         texts = engine.render(CHARTS / "model-service", values, "checksum")
@@ -903,6 +923,36 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         "readOnly",
     ),
     ("model-service", {**MINIMAL, "podSecurityContext": {"runAsNonRoot": False}}, "runAsNonRoot"),
+    # MODELOPS_SERVING_* come from the values modelops deploy owns, never from extraEnv/secretEnv
+    (
+        "model-service",
+        {**MINIMAL, "extraEnv": {"MODELOPS_SERVING_MODEL_VERSION": "9"}},
+        "MODELOPS_SERVING_MODEL_VERSION",
+    ),
+    (
+        "model-service",
+        {**MINIMAL, "extraEnv": {"modelops_serving_release": "/tmp/other"}},
+        "modelops_serving_release",
+    ),
+    (
+        "model-service",
+        {
+            **MINIMAL,
+            "secretEnv": [
+                {"name": "MODELOPS_SERVING_PREDICTION_LOG", "secretName": "s", "secretKey": "k"}
+            ],
+        },
+        "secretEnv",
+    ),
+    ("model-service", {**MINIMAL, "serving": {"workers": 0}}, "workers"),
+    ("model-service", {**MINIMAL, "serving": {"release": "/tmp/other"}}, "release"),
+    (
+        "model-service",
+        {**MINIMAL, "serving": {"predictionLog": "postgresql://u:hunter2@db/log"}},
+        "predictionLog",
+    ),
+    # values pinned to another chart version than the one rendering them
+    ("model-service", {**MINIMAL, "chartVersion": "0.0.9"}, "chartVersion 0.0.9"),
     ("modelops-platform", {"replicas": 3}, "replicas"),
     ("modelops-platform", {"secrets": {"redis": {"password": "hunter2"}}}, "password"),
     (
@@ -930,6 +980,34 @@ def test_the_values_schema_refuses(
     with pytest.raises(RenderRefused) as refused:
         engine.render(CHARTS / chart, values, "refused")
     assert named in str(refused.value), str(refused.value)
+
+
+def test_values_pinned_to_this_chart_version_render(engine: HelmEngine) -> None:
+    version = yaml.safe_load((CHARTS / "model-service" / "Chart.yaml").read_text())["version"]
+    texts = engine.render(CHARTS / "model-service", {**MINIMAL, "chartVersion": version}, "pin")
+    assert any("kind: Deployment" in text for text in texts.values())
+
+
+def test_serving_tuning_becomes_the_services_variables(
+    renders: dict[tuple[str, str], Render],
+) -> None:
+    minimal, production = (
+        {
+            e["name"]: e.get("value")
+            for e in service_deployment(renders["model-service", case])["spec"]["template"]["spec"][
+                "containers"
+            ][0]["env"]
+            if e["name"].startswith(PREFIX)
+        }
+        for case in ("minimal", "production")
+    )
+    assert {"MODELOPS_SERVING_WORKERS", "MODELOPS_SERVING_THREADS"}.isdisjoint(minimal)
+    assert production["MODELOPS_SERVING_WORKERS"] == "2"
+    assert production["MODELOPS_SERVING_THREADS"] == "8"
+    assert production["MODELOPS_SERVING_LOG_QUEUE"] == "1000000"  # not 1e+06
+    assert production["MODELOPS_SERVING_ACCESS_LOG"] == "false"
+    config = load_config({name: value for name, value in production.items() if value})
+    assert (config.workers, config.threads, config.log_queue) == (2, 8, 1_000_000)
 
 
 def test_model_service_defaults_alone_are_refused_naming_what_is_required(

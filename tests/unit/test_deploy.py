@@ -38,8 +38,13 @@ SHA = {
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Embedded settings in a fresh root holding the repository's projects; git without any
-    global configuration (a fresh CI machine)."""
+    return fresh_settings(tmp_path, monkeypatch)
+
+
+def fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Embedded settings in a fresh root holding the repository's projects and the
+    model-service chart (whose version a deploy pins); git without any global configuration (a
+    fresh CI machine)."""
     import os
 
     for name in list(os.environ):
@@ -55,6 +60,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     shutil.copytree(
         REPO / "projects", root / "projects", ignore=shutil.ignore_patterns("__pycache__")
     )
+    shutil.copytree(REPO / "charts" / "model-service", root / "charts" / "model-service")
     return load_settings(root)
 
 
@@ -495,7 +501,12 @@ def test_gitops_agrees_checks_the_image_tag_and_values_without_a_holder(
     problems = gitops_agrees(settings, "fraud").problems
 
     assert len(problems) == 2
-    assert "image.tag 'v4-444444444444'" in problems[0] and "not a v3 Bento" in problems[0]
+    assert problems[0] == (
+        "fraud dev: image.tag: found 'v4-444444444444', expected 'v3-333333333333'; "
+        "podAnnotations.modelops.io/bento-tag: found 'modelops-fraud:v4-444444444444', "
+        f"expected 'modelops-fraud:v3-333333333333' in {path}; "
+        "'modelops deploy fraud --env dev' restores them"
+    )
     assert problems[1].startswith("fraud production: GitOps modelVersion '7'")
     assert problems[1].endswith("ledger nothing")
 

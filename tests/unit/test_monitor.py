@@ -234,6 +234,13 @@ def _at(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
 
 
+def _known_labels(trained: dict[str, Any]) -> pd.DataFrame:
+    """The payments' own labels, every one known at once."""
+    frame = trained["traffic"][["account_id", "event_timestamp", "is_fraud"]].copy()
+    frame["label_available_at"] = frame["event_timestamp"]
+    return frame
+
+
 def _shuffled_labels(settings: Settings, trained: dict[str, Any]) -> pd.DataFrame:
     """Concept drift: the payments look the same, but which of them are fraud no longer follows
     from them (labels permuted), and every label is known at once."""
@@ -387,7 +394,7 @@ def test_sustained_covariate_drift_retrains_gates_and_respects_the_cooldown(
 # --- concept drift after a promotion -----------------------------------------------------------
 
 
-def test_concept_drift_after_a_promotion_rolls_back_with_evidence_and_a_dry_run_changes_nothing(
+def test_a_promotion_worse_than_its_predecessor_rolls_back_with_evidence_and_dry_run_does_nothing(
     platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old, new = trained["old"], trained["new"]
@@ -398,7 +405,9 @@ def test_concept_drift_after_a_promotion_rolls_back_with_evidence_and_a_dry_run_
         _traffic(trained)[lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")],
         new,
     )
-    labels = _shuffled_labels(platform_, trained)
+    """v-new (the gradient-boosted candidate, gate-time PR-AUC 0.46 on its holdout) scores 0.23
+    on December's payments, where v-old (the logistic baseline) scores 0.44 on the same rows."""
+    labels = _known_labels(trained)
     monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
     as_of = _at(date(2025, 12, 29))
     before, aliases = _ledger(platform_), _aliases(platform_)
@@ -422,7 +431,12 @@ def test_concept_drift_after_a_promotion_rolls_back_with_evidence_and_a_dry_run_
     assert f"monitor run {run.run_id}" in entry.reason and "pr_auc" in entry.reason
     assert str(run.report_html) in entry.reason
     evidence = run.decision.actions[0].evidence
-    assert evidence["drop_vs_gate"] > 0.15 and evidence["labelled_predictions"] >= 200
+    drop = evidence["drop_vs_gate"]
+    assert drop["worse"] and drop["drop"] > 0.15 and drop["interval"]["high"] < 0
+    assert evidence["labelled_predictions"] >= 200
+    same = evidence["previous_on_same_rows"]
+    assert same["better"] and same["previous_version"] == old and same["interval"]["low"] > 0
+    assert same["rows"] == evidence["labelled_predictions"]
     summary = json.loads(run.summary_json.read_text())
     assert summary["action"] == "rollback" and summary["outcomes"][0]["done"]
     if "details" in entry.details or entry.details:
@@ -430,6 +444,31 @@ def test_concept_drift_after_a_promotion_rolls_back_with_evidence_and_a_dry_run_
 
     after = monitor.run(platform_, PROJECT, as_of=as_of)  # v-old serves again: not on probation
     assert policy.ROLLBACK not in after.decision.kinds
+
+
+def test_concept_drift_that_hurts_both_versions_retrains_instead_of_rolling_back(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which payments are fraud no longer follows from them (labels permuted): v-new falls far
+    below its gate-time value, but v-old, scored on the same rows, is no better. Rolling back
+    would not help; the decision is a retraining (shown in a dry run)."""
+    old, new = trained["old"], trained["new"]
+    _seed(platform_, "production", old, new)
+    december = _traffic(trained)[
+        lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")
+    ]
+    _log(platform_, trained, december, new)
+    labels = _shuffled_labels(platform_, trained)
+    monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
+
+    dry = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 29)), dry_run=True)
+
+    assert dry.decision.kinds == [policy.RETRAIN], dry.decision.to_dict()
+    reason = dry.decision.actions[0].reason
+    assert "rolling back would not help" in reason and f"v{old}" in reason
+    perf = dry.findings.performance
+    assert perf is not None and perf.drop is not None and perf.drop.worse
+    assert perf.previous is not None and perf.previous.evaluated and not perf.previous.better
 
 
 def test_a_real_runs_summary_and_ledger_details_follow_their_models(
@@ -445,7 +484,7 @@ def test_a_real_runs_summary_and_ledger_details_follow_their_models(
         _traffic(trained)[lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")],
         new,
     )
-    labels = _shuffled_labels(platform_, trained)
+    labels = _known_labels(trained)
     monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
 
     run = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 29)))
@@ -512,7 +551,7 @@ def test_a_crash_in_the_middle_of_a_rollback_leaves_a_repairable_state(
         _traffic(trained)[lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")],
         new,
     )
-    labels = _shuffled_labels(platform_, trained)
+    labels = _known_labels(trained)
     monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
     as_of = _at(date(2025, 12, 29))
 
@@ -662,7 +701,7 @@ def test_a_person_moving_production_after_judgement_refuses_the_monitors_rollbac
         _traffic(trained)[lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")],
         new,
     )
-    labels = _shuffled_labels(platform_, trained)
+    labels = _known_labels(trained)
     monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: labels)
     real_rollback, real_transition = act.rollback, Ledger.transition
     interleavings: dict[str, tuple[str, str]] = {  # where: (holder after, wording)

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from modelops.core import live_judgement as lj
 from modelops.core import monitoring as m
-from modelops.core.metrics import CostModel
+from modelops.core.metrics import CostModel, direction
+from modelops.core.stats import Interval
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 POLICY = m.Policy(
@@ -53,7 +55,51 @@ def drift(share: float) -> m.Drift:
     )
 
 
-def performance(live: float, rows: int = 1000, positives: int = 60, **kw: object) -> m.Performance:
+def drop_record(
+    live: float,
+    gate: float = 0.40,
+    *,
+    half: float = 0.03,
+    max_drop: float = 0.05,
+    metric: str = "pr_auc",
+    positives: int = 60,
+) -> lj.LiveDrop:
+    """The judgement of a live metric whose interval is ``live - gate`` +- ``half`` (oriented:
+    negative is worse)."""
+    estimate = (live - gate) * direction(metric)
+    interval = Interval(
+        metric, estimate, estimate - half, estimate + half, 0.95, "BCa", 2000, 1000, 1000, False
+    )
+    return lj.from_interval(metric, live, gate, 1000, positives, interval, max_drop)
+
+
+def same_rows(
+    better: bool = True, *, identical: bool = False, evaluated: bool = True
+) -> lj.SameRows:
+    low = 0.02 if better else -0.03
+    detail = "pr_auc gain of v1 over v2 +0.08 (95% BCa interval ...)" if better else "not shown"
+    return lj.SameRows(
+        previous_version="1",
+        current_version="2",
+        evaluated=evaluated,
+        identical=identical,
+        better=better and not identical and evaluated,
+        rows=1000,
+        positives=60,
+        interval={"metric": "pr_auc", "estimate": low + 0.03, "low": low, "high": low + 0.06},
+        detail=detail if evaluated else "v1 not compared: the prediction log holds no features",
+    )
+
+
+def performance(
+    live: float,
+    rows: int = 1000,
+    positives: int = 60,
+    *,
+    half: float = 0.03,
+    max_drop: float = 0.05,
+    previous: lj.SameRows | None = None,
+) -> m.Performance:
     return m.Performance(
         version="2",
         rows=rows,
@@ -61,7 +107,8 @@ def performance(live: float, rows: int = 1000, positives: int = 60, **kw: object
         metrics={"pr_auc": live, "cost_per_1000": 150.0},
         gate=GATE,
         gate_source="verdict v",
-        **kw,  # type: ignore[arg-type]
+        drop=drop_record(live, half=half, max_drop=max_drop, positives=positives),
+        previous=previous,
     )
 
 
@@ -89,7 +136,7 @@ def test_healthy_findings_lead_to_no_action() -> None:
     assert d.actions == () and d.held == ()
     assert d.headline() == "no action"
     assert d.in_probation and not d.retraining_blocked
-    assert any("within 0.05" in n for n in d.notes)
+    assert any("not shown below its gate-time value" in n for n in d.notes)
 
 
 def test_too_few_labels_judge_nothing() -> None:
@@ -131,39 +178,53 @@ def test_missing_values_as_common_as_in_the_reference_are_not_a_failure() -> Non
 # --- rollback ----------------------------------------------------------------------------------
 
 
-def test_a_drop_on_probation_rolls_back_to_the_previous_version_with_evidence() -> None:
-    d = decide(findings(performance=performance(0.30)))
+def test_a_drop_on_probation_rolls_back_to_a_previous_version_shown_better() -> None:
+    d = decide(findings(performance=performance(0.30, previous=same_rows())))
     assert d.kinds == [m.ROLLBACK]
     action = d.actions[0]
     assert action.target == "1"
-    assert "0.1 below its gate-time 0.4" in action.reason
+    assert "live minus gate-time -0.1" in action.reason
+    assert "by more than 0.05" in action.reason and "gain of v1 over v2" in action.reason
     assert action.evidence["live"] == 0.30 and action.evidence["gate"] == 0.40
     assert action.evidence["cost_per_1000"] == {"live": 150.0, "gate": 120.0}
-    assert math.isclose(action.evidence["drop_vs_gate"], 0.10)
+    assert math.isclose(action.evidence["drop_vs_gate"]["drop"], 0.10)
+    assert action.evidence["previous_on_same_rows"]["better"] is True
 
 
-def test_a_drop_below_the_predecessors_live_value_rolls_back_too() -> None:
-    perf = performance(
-        0.39,
-        previous_version="1",
-        previous={"pr_auc": 0.50},
-        previous_rows=800,
-        previous_positives=50,
+def test_a_previous_version_no_better_on_the_same_rows_means_retraining_not_rollback() -> None:
+    for previous in (same_rows(better=False), same_rows(identical=True)):
+        d = decide(findings(performance=performance(0.30, previous=previous)))
+        assert d.kinds == [m.RETRAIN], previous
+        assert "rolling back would not help" in d.actions[0].reason
+        assert d.actions[0].target == "2"
+    blocked = decide(
+        findings(
+            performance=performance(0.30, previous=same_rows(better=False)),
+            quality=quality(amount=m.FeatureQuality(0.30, 0.0)),
+        )
     )
-    d = decide(findings(performance=perf))
-    assert d.kinds == [m.ROLLBACK]
-    assert "predecessor v1's live 0.5" in d.actions[0].reason
+    assert blocked.kinds == [m.ALERT] and [h.action.kind for h in blocked.held] == [m.RETRAIN]
 
 
-def test_the_predecessor_counts_only_with_enough_labels() -> None:
-    perf = performance(
-        0.39,
-        previous_version="1",
-        previous={"pr_auc": 0.50},
-        previous_rows=50,
-        previous_positives=5,
-    )
-    assert decide(findings(performance=perf)).actions == ()
+def test_a_comparison_that_could_not_be_made_alerts_and_moves_nothing() -> None:
+    for previous in (None, same_rows(evaluated=False)):
+        d = decide(findings(performance=performance(0.30, previous=previous)))
+        assert d.kinds == [m.ALERT], previous
+        assert "rollback not decided" in d.actions[0].reason
+        assert d.held == ()
+
+
+def test_a_drop_that_is_noise_or_small_or_unjudged_moves_nothing() -> None:
+    crossing = performance(0.37, half=0.04, previous=same_rows())  # interval -0.07..+0.01
+    small = performance(0.37, half=0.01, previous=same_rows())  # significant, 0.03 < 0.05
+    wide = performance(0.20, half=0.08, previous=same_rows())  # interval too wide to judge
+    for perf in (crossing, small, wide):
+        d = decide(findings(performance=perf))
+        assert d.actions == (), perf.drop
+    notes = decide(findings(performance=wide)).notes
+    assert any("not judged" in n and "labelled positives would narrow it" in n for n in notes)
+    needed = wide.drop.positives_needed if wide.drop else None
+    assert needed is not None and needed == math.ceil(60 * (0.08 / 0.05) ** 2)
 
 
 def test_no_rollback_after_probation_or_after_a_rollback() -> None:
@@ -175,10 +236,11 @@ def test_no_rollback_after_probation_or_after_a_rollback() -> None:
 
 
 def test_nothing_to_roll_back_to_or_rollback_switched_off_is_an_alert() -> None:
-    alone = decide(findings(performance=performance(0.30), tenure=tenure(target=None)))
+    perf = performance(0.30, previous=same_rows())
+    alone = decide(findings(performance=perf, tenure=tenure(target=None)))
     assert alone.kinds == [m.ALERT] and "no earlier version" in alone.actions[0].reason
     off = m.decide_actions(
-        findings(performance=performance(0.30)),
+        findings(performance=perf),
         m.History(),
         m.Policy(primary_metric="pr_auc", probation_days=14, auto_rollback=False),
         now=NOW,
@@ -188,13 +250,17 @@ def test_nothing_to_roll_back_to_or_rollback_switched_off_is_an_alert() -> None:
 
 def test_a_lower_is_better_metric_rolls_back_when_it_rises() -> None:
     policy = m.Policy(primary_metric="log_loss", probation_days=14, max_drop_in_probation=0.02)
-    perf = m.Performance("2", 1000, 60, {"log_loss": 0.30}, {"log_loss": 0.20}, "verdict")
-    d = m.decide_actions(findings(performance=perf), m.History(), policy, now=NOW)
+
+    def perf(live: float) -> m.Performance:
+        drop = drop_record(live, 0.20, half=0.01, max_drop=0.02, metric="log_loss")
+        return m.Performance(
+            "2", 1000, 60, {"log_loss": live}, {"log_loss": 0.20}, "v", drop, same_rows()
+        )
+
+    d = m.decide_actions(findings(performance=perf(0.30)), m.History(), policy, now=NOW)
     assert d.kinds == [m.ROLLBACK]
-    better = m.Performance("2", 1000, 60, {"log_loss": 0.10}, {"log_loss": 0.20}, "verdict")
-    assert (
-        m.decide_actions(findings(performance=better), m.History(), policy, now=NOW).actions == ()
-    )
+    better = m.decide_actions(findings(performance=perf(0.10)), m.History(), policy, now=NOW)
+    assert better.actions == ()
 
 
 def test_probation_starts_at_the_first_logged_prediction() -> None:
@@ -256,7 +322,7 @@ def test_auto_retrain_off_alerts_instead() -> None:
 
 def test_a_rollback_holds_back_retraining_in_the_same_run() -> None:
     d = decide(
-        findings(performance=performance(0.30), drift=drift(0.6)),
+        findings(performance=performance(0.30, previous=same_rows()), drift=drift(0.6)),
         m.History(drift_shares=(0.6, 0.6)),
     )
     assert d.kinds == [m.ROLLBACK]
@@ -308,7 +374,9 @@ def test_a_rollback_in_cooldown_still_answers_the_incident() -> None:
     past = m.History(
         drift_shares=(0.6, 0.6), actions=(m.PastAction(m.ROLLBACK, NOW - timedelta(hours=1)),)
     )
-    d = decide(findings(performance=performance(0.30), drift=drift(0.6)), past)
+    d = decide(
+        findings(performance=performance(0.30, previous=same_rows()), drift=drift(0.6)), past
+    )
     assert d.actions == ()
     assert {h.action.kind for h in d.held} == {m.ROLLBACK, m.RETRAIN}
 
@@ -325,7 +393,7 @@ def test_proposals_cool_down_per_version() -> None:
 
 
 def test_a_dry_run_decides_the_same_and_executes_nothing() -> None:
-    f = findings(performance=performance(0.30))
+    f = findings(performance=performance(0.30, previous=same_rows()))
     real, dry = decide(f), decide(f, dry_run=True)
     assert real.actions == dry.actions and real.executable == real.actions
     assert dry.executable == ()

@@ -13,6 +13,7 @@ from modelops.cli.main import main
 from modelops.config.project import load_project
 from modelops.config.settings import Settings, load_settings
 from modelops.core.errors import DataError
+from modelops.core.ranges import parse_ranges
 from modelops.services import data, datasets, features
 from modelops.services import train as train_service
 from support import copy_workspace
@@ -43,6 +44,7 @@ LINEAGE_TAGS = {
     "modelops.feature_digest.views",
     "modelops.missing_share.train",
     "modelops.prevalence",
+    "modelops.feature_ranges",
 }
 SMALL_ROWS = 6000
 
@@ -80,6 +82,8 @@ def test_train_registers_candidate_and_baseline_with_every_lineage_tag(
     assert baseline.tags["modelops.role"] == "baseline"
     assert candidate.tags["modelops.feature_service"] == "credit_risk_v1"
     assert "requested_to_inflow" in candidate.tags["modelops.features"].split(",")
+    ranges = parse_ranges(candidate.tags["modelops.feature_ranges"], "candidate")
+    assert "requested_to_inflow" in ranges and all(r.low <= r.high for r in ranges.values())
     project = load_project(credit_workspace.resolved_projects_dir, "credit_risk")
     assert candidate.tags["modelops.project_yaml_sha256"] == project.spec_hash
     assert int(candidate.tags["modelops.dataset.train.rows"]) == trained.training_rows

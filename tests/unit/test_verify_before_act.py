@@ -49,6 +49,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     shutil.copytree(
         REPO / "projects", root / "projects", ignore=shutil.ignore_patterns("__pycache__")
     )
+    shutil.copytree(REPO / "charts" / "model-service", root / "charts" / "model-service")
     return load_settings(root)
 
 

@@ -101,3 +101,23 @@ because modelops turns reporting off at start-up unless told otherwise (docs/con
 - name: BENTOML_DO_NOT_TRACK
   value: {{ ternary "false" "true" .Values.telemetry.enabled | quote }}
 {{- end }}
+
+{{/*
+MODELOPS_SERVING_* tuning from .Values.serving (docs/serving.md); unset keys are left out, so the
+service keeps its defaults. Whole numbers are written without an exponent (YAML numbers reach
+templates as float64).
+*/}}
+{{- define "model-service.servingEnv" -}}
+{{- $names := dict "workers" "WORKERS" "threads" "THREADS" "accessLog" "ACCESS_LOG" "tracePredictions" "TRACE_PREDICTIONS" "readyCacheSeconds" "READY_CACHE_SECONDS" "logFlushRows" "LOG_FLUSH_ROWS" "logFlushSeconds" "LOG_FLUSH_SECONDS" "logQueue" "LOG_QUEUE" "predictionLog" "PREDICTION_LOG" }}
+{{- range $key := keys $names | sortAlpha }}
+{{- $value := index ($.Values.serving | default dict) $key }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $text := toString $value }}
+{{- if and (kindIs "float64" $value) (eq (float64 (int64 $value)) $value) }}
+{{- $text = toString (int64 $value) }}
+{{- end }}
+- name: MODELOPS_SERVING_{{ index $names $key }}
+  value: {{ $text | quote }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -120,6 +120,8 @@ def deploy(
         typer.echo(f"(dry run: nothing written to {result.repo})")
         return
     short = (result.commit or "")[:12]
+    for difference in result.restored:
+        typer.echo(f"restored {difference.describe()}")
     if result.already_deployed:
         typer.echo(f"{what} already deployed (commit {short} in {result.repo})")
     else:

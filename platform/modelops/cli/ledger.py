@@ -29,3 +29,18 @@ def anchor() -> None:
     from modelops.services import promote
 
     typer.echo(promote.anchor(STATE.settings))
+
+
+@app.command("release-key")
+def release_key() -> None:
+    """Print the public release key (64 hex digits) prediction services verify releases with.
+
+    Derived from the ledger key; not a secret. Give it to a service as
+    MODELOPS_SERVING_RELEASE_PUBLIC_KEY (the model-service chart's releaseKey value).
+    """
+    from modelops.core.release_record import key_id
+    from modelops.services import signing
+
+    public = signing.public_key(STATE.settings)
+    typer.echo(public)
+    typer.echo(f"key id {key_id(public)}", err=True)

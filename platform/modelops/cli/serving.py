@@ -59,8 +59,16 @@ def _print_package(result: Any) -> None:
         f"{result.review_from:.6g}, else {low}"
         + (f"; shadow v{result.shadow_version}" if result.shadow_version else "")
     )
+    if result.ranges:
+        typer.echo(f"ranges: {result.ranges}")
     verb = "kept existing" if result.reused else "built"
     typer.secho(f"{verb} Bento {result.bento_tag}", fg=typer.colors.GREEN)
+    if result.record is not None:
+        typer.echo(
+            f"  release record: {len(result.record.files)} files and the manifest verified, "
+            f"signed by release key {result.record.key_id}"
+            + ("" if result.reused else "; recorded in the ledger")
+        )
     typer.echo(f"  store: {result.bentoml_home} (export BENTOML_HOME={result.bentoml_home})")
 
 
@@ -146,10 +154,10 @@ def serve(
 ) -> None:
     """Run the prediction service of an environment's holder locally (bentoml serve).
 
-    The Bento is packaged first when the store lacks it. Ctrl-C stops the server.
+    The Bento is packaged first when the store lacks it, and verified against its signed release
+    record when it is there. Ctrl-C or SIGTERM stops the server and its workers; a server that
+    exits by itself (a refused release) ends this command with its reason.
     """
-    import subprocess
-
     from modelops.services import serve as service
 
     settings = STATE.settings
@@ -168,40 +176,21 @@ def serve(
         f"http://{host}:{port} (POST /predict, /predict_batch; GET /healthz, /readyz, "
         "/metrics); Ctrl-C stops"
     )
-    process = service.start_server(plan, port, host)
-    current, refused = plan.version, None
-    try:
-        while True:
-            try:
-                code = process.wait(timeout=poll_seconds if reload_on_promotion else 3600)
-            except subprocess.TimeoutExpired:
-                code = None
-            if code is not None:
-                raise ModelopsError(f"bentoml serve exited with code {code}")
-            if not reload_on_promotion:
-                continue
-            try:
-                seen = service.follow_promotion(settings, plan, current, refused)
-            except ModelopsError as exc:  # the ledger or registry did not answer this time
-                typer.secho(f"promotion poll failed: {exc}", fg=typer.colors.RED, err=True)
-                continue
-            if seen is None:
-                continue
-            if seen.staged is None:
-                refused = seen.version
-                typer.secho(
-                    f"kept v{current}: new holder v{seen.version} refused: {seen.error}",
-                    fg=typer.colors.RED,
-                    err=True,
-                )
-                continue
-            typer.secho(
-                f"{env} now held by v{seen.version}: staged {seen.staged.directory}; the "
-                "service swaps it in once it verifies",
-                fg=typer.colors.GREEN,
-            )
-            current, refused = seen.version, None
-    except KeyboardInterrupt:
-        typer.echo("stopping")
-    finally:
-        service.stop_server(process)
+    colours = {"staged": typer.colors.GREEN, "stopping": None}
+
+    def notify(kind: str, message: str) -> None:
+        if kind in colours:
+            typer.secho(message, fg=colours[kind])
+        else:
+            typer.secho(message, fg=typer.colors.RED, err=True)
+
+    service.run_server(
+        settings, plan, port, host, poll_seconds=poll_seconds, notify=notify, output=_stdout()
+    )
+
+
+def _stdout() -> Any:
+    """Where the server's own output goes: this process's standard output, unbuffered."""
+    import sys
+
+    return getattr(sys.stdout, "buffer", None)

@@ -7,9 +7,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modelops.config.yaml_file import read_mapping, unknown_field
+from modelops.core.drift_effect import DEFAULT_MIN_EFFECT
 from modelops.core.errors import ConfigError, ProjectNotFoundError
 from modelops.core.metrics import FLOOR_METRICS
 
@@ -315,6 +323,21 @@ class Serving(_Strict):
         description="Largest share of entities whose online features may differ from the "
         "offline store's (modelops skew); package refuses above it.",
     )
+    out_of_range: Literal["refuse", "flag"] = Field(
+        "refuse",
+        description="A request field or feature outside its training range (the training "
+        "rows' [min, max], widened by range_margin): 'refuse' answers 422 naming it (request "
+        "fields' ranges are in the OpenAPI schema); 'flag' scores it and names it in the "
+        "answer's out_of_range and the prediction log. Versions trained without recorded "
+        "ranges are served unchecked (package says so).",
+    )
+    range_margin: float = Field(
+        0.1,
+        ge=0,
+        le=100,
+        description="Share of a feature's training range added on each side before a value "
+        "counts as outside it (0.1: 10% of max - min; a constant feature: of its magnitude).",
+    )
 
     @model_validator(mode="after")
     def _fallback_named(self) -> Serving:
@@ -423,6 +446,20 @@ class Monitoring(_Strict):
         description="A feature drifts at a distance at or above this (a p-value below it); null: "
         "each method's Evidently default (0.1 for distances and PSI, 0.05 for p-values).",
     )
+    drift_min_effect: float = Field(
+        DEFAULT_MIN_EFFECT,
+        ge=0,
+        description="A feature whose test finds drift counts toward drift_share only when its "
+        "effect size reaches this: the Wasserstein distance divided by the reference's standard "
+        "deviation (numerical), the Jensen-Shannon distance of the category shares, natural "
+        "logarithm (categorical).",
+    )
+    drift_exempt: dict[str, str] = Field(
+        {},
+        description="Features that drift by construction (e.g. counts over rolling windows "
+        "compared with a reference spread over months), each with the reason: measured and "
+        "reported, never counted toward drift_share.",
+    )
     drift_sample_rows: int | None = Field(
         20_000,
         ge=1_000,
@@ -478,6 +515,16 @@ class Monitoring(_Strict):
         "there by the monitor; only where production needs no approval, otherwise it waits "
         "as a pending promotion.",
     )
+
+    @field_validator("drift_exempt")
+    @classmethod
+    def _exemptions_explained(cls, exempt: dict[str, str]) -> dict[str, str]:
+        for name, reason in exempt.items():
+            if not name.strip():
+                raise ValueError("an empty feature name")
+            if not reason.strip():
+                raise ValueError(f"'{name}' needs a reason (why it drifts by construction)")
+        return exempt
 
     @model_validator(mode="after")
     def _judgeable(self) -> Monitoring:

@@ -1,9 +1,12 @@
 """The ``project.yaml`` reference, rendered from the JSON Schema of the pydantic model, and the
 JSON Schemas of the records other programs read.
 
-``docs/project-yaml.md``, ``docs/project.schema.json`` and
+``docs/project-yaml.md``, ``docs/project.schema.json``,
 ``docs/schemas/monitor-summary.schema.json`` (a monitoring run's ``summary.json``, from
-:class:`modelops.core.monitor_record.MonitorSummary`) are generated, never edited by hand:
+:class:`modelops.core.monitor_record.MonitorSummary`) and
+``docs/schemas/release-record.schema.json`` (a release's signed ``release-record.json``, also the
+details of a ledger ``package`` entry, from :class:`modelops.core.release_record.ReleaseRecord`)
+are generated, never edited by hand:
 
     python -m modelops.config.schema_docs [REPO_ROOT]
 
@@ -24,6 +27,7 @@ REGENERATE = "python -m modelops.config.schema_docs"
 MARKDOWN_FILE = Path("docs/project-yaml.md")
 SCHEMA_FILE = Path("docs/project.schema.json")
 MONITOR_SUMMARY_SCHEMA_FILE = Path("docs/schemas/monitor-summary.schema.json")
+RELEASE_RECORD_SCHEMA_FILE = Path("docs/schemas/release-record.schema.json")
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../../docs/project.schema.json"
 """First line of every bundled ``projects/<name>/project.yaml``: editors that run the YAML
 language server complete and check the file against :data:`SCHEMA_FILE`."""
@@ -206,13 +210,14 @@ def render_markdown(schema: dict[str, Any]) -> str:
 def expected_files() -> dict[Path, str]:
     """Relative path -> the text it must hold, rendered from the current pydantic models."""
     from modelops.config.project import json_schema
-    from modelops.core import monitor_record
+    from modelops.core import monitor_record, release_record
 
     schema = json_schema()
     return {
         MARKDOWN_FILE: render_markdown(schema),
         SCHEMA_FILE: render_schema(schema),
         MONITOR_SUMMARY_SCHEMA_FILE: render_schema(monitor_record.json_schema()),
+        RELEASE_RECORD_SCHEMA_FILE: render_schema(release_record.json_schema()),
     }
 
 

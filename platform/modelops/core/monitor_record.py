@@ -65,8 +65,27 @@ class TenureRecord(Record):
     rollback_target: str | None = None
 
 
+class FeatureDriftRecord(Record):
+    """One feature's drift: Evidently's test, its effect size, and whether it counts."""
+
+    score: Number = Field(description="Evidently's statistic (a distance or a p-value).")
+    test_drifted: bool = Field(description="Evidently's test finds drift.")
+    effect: Number = Field(
+        description="Effect size: Wasserstein distance over the reference's std (numerical), "
+        "Jensen-Shannon distance of the category shares (categorical); null: not computable."
+    )
+    measure: str = Field(description="wasserstein_norm or jensenshannon.")
+    exempt: str | None = Field(
+        description="The reason from monitoring.drift_exempt when the feature is exempt."
+    )
+    counted: bool = Field(description="Counts toward the drifted share.")
+    why: str
+
+
 class DriftRecord(Record):
-    """Evidently's drift of a uniform sample of the window against the reference."""
+    """Evidently's drift of a uniform sample of the window against the reference; ``drifted``
+    and ``share``: the features that count (not exempt, the test finds drift, effect size at
+    least ``min_effect``) over the features that are not exempt."""
 
     method: str
     share: Number
@@ -78,6 +97,47 @@ class DriftRecord(Record):
     rows_used: int = 0
     rows_total: int = 0
     reference_rows: int = 0
+    features: dict[str, FeatureDriftRecord] = Field(default_factory=dict)
+    min_effect: Number = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class LiveDropRecord(Record):
+    """The live primary metric against its gate-time value (what the rollback and decay rules
+    read): the bootstrap interval of ``live - gate``, negative when worse."""
+
+    metric: str
+    live: Number
+    gate: Number
+    rows: int
+    positives: int
+    interval: dict[str, Any]
+    half_width: Number = Field(description="Half the interval's width; null without one.")
+    max_drop: Number
+    judged: bool = Field(description="The interval is narrow enough (half-width <= max_drop).")
+    significant: bool = Field(description="The whole interval is below the gate-time value.")
+    material: bool = Field(description="The estimate is more than max_drop below it.")
+    positives_needed: int | None = Field(
+        None, description="Labelled positives that would make an unjudged interval narrow enough."
+    )
+    detail: str
+
+
+class SameRowsRecord(Record):
+    """The version a rollback would return to against the serving one, both scored on the
+    serving version's labelled predictions."""
+
+    previous_version: str
+    current_version: str
+    evaluated: bool
+    identical: bool = Field(description="The two versions have the same model artifact.")
+    better: bool = Field(description="The previous version is shown better (interval above 0).")
+    rows: int = 0
+    positives: int = 0
+    previous_metrics: Metrics | None = None
+    current_metrics: Metrics | None = None
+    interval: dict[str, Any] | None = None
+    detail: str = ""
 
 
 class PerformanceRecord(Record):
@@ -90,10 +150,8 @@ class PerformanceRecord(Record):
     metrics: Metrics
     gate: Metrics | None = None
     gate_source: str = ""
-    previous_version: str | None = None
-    previous: Metrics | None = None
-    previous_rows: int = 0
-    previous_positives: int = 0
+    drop: LiveDropRecord | None = None
+    previous: SameRowsRecord | None = None
 
 
 class ShadowRecord(Record):

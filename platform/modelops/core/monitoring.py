@@ -11,15 +11,19 @@ The rules, in order of precedence (one incident, one action):
    above their thresholds): an ``alert``, and retraining is blocked for this run, whatever else
    is found: a model is never retrained on bad data.
 2. **Rollback**: while the serving version is on probation (it was *promoted*, and its first
-   logged prediction is less than ``probation_days`` old), its live primary metric is more than
-   ``max_drop_in_probation`` below its gate-time value, or below the previous version's live
-   value over the same period. Needs ``min_labels`` labelled predictions with ``min_positives``
-   of each class, and an earlier holder to return to (else an alert).
+   logged prediction is less than ``probation_days`` old), its live primary metric is
+   significantly and materially (more than ``max_drop_in_probation``) below its gate-time value
+   (:func:`modelops.core.live_judgement.judge_drop`: an interval, judged only once it is
+   narrow enough), *and* the version before it, scored on the same labelled predictions, is
+   significantly better (:func:`~modelops.core.live_judgement.compare_on_same_rows`). When the
+   previous version is no better (or is the same model), both are equally bad and the monitor
+   retrains instead; when it could not be scored, an alert (no move on an unevaluated check).
 3. **Proposal**: a shadow version beats the serving one on the same live labelled requests by
    the gate's statistical rule (:func:`compare_shadow`); it is proposed for promotion.
 4. **Retraining**: ``drift_windows`` consecutive windows each with a drifted-feature share of at
-   least ``drift_share``, or, after probation, a primary-metric decay of more than ``max_decay``
-   below the gate-time value.
+   least ``drift_share``, or, after probation, a primary-metric decay significantly and by more
+   than ``max_decay`` below the gate-time value (the same interval), or a drop on probation
+   that the previous version does not answer.
 
 A past action of the same kind within ``cooldown_hours`` holds an action back (a proposal only
 for the same version). ``dry_run`` decides the same and executes nothing.
@@ -33,9 +37,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from modelops.core.metrics import CostModel, direction
-from modelops.core.stats.decide import DecisionKind, decide
-from modelops.core.stats.interval import paired_interval
+from modelops.core.drift_effect import FeatureDrift, drift_evidence, drift_sentence
+from modelops.core.live_judgement import LiveDrop, SameRows, Shadow, compare_shadow
+from modelops.core.stats.decide import DecisionKind
 
 ROLLBACK = "rollback"
 PROPOSE = "propose"
@@ -44,6 +48,7 @@ ALERT = "alert"
 ACTION_KINDS = (ROLLBACK, PROPOSE, RETRAIN, ALERT)
 """Every action a monitor takes, most urgent first; also the ledger actions it records (a
 rollback is the ledger's own ``rollback`` move)."""
+__all__ = ["LiveDrop", "SameRows", "Shadow", "compare_shadow"]  # re-exported: findings' parts
 LEDGER_ACTIONS = (RETRAIN, PROPOSE, ALERT)
 """Monitor actions recorded as ledger entries of their own (not moves)."""
 
@@ -118,7 +123,12 @@ def quality_problems(quality: Quality, policy: Policy) -> list[str]:
 
 @dataclass(frozen=True)
 class Drift:
-    """Evidently's per-feature drift of the window against the reference."""
+    """Evidently's per-feature drift of the window against the reference.
+
+    ``drifted``: the features that count (:mod:`modelops.core.drift_effect`: not exempt, the
+    test finds drift and the effect size reaches ``min_effect``); ``share``: their share of the
+    features that are not exempt; ``scores``: Evidently's statistic of every feature;
+    ``features``: every feature's test, effect size, exemption and whether it counts."""
 
     method: str
     share: float
@@ -130,13 +140,17 @@ class Drift:
     rows_used: int = 0
     rows_total: int = 0
     reference_rows: int = 0
+    features: dict[str, FeatureDrift] = field(default_factory=dict)
+    min_effect: float | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Performance:
     """Live metrics of the serving version on its labelled predictions, and what to compare
-    them with: the metrics its verdict measured (``gate``) and the previous holder's live ones
-    over the same performance window (``previous``, None without enough labels)."""
+    them with: the metrics its verdict measured (``gate``), the interval of the live primary
+    metric against it (``drop``, None without a gate-time value) and, when that shows a
+    drop on probation, the previous version scored on the same rows (``previous``)."""
 
     version: str
     rows: int
@@ -144,25 +158,8 @@ class Performance:
     metrics: dict[str, float]
     gate: dict[str, float] | None = None
     gate_source: str = ""
-    previous_version: str | None = None
-    previous: dict[str, float] | None = None
-    previous_rows: int = 0
-    previous_positives: int = 0
-
-
-@dataclass(frozen=True)
-class Shadow:
-    """A shadow version against the served one on the same labelled requests."""
-
-    version: str
-    rows: int
-    positives: int
-    served_metrics: dict[str, float]
-    shadow_metrics: dict[str, float]
-    interval: dict[str, Any]
-    gate_rule: str
-    beats: bool
-    detail: str
+    drop: LiveDrop | None = None
+    previous: SameRows | None = None
 
 
 @dataclass(frozen=True)
@@ -229,73 +226,11 @@ def drift_streak(current: float | None, previous: tuple[float, ...], share: floa
     return streak
 
 
-def metric_drop(metric: str, live: float, reference: float) -> float:
-    """How much worse ``live`` is than ``reference`` (positive: worse), whichever way the metric
-    improves; NaN when either is not a number."""
-    if not (math.isfinite(live) and math.isfinite(reference)):
-        return math.nan
-    return (reference - live) * direction(metric)
-
-
 def enough_labels(rows: int, positives: int, policy: Policy) -> bool:
     return (
         rows >= policy.min_labels
         and positives >= policy.min_positives
         and rows - positives >= policy.min_positives
-    )
-
-
-def compare_shadow(
-    version: str,
-    labels: Any,
-    served_scores: Any,
-    shadow_scores: Any,
-    *,
-    metric: str,
-    decision: DecisionKind,
-    margin: float,
-    served_threshold: float,
-    shadow_threshold: float,
-    costs: CostModel,
-    served_metrics: dict[str, float],
-    shadow_metrics: dict[str, float],
-    resamples: int = 2000,
-) -> Shadow:
-    """Does the shadow beat the served version on these rows, by the gate's rule?
-
-    The paired-bootstrap interval of the shadow's gain on ``metric``
-    (:func:`~modelops.core.stats.paired_interval`, the gate's BCa interval) must pass the gate's
-    own decision (``decision`` with ``margin``) *and* lie above zero: the gate lets a candidate
-    through that is merely not worse, but only one shown better is proposed over the one
-    serving.
-    """
-    import numpy as np
-
-    y = np.asarray(labels, dtype=np.int64)
-    interval = paired_interval(
-        metric,
-        y,
-        shadow_scores,
-        served_scores,
-        resamples=resamples,
-        threshold_c=shadow_threshold,
-        threshold_r=served_threshold,
-        costs=costs,
-    )
-    rule = decide(interval, decision, margin)
-    better = decide(interval, "superiority", 0.0)
-    beats = rule.passed and better.passed
-    detail = rule.detail if not rule.passed else better.detail
-    return Shadow(
-        version=version,
-        rows=len(y),
-        positives=int(y.sum()),
-        served_metrics=served_metrics,
-        shadow_metrics=shadow_metrics,
-        interval=interval.to_dict(),
-        gate_rule=f"{decision} with margin {margin:g}, and shown better than the served version",
-        beats=beats,
-        detail=detail,
     )
 
 
@@ -378,23 +313,15 @@ def cooling(
     return max(recent, key=lambda a: a.at) if recent else None
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
-
-
-def _performance_evidence(
-    perf: Performance, metric: str, drop_gate: float, drop_previous: float
-) -> dict[str, Any]:
+def _performance_evidence(perf: Performance, metric: str) -> dict[str, Any]:
     return {
         "metric": metric,
         "version": perf.version,
         "live": perf.metrics.get(metric),
         "gate": (perf.gate or {}).get(metric),
         "gate_source": perf.gate_source,
-        "drop_vs_gate": drop_gate,
-        "previous_version": perf.previous_version,
-        "previous_live": (perf.previous or {}).get(metric),
-        "drop_vs_previous": drop_previous,
+        "drop_vs_gate": perf.drop.to_dict() if perf.drop else None,
+        "previous_on_same_rows": perf.previous.to_dict() if perf.previous else None,
         "labelled_predictions": perf.rows,
         "positives": perf.positives,
         "cost_per_1000": {
@@ -434,11 +361,21 @@ class _Deciding:
 
 @dataclass(frozen=True)
 class _Judged:
-    """The serving version's performance as the rules read it."""
+    """The serving version's performance as the rules read it: ``judged`` (enough labels and
+    an interval narrow enough to see a drop of the policy's size) and ``worse`` (significantly
+    and materially below its gate-time value)."""
 
     judged: bool
-    drop_gate: float
-    drop_previous: float
+    worse: bool
+
+
+@dataclass(frozen=True)
+class _Probation:
+    """What the probation rule made of the run: ``answered`` when its incident is a rollback
+    (taken or held) or an alert about one; ``retrain`` when rolling back would not help."""
+
+    answered: bool = False
+    retrain: Action | None = None
 
 
 def decide_actions(
@@ -459,9 +396,9 @@ def decide_actions(
     blocked = _quality_rule(run)  # 1. data quality
     probation = in_probation(findings.tenure, policy)
     judged = _performance_judged(run)
-    rolling_back = probation and _probation_rule(run, judged)  # 2. probation: roll back
-    proposing = not rolling_back and _shadow_rule(run)  # 3. a shadow that beats the served one
-    streak = _retrain_rule(run, judged, probation, rolling_back, proposing, blocked)  # 4.
+    on_probation = _probation_rule(run, judged) if probation else _Probation()  # 2.
+    proposing = not on_probation.answered and _shadow_rule(run)  # 3. a shadow that beats it
+    streak = _retrain_rule(run, judged, probation, on_probation, proposing, blocked)  # 4.
     return Decision(
         actions=tuple(run.actions),
         held=tuple(run.held),
@@ -491,67 +428,59 @@ def _quality_rule(run: _Deciding) -> bool:
 
 def _performance_judged(run: _Deciding) -> _Judged:
     policy, perf = run.policy, run.findings.performance
-    metric = policy.primary_metric
     if perf is None:
         run.notes.append("performance not judged: no labelled predictions of the serving version")
-        return _Judged(False, math.nan, math.nan)
-    judged = enough_labels(perf.rows, perf.positives, policy)
-    drop_gate = drop_previous = math.nan
-    if perf.gate and metric in perf.gate:
-        drop_gate = metric_drop(metric, perf.metrics.get(metric, math.nan), perf.gate[metric])
-    if perf.previous and enough_labels(perf.previous_rows, perf.previous_positives, policy):
-        drop_previous = metric_drop(
-            metric, perf.metrics.get(metric, math.nan), perf.previous[metric]
-        )
-    if not judged:
+        return _Judged(False, False)
+    if not enough_labels(perf.rows, perf.positives, policy):
         run.notes.append(
             f"performance not judged: {perf.rows} labelled predictions with {perf.positives} "
             f"positives (min_labels {policy.min_labels}, min_positives "
             f"{policy.min_positives})"
         )
-    return _Judged(judged, drop_gate, drop_previous)
+        return _Judged(False, False)
+    if perf.drop is None:
+        run.notes.append(
+            f"performance not judged: no gate-time {policy.primary_metric} of v{perf.version} "
+            "to compare with"
+        )
+        return _Judged(False, False)
+    if not perf.drop.judged:
+        run.notes.append(f"performance not judged: {perf.drop.detail}")
+        return _Judged(False, False)
+    return _Judged(True, perf.drop.worse)
 
 
-def _probation_rule(run: _Deciding, judged: _Judged) -> bool:
-    """A rollback (or an alert) when the version on probation is worse than its gate-time or
-    predecessor's values; True when this run's incident is a rollback (taken or held)."""
+def _probation_rule(run: _Deciding, judged: _Judged) -> _Probation:
+    """On probation, a version shown worse than at gate time is rolled back when the version
+    before it is shown better on the same rows; when that one is no better, a retraining."""
     policy, perf, findings = run.policy, run.findings.performance, run.findings
     metric = policy.primary_metric
-    if not judged.judged or perf is None:
-        return False
-    worse = [
-        f"{drop:.4g} below its {what}"
-        for drop, what in (
-            (judged.drop_gate, f"gate-time {_fmt((perf.gate or {}).get(metric))}"),
-            (
-                judged.drop_previous,
-                f"predecessor v{perf.previous_version}'s live "
-                f"{_fmt((perf.previous or {}).get(metric))}",
-            ),
-        )
-        if drop > policy.max_drop_in_probation
-    ]
-    if not worse:
-        run.notes.append(
-            f"v{perf.version} on probation: {metric} {_fmt(perf.metrics.get(metric))} within "
-            f"{policy.max_drop_in_probation:g} of its gate-time and predecessor's values"
-        )
-        return False
-    evidence = _performance_evidence(perf, metric, judged.drop_gate, judged.drop_previous)
+    if not judged.judged or perf is None or perf.drop is None:
+        return _Probation()
+    if not judged.worse:
+        run.notes.append(f"v{perf.version} on probation: {perf.drop.detail}")
+        return _Probation()
+    evidence = _performance_evidence(perf, metric)
     evidence["max_drop_in_probation"] = policy.max_drop_in_probation
-    reason = (
-        f"v{perf.version} on probation: live {metric} {_fmt(perf.metrics.get(metric))} "
-        f"on {perf.rows} labelled predictions is " + " and ".join(worse)
-    )
+    reason = f"v{perf.version} on probation: {metric} {perf.drop.detail}"
     target = findings.tenure.rollback_target
+    same = perf.previous
     if target is None:
         run.take(Action(ALERT, reason + "; no earlier version to roll back to", None, evidence))
-        return False
+        return _Probation(answered=True)
+    if same is None or not same.evaluated or same.previous_version != target:
+        why = same.detail if same else f"v{target} was not scored on the same predictions"
+        run.take(Action(ALERT, f"{reason}; rollback not decided: {why}", target, evidence))
+        return _Probation(answered=True)
+    if not same.better:
+        said = f"{reason}; rolling back would not help: {same.detail}; retraining instead"
+        return _Probation(retrain=Action(RETRAIN, said, findings.version, evidence))
+    reason += f"; v{target} {same.detail}"
     if not policy.auto_rollback:
         run.take(Action(ALERT, reason + "; auto_rollback is off", target, evidence))
-        return False
+        return _Probation(answered=True)
     run.take(Action(ROLLBACK, reason, target, evidence))
-    return True  # taken, or held by cooldown: still the incident of this run
+    return _Probation(answered=True)  # taken, or held by cooldown: still the incident
 
 
 def _shadow_rule(run: _Deciding) -> bool:
@@ -592,53 +521,26 @@ def _retrain_rule(
     run: _Deciding,
     judged: _Judged,
     probation: bool,
-    rolling_back: bool,
+    on_probation: _Probation,
     proposing: bool,
     blocked: bool,
 ) -> int:
-    """Retraining on sustained drift or decay after probation, unless another action answers
-    the run or the data is bad; returns the drift streak."""
+    """Retraining on sustained drift, on decay after probation or on a drop on probation that
+    rolling back would not answer, unless another action answers the run or the data is bad;
+    returns the drift streak."""
     policy, findings, perf = run.policy, run.findings, run.findings.performance
     metric = policy.primary_metric
-    drift = findings.drift
-    streak = drift_streak(
-        drift.share if drift else None, run.history.drift_shares, policy.drift_share
-    )
-    reasons: list[str] = []
-    evidence: dict[str, Any] = {}
-    if drift is not None:
-        evidence["drift"] = {
-            "share": drift.share,
-            "drifted": list(drift.drifted),
-            "method": drift.method,
-            "streak": streak,
-            "drift_windows": policy.drift_windows,
-            "drift_share": policy.drift_share,
-            "prediction_score": drift.prediction_score,
-        }
-        if streak >= policy.drift_windows:
-            reasons.append(
-                f"{len(drift.drifted)} of {len(drift.scores)} features drifted "
-                f"({', '.join(drift.drifted)}; share {drift.share:.2f} >= {policy.drift_share:g}) "
-                f"for {streak} consecutive windows"
-            )
-        elif streak:
-            run.notes.append(
-                f"drift in {streak} of {policy.drift_windows} consecutive windows needed (share "
-                f"{drift.share:.2f}: {', '.join(drift.drifted)})"
-            )
-    if judged.judged and perf is not None and not probation and judged.drop_gate > policy.max_decay:
-        reasons.append(
-            f"{metric} decayed to {_fmt(perf.metrics.get(metric))}, {judged.drop_gate:.4g} below "
-            f"its gate-time {_fmt((perf.gate or {}).get(metric))} (max_decay {policy.max_decay:g})"
-        )
-        evidence["performance"] = _performance_evidence(
-            perf, metric, judged.drop_gate, judged.drop_previous
-        )
+    streak, reasons, evidence = _drift_reasons(run)
+    if on_probation.retrain is not None:
+        reasons.append(on_probation.retrain.reason)
+        evidence["performance"] = on_probation.retrain.evidence
+    elif judged.worse and perf is not None and perf.drop is not None and not probation:
+        reasons.append(f"{metric} decayed: {perf.drop.detail} (max_decay {policy.max_decay:g})")
+        evidence["performance"] = _performance_evidence(perf, metric)
     if not reasons:
         return streak
     action = Action(RETRAIN, "; ".join(reasons), findings.version, evidence)
-    if rolling_back:
+    if on_probation.answered:
         run.held.append(Held(action, "a rollback answers this run's incident"))
     elif proposing:
         run.held.append(Held(action, "a shadow version that beats the served one is proposed"))
@@ -649,6 +551,44 @@ def _retrain_rule(
     else:
         run.take(action)
     return streak
+
+
+def _drift_reasons(run: _Deciding) -> tuple[int, list[str], dict[str, Any]]:
+    """The drift streak, and the retraining reason and evidence it gives (if any)."""
+    policy, drift = run.policy, run.findings.drift
+    streak = drift_streak(
+        drift.share if drift else None, run.history.drift_shares, policy.drift_share
+    )
+    reasons: list[str] = []
+    evidence: dict[str, Any] = {}
+    if drift is None:
+        return streak, reasons, evidence
+    evidence["drift"] = {
+        "share": drift.share,
+        "drifted": list(drift.drifted),
+        "method": drift.method,
+        "streak": streak,
+        "drift_windows": policy.drift_windows,
+        "drift_share": policy.drift_share,
+        "prediction_score": drift.prediction_score,
+        **drift_evidence(drift.features, drift.drifted, drift.min_effect),
+    }
+    if streak >= policy.drift_windows:
+        said = drift_sentence(
+            drift.features,
+            drift.scores,
+            drift.drifted,
+            drift.share,
+            policy.drift_share,
+            drift.min_effect,
+        )
+        reasons.append(f"{said} for {streak} consecutive windows")
+    elif streak:
+        run.notes.append(
+            f"drift in {streak} of {policy.drift_windows} consecutive windows needed (share "
+            f"{drift.share:.2f}: {', '.join(drift.drifted)})"
+        )
+    return streak, reasons, evidence
 
 
 def findings_dict(findings: Findings) -> dict[str, Any]:

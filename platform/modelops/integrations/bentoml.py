@@ -31,6 +31,7 @@ _ANSWER = "MODELOPS-BENTOML-ANSWER "
 # What a prediction service imports at run time, pinned to the versions packaging ran with.
 RUNTIME_PACKAGES = (
     "bentoml",
+    "httptools",  # the HTTP parser of the service's edge protocol (modelops.serving.edge)
     "feast[redis,postgres]",
     "lightgbm",
     "scikit-learn",
@@ -38,6 +39,7 @@ RUNTIME_PACKAGES = (
     "pandas",
     "pyarrow",
     "cloudpickle",
+    "cryptography",  # the release record's Ed25519 signature
     "pydantic",
     "pyyaml",
     "sqlalchemy",
@@ -206,14 +208,37 @@ def start_server(
     stdout: Any = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``bentoml serve`` in its own process group (so that stopping it stops its
-    workers too)."""
+    workers too). On Linux the server is also told to stop (SIGTERM) when the process that
+    started it dies, even by SIGKILL."""
     return subprocess.Popen(
         serve_command(target, port, host),
         env={**os.environ, **store.environment(), **env},
         stdout=stdout,
         stderr=subprocess.STDOUT if stdout is not None else None,
         start_new_session=True,
+        preexec_fn=_parent_death_signal(),  # one prctl call in the child, no locks taken
     )
+
+
+def _parent_death_signal() -> Any:
+    """A ``preexec_fn`` asking Linux to send SIGTERM to the child when its parent dies; None
+    elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+    return preexec
 
 
 def _child(request: dict[str, Any]) -> dict[str, Any]:

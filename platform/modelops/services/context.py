@@ -47,20 +47,31 @@ def ledger(settings: Settings, *, new_key: bool = False) -> Ledger:
     ledger that already holds plain entries and has no key file stays plain until it is switched
     explicitly (``modelops ledger enable-hmac``, which passes ``new_key`` to create the file).
     """
+    key = ledger_key(settings)
+    if key is None and new_key:
+        key = _create_key(ledger_key_file(settings))
+    return Ledger(
+        settings.platform_database_url, key=key, lock_timeout_s=settings.lock_timeout_seconds
+    )
+
+
+def ledger_key(settings: Settings) -> bytes | None:
+    """The platform's ledger key (see :func:`ledger`); None for an embedded ledger that holds
+    plain entries and was never switched to HMAC. Also the root of the release signing key
+    (:func:`modelops.core.release_record.signing_key`).
+
+    Raises:
+        ConfigError: the production profile without ``MODELOPS_LEDGER_KEY``; a key file that is
+            readable by others or holds no key.
+    """
     if settings.ledger_key:
-        key: bytes | None = settings.ledger_key.get_secret_value().encode()
-    elif settings.profile == "production":
+        return settings.ledger_key.get_secret_value().encode()
+    if settings.profile == "production":
         raise ConfigError(
             "the production profile keys the ledger's hash chain: set MODELOPS_LEDGER_KEY from "
             "a secret (never stored in the database)"
         )
-    else:
-        key = _embedded_key(settings, create=True)
-        if key is None and new_key:
-            key = _create_key(ledger_key_file(settings))
-    return Ledger(
-        settings.platform_database_url, key=key, lock_timeout_s=settings.lock_timeout_seconds
-    )
+    return _embedded_key(settings, create=True)
 
 
 def ledger_key_file(settings: Settings) -> Path:

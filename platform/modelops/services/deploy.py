@@ -4,9 +4,12 @@ The ledger decides what serves where; the GitOps repository says what should run
 makes it so. A deploy writes, for one project and environment:
 
 - ``environments/<env>/<project>/values.yaml``: the Helm values of ``charts/model-service``:
-  the image (``<image_registry>/<bento name>:<bento version>``), the model version, the Bento tag
-  (pod annotation ``modelops.io/bento-tag``), replicas and resources (per-environment defaults
-  when the file is new; later edits by hand are kept, only the keys modelops owns change);
+  the chart version, the image (``<image_registry>/<bento name>:<bento version>``, no digest),
+  the model version, the Bento tag (pod annotation ``modelops.io/bento-tag``), replicas and
+  resources (per-environment defaults when the file is new; later edits by hand are kept, only
+  the fields modelops owns change, and ``MODELOPS_SERVING_*`` entries leave ``extraEnv`` and
+  ``secretEnv``: :mod:`modelops.core.gitops_fields`; a deploy restoring drifted fields names
+  them in its commit);
 - ``apps/<env>-<project>.yaml``: the Argo CD ``Application`` that renders the chart from the
   platform repository with that values file (written when missing; see docs/deploy-gitops.md);
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelops.config.settings import Settings
+from modelops.core.gitops_fields import ExpectedValues, FieldDifference
 from modelops.core.release import bento_name, bento_tag, bento_version, values_path
 from modelops.integrations import gitops as gitops_io
 from modelops.integrations.database import Ledger, RecordedEntry
@@ -52,7 +56,10 @@ from modelops.services.gitops_manifests import (  # noqa: F401 (re-exported)
     application_path,
     build_application,
     build_values,
+    chart_version,
     deployment_name,
+    expected_values,
+    last_deploy,
     load_values,
     release_name,
     render_values,
@@ -79,6 +86,9 @@ class DeployResult:
     created_repo: bool = False
     direct: dict[str, Any] | None = None
     """With ``--direct``: namespace, deployment, patch body, and (unless a dry run) generation."""
+    restored: tuple[FieldDifference, ...] = ()
+    """Owned fields of the values file that differed from the ledger's release and that this
+    deploy restores (:func:`modelops.core.gitops_fields.repairs`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The ``modelops deploy --json`` document (keys: docs/deploy-gitops.md)."""
@@ -102,6 +112,9 @@ class DeployResult:
             "pushed": self.pushed,
             "dry_run": self.dry_run,
             "direct": self.direct,
+            "restored": [
+                {"field": d.field, "found": d.found, "expected": d.expected} for d in self.restored
+            ],
         }
 
 
@@ -139,7 +152,25 @@ def _release(settings: Settings, ledger: Ledger, project: str, environment: str)
             f"{project} {environment}: the holder table says v{holder} but the ledger's chain "
             f"says {chain}; run 'modelops history --verify' before deploying"
         )
-    moved_by = moves[-1]
+    return release_from(settings, project, environment, entries, moves[-1])
+
+
+def release_from(
+    settings: Settings,
+    project: str,
+    environment: str,
+    entries: list[RecordedEntry],
+    moved_by: RecordedEntry,
+) -> Release:
+    """The release the promote or rollback ``moved_by`` put in ``environment``, from the ledger
+    ``entries`` of (project, environment) up to it: what a deploy right after it wrote.
+
+    Raises:
+        DeployError: the ledger records no artifact SHA-256 for that version.
+    """
+    holder = str(moved_by.to_version)
+    known = [e for e in entries if e.seq <= moved_by.seq]
+    moves = [e for e in known if e.action in ("promote", "rollback")]
     verdict_id = moved_by.verdict_id
     if verdict_id is None:  # a rollback: the verdict that promoted this version here before
         verdict_id = next(
@@ -150,7 +181,7 @@ def _release(settings: Settings, ledger: Ledger, project: str, environment: str)
             ),
             None,
         )
-    sha = _judged_sha256(entries, holder, verdict_id)
+    sha = _judged_sha256(known, holder, verdict_id)
     if sha is None:
         raise DeployError(
             f"{project} v{holder} holds {environment}, but the ledger records no artifact "
@@ -204,9 +235,11 @@ def commit_message(
     action: Literal["deploy", "rollback"] = "deploy",
     from_version: str | None = None,
     reason: str | None = None,
+    restored: list[FieldDifference] | tuple[FieldDifference, ...] = (),
 ) -> str:
-    """Subject, a body saying how the version got there, and ``Modelops-*`` trailers (the last,
-    ``Modelops-Ledger-Head``, is the ledger's head when the commit was made)."""
+    """Subject, a body saying how the version got there (and which drifted fields the commit
+    restores), and ``Modelops-*`` trailers (the last, ``Modelops-Ledger-Head``, is the ledger's
+    head when the commit was made)."""
     r, moved = release, release.moved_by
     verdict = r.verdict_id or "none"
     if action == "rollback":
@@ -214,12 +247,18 @@ def commit_message(
         subject = f"rollback {r.project} {r.environment} {was} → v{r.version}: {_one_line(reason)}"
     else:
         subject = f"deploy {r.project} {r.environment} v{r.version} (verdict {verdict}, by {actor})"
+    names = ", ".join(d.field for d in restored)
+    if restored and action == "deploy":
+        subject += f": restore {names}"
     was = f"v{moved.from_version}" if moved.from_version else "nothing"
     body = (
         f"Ledger entry {moved.seq} ({moved.action} by {_one_line(moved.actor)}: "
         f"{_one_line(moved.reason)}) moved {r.environment} from {was} to v{r.version}.\n"
         f"Image: {r.image}"
     )
+    if restored:
+        lines = "\n".join(f"- {d.describe()}" for d in restored)
+        body += f"\n\nRestores what differed from the ledger's release:\n{lines}"
     trailers = _trailers(
         [
             ("Modelops-Action", action),
@@ -230,6 +269,7 @@ def commit_message(
             ("Modelops-Verdict", verdict),
             ("Modelops-Actor", actor),
             (LEDGER_ENTRY_TRAILER, str(moved.seq)),
+            *([("Modelops-Restored", names)] if restored else []),
             (LEDGER_HEAD_TRAILER, anchor),
         ]
     )
@@ -278,11 +318,19 @@ def deploy(
         return _direct(release, replicas, dry_run, namespace, kubeconfig, kube_context, who)
     repo = gitops_io.GitOpsRepo(settings.resolved_gitops_repo)
     if dry_run:
-        values, files = _files(
-            settings, repo, release, replicas=replicas, namespace=namespace, sync=sync
+        values, files, restored = _files(
+            settings,
+            repo,
+            release,
+            replicas=replicas,
+            namespace=namespace,
+            sync=sync,
+            baseline=_baseline(settings, ledger, repo, release),
         )
-        message = commit_message(release, actor=who, anchor=ledger.anchor())
-        return _result(release, repo, values, files, message, dry_run=True)
+        message = commit_message(release, actor=who, anchor=ledger.anchor(), restored=restored)
+        return _result(
+            release, repo, values, files, message, dry_run=True, restored=tuple(restored)
+        )
     created = repo.ensure()
     if push:
         repo.require_remote()
@@ -292,12 +340,42 @@ def deploy(
         # again under the lock: a promotion may have moved the holder meanwhile
         release = _release(settings, ledger, spec.name, environment)
         _expect(release, expect_version)
-        values, files = _files(
-            settings, repo, release, replicas=replicas, namespace=namespace, sync=sync
+        values, files, restored = _files(
+            settings,
+            repo,
+            release,
+            replicas=replicas,
+            namespace=namespace,
+            sync=sync,
+            baseline=_baseline(settings, ledger, repo, release),
         )
         repo.write(files)
-        message = commit_message(release, actor=who, anchor=ledger.anchor())
-        return _commit(repo, release, values, files, message, push=push, created=created)
+        message = commit_message(release, actor=who, anchor=ledger.anchor(), restored=restored)
+        return _commit(
+            repo, release, values, files, message, push=push, created=created, restored=restored
+        )
+
+
+def _baseline(
+    settings: Settings, ledger: Ledger, repo: gitops_io.GitOpsRepo, release: Release
+) -> ExpectedValues | None:
+    """What the values file holds if nobody edited it since the last modelops deploy of it: the
+    owned fields of the release that deploy wrote. None when there is no such deploy, or it
+    cannot be told (then :func:`modelops.core.gitops_fields.repairs` decides what is restored)."""
+    if not repo.exists():
+        return None
+    last = last_deploy(repo, values_path(release.environment, release.project))
+    if last is None:
+        return None
+    entries = ledger.entries(release.project, release.environment)
+    move = next((e for e in entries if e.seq == last[1] and e.to_version == last[0]), None)
+    if move is None or move.action not in ("promote", "rollback"):
+        return None
+    try:
+        previous = release_from(settings, release.project, release.environment, entries, move)
+        return expected_values(settings, previous)
+    except DeployError:
+        return None
 
 
 def is_deployed(settings: Settings, project_name: str, environment: str) -> bool:
@@ -343,7 +421,15 @@ def record_rollback(
             repo.pull()
         release = _release(settings, ledger, spec.name, environment)
         _rolled_back(release, to_version)
-        values, files = _files(settings, repo, release, replicas=None, namespace=None, sync=None)
+        values, files, restored = _files(
+            settings,
+            repo,
+            release,
+            replicas=None,
+            namespace=None,
+            sync=None,
+            baseline=_baseline(settings, ledger, repo, release),
+        )
         repo.write(files)
         message = commit_message(
             release,
@@ -352,8 +438,11 @@ def record_rollback(
             action="rollback",
             from_version=from_version,
             reason=reason,
+            restored=restored,
         )
-        return _commit(repo, release, values, files, message, push=push, created=created)
+        return _commit(
+            repo, release, values, files, message, push=push, created=created, restored=restored
+        )
 
 
 def _rolled_back(release: Release, to_version: str) -> None:
@@ -402,6 +491,7 @@ def _commit(
     *,
     push: bool,
     created: bool,
+    restored: list[FieldDifference],
 ) -> DeployResult:
     made = repo.commit(sorted(files), message)
     if push:
@@ -417,6 +507,7 @@ def _commit(
         already_deployed=made is None,
         pushed=push,
         created_repo=created,
+        restored=tuple(restored) if made is not None else (),
     )
 
 

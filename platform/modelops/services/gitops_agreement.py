@@ -1,30 +1,39 @@
 """Does the GitOps repository deploy, in every environment, what the ledger recorded?
 
 Git is the truth for what should run, the ledger for what was decided (docs/deploy-gitops.md).
-A values file naming another version than the ledger's holder is a disagreement, except when
-the ledger moved after the deploy that wrote it: then the environment is ``deploy pending``, a
-promotion not deployed yet, reported as a warning by ``history --verify``.
+Each values file is compared, field by field, with what ``modelops deploy`` writes for the
+ledger's holder (:func:`modelops.services.gitops_manifests.expected_values`, the one function
+both use): chart version, project, environment, model version, image repository, tag and
+digest, the Bento tag annotation, and no ``MODELOPS_SERVING_*`` set through ``extraEnv`` or
+``secretEnv``. Any difference is a disagreement, named by field, except one: when the values
+file holds exactly what the last deploy wrote for an earlier holder and the ledger moved since,
+the environment is ``deploy pending``, a promotion not deployed yet, reported as a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from modelops.config.settings import Settings
+from modelops.core import gitops_fields
+from modelops.core.gitops_fields import FieldDifference
 from modelops.core.release import values_path
 from modelops.integrations import gitops as gitops_io
 from modelops.integrations.database import Ledger
 from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.deploy import (
-    LEDGER_ENTRY_TRAILER,
-    MODEL_VERSION_TRAILER,
     DeployError,
+    Release,
+    expected_values,
+    last_deploy,
     load_values,
+    release_from,
 )
 
 
@@ -37,6 +46,9 @@ class EnvironmentAgreement:
     """``deploy pending``: the values file still holds what the last ``modelops deploy`` wrote,
     and the ledger moved the environment after that deploy (a promotion not deployed yet)."""
     detail: str = ""
+    differences: tuple[FieldDifference, ...] = ()
+    """The owned fields that differ from the ledger's release (empty when the model version
+    alone already differs, or the file cannot be read)."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,8 @@ class GitOpsAgreement:
 
 
 def gitops_agrees(settings: Settings, project_name: str) -> GitOpsAgreement:
-    """Compare, per environment, the model version in the GitOps values file (``modelVersion``
-    and the ``v<version>-`` prefix of ``image.tag``) with the ledger's holder.
+    """Compare, per environment, the GitOps values file with what a deploy of the ledger's
+    holder writes, field by field (see the module docstring).
 
     Reads the working tree of the GitOps repository (fetch first to compare with a remote); never
     creates it.
@@ -99,11 +111,43 @@ def gitops_agrees(settings: Settings, project_name: str) -> GitOpsAgreement:
         held = ledger.holder(spec.name, environment).version
         relative = values_path(environment, spec.name)
         text = repo.read(relative) if exists else None
-        row = _agreement(environment, held, text, str(repo.path / relative))
+        where = str(repo.path / relative)
+
+        expected = functools.partial(_release_of, settings, ledger, spec.name, environment)
+        row = _agreement(settings, environment, held, text, where, expected)
         if row.status == "differs" and row.gitops_version not in (None, held):
-            row = _pending_or_differs(row, spec.name, repo, relative, ledger)
+            row = _pending_or_differs(row, spec.name, repo, relative, ledger, settings, expected)
         rows.append(row)
     return GitOpsAgreement(project=spec.name, repo=repo.path, environments=rows)
+
+
+def _release_of(
+    settings: Settings, ledger: Ledger, project: str, environment: str, move_seq: int | None
+) -> Release:
+    """The release the ledger move ``move_seq`` (None: the last move) put in ``environment``.
+
+    Raises:
+        DeployError: no such move, or the ledger records no artifact SHA-256 for its version.
+    """
+    entries = ledger.entries(project, environment)
+    moves = [e for e in entries if e.action in ("promote", "rollback")]
+    if move_seq is not None:
+        moves = [e for e in moves if e.seq == move_seq]
+    if not moves:
+        raise DeployError(f"the ledger records no such move of {project} {environment}")
+    return release_from(settings, project, environment, entries, moves[-1])
+
+
+def _fields(
+    settings: Settings, values: dict[str, object], release: Release
+) -> list[FieldDifference]:
+    """The owned fields of ``values`` that differ from ``release``.
+
+    Raises:
+        DeployError: what ``release`` should deploy cannot be known (the chart version cannot
+            be read): the caller reports the environment as differing, saying why.
+    """
+    return gitops_fields.differences(values, expected_values(settings, release))
 
 
 def _pending_or_differs(
@@ -112,12 +156,14 @@ def _pending_or_differs(
     repo: gitops_io.GitOpsRepo,
     relative: str,
     ledger: Ledger,
+    settings: Settings,
+    expected: Callable[[int | None], Release],
 ) -> EnvironmentAgreement:
     """``deploy pending`` when the values file holds exactly what the last modelops commit of it
-    deployed, that commit names a ledger move to that version, and the ledger moved the
-    environment since; otherwise the disagreement stands (a hand edit, a forged or foreign
-    commit, a version the ledger never put there)."""
-    last = _last_deploy(repo, relative)
+    deployed (every owned field as that deploy wrote it), that commit names a ledger move to
+    that version, and the ledger moved the environment since; otherwise the disagreement stands
+    (a hand edit, a forged or foreign commit, a version the ledger never put there)."""
+    last = last_deploy(repo, relative)
     moves = [
         e for e in ledger.entries(project, row.environment) if e.action in ("promote", "rollback")
     ]
@@ -132,6 +178,15 @@ def _pending_or_differs(
         or deployed.seq >= moves[-1].seq
     ):
         return row
+    values = load_values(repo.read(relative), relative) or {}
+    try:
+        drift = _fields(settings, values, expected(seq))
+    except DeployError as error:
+        return dataclasses.replace(row, detail=f"{row.detail}; cannot be checked: {error}")
+    if drift:
+        return dataclasses.replace(
+            row, detail=f"{row.detail}; {_listed(drift)}", differences=tuple(drift)
+        )
     current = moves[-1]
     detail = (
         f"promoted, deploy pending: ledger entry {current.seq} ({current.action}) moved it to "
@@ -141,47 +196,17 @@ def _pending_or_differs(
     return dataclasses.replace(row, status="deploy pending", detail=detail)
 
 
-_TRAILER = re.compile(r"^(Modelops-[A-Za-z-]+): *(.*)$")
-
-
-DEPLOYS_READ = 50
-"""Modelops commits of one values file read to check that the newest one is not a step back."""
-
-
-def _last_deploy(repo: gitops_io.GitOpsRepo, relative: str) -> tuple[str, int] | None:
-    """``(model version, ledger entry)`` from the trailers of the newest modelops commit that
-    changed ``relative``. None when there is none, its trailers are not readable, or an older
-    modelops commit of the file names a later ledger entry (a copied trailer block: deploys
-    follow the ledger forward)."""
-    try:
-        found = repo.recent_commits(
-            DEPLOYS_READ, touching=relative, message_contains=f"{LEDGER_ENTRY_TRAILER}: "
-        )
-    except gitops_io.GitOpsError:
-        return None
-    deploys = [_deploy_trailers(commit.body) for commit in found]
-    if not deploys or deploys[0] is None:
-        return None
-    newest = deploys[0]
-    if any(older is not None and older[1] > newest[1] for older in deploys[1:]):
-        return None
-    return newest
-
-
-def _deploy_trailers(body: str) -> tuple[str, int] | None:
-    last_paragraph = body.strip().split("\n\n")[-1]
-    trailers: dict[str, str] = {
-        match[1]: match[2]
-        for line in last_paragraph.splitlines()
-        if (match := _TRAILER.match(line))
-    }
-    version = trailers.get(MODEL_VERSION_TRAILER, "")
-    entry = trailers.get(LEDGER_ENTRY_TRAILER, "")
-    return (version, int(entry)) if version and entry.isdigit() else None
+def _listed(drift: list[FieldDifference]) -> str:
+    return "; ".join(d.describe() for d in drift)
 
 
 def _agreement(
-    environment: str, held: str | None, text: str | None, where: str
+    settings: Settings,
+    environment: str,
+    held: str | None,
+    text: str | None,
+    where: str,
+    expected: Callable[[int | None], Release],
 ) -> EnvironmentAgreement:
     ledger_says = f"v{held}" if held else "nothing"
     if text is None:
@@ -196,12 +221,21 @@ def _agreement(
         return EnvironmentAgreement(environment, held, None, "differs", str(error))
     raw = values.get("modelVersion")
     version = None if raw is None else str(raw)
-    image = values.get("image")
-    tag = str(image.get("tag", "")) if isinstance(image, dict) else ""
     if version != held:
         detail = f"GitOps modelVersion {version!r} in {where}, ledger {ledger_says}"
         return EnvironmentAgreement(environment, held, version, "differs", detail)
-    if held is not None and not tag.startswith(f"v{held}-"):
-        detail = f"GitOps image.tag {tag!r} in {where} is not a v{held} Bento (ledger v{held})"
+    if held is None:
+        return EnvironmentAgreement(environment, held, version, "agrees")
+    try:
+        release = expected(None)
+        drift = _fields(settings, values, release)
+    except DeployError as error:  # fail closed: what should be there cannot be known
+        detail = f"{where} cannot be checked: {error}"
         return EnvironmentAgreement(environment, held, version, "differs", detail)
+    if drift:
+        detail = (
+            f"{_listed(drift)} in {where}; 'modelops deploy {release.project} --env "
+            f"{environment}' restores them"
+        )
+        return EnvironmentAgreement(environment, held, version, "differs", detail, tuple(drift))
     return EnvironmentAgreement(environment, held, version, "agrees")

@@ -11,7 +11,9 @@ from typing import Any, Literal
 import yaml
 
 from modelops.config.settings import Settings
+from modelops.core import gitops_fields
 from modelops.core.errors import ModelopsError
+from modelops.core.gitops_fields import BENTO_TAG_ANNOTATION, ExpectedValues
 from modelops.core.release import values_path
 from modelops.integrations import gitops as gitops_io
 from modelops.integrations.database import RecordedEntry
@@ -25,7 +27,6 @@ CONTAINER = "bentoml"
 DEFAULT_NAMESPACE = "models"
 ARGOCD_NAMESPACE = "argocd"
 DESTINATION_SERVER = "https://kubernetes.default.svc"
-BENTO_TAG_ANNOTATION = "modelops.io/bento-tag"
 MODEL_VERSION_KEY = "modelops.io/model-version"
 VERSION_VARIABLE = "MODELOPS_MODEL_VERSION"
 LEDGER_HEAD_TRAILER = "Modelops-Ledger-Head"
@@ -71,8 +72,10 @@ _SIZES: dict[str, dict[str, Any]] = {
 
 _VALUES_HEADER = """\
 # Helm values of {project} in {environment} for charts/model-service, written by modelops deploy.
-# modelops owns project, environment, modelVersion, image.repository, image.tag and the
-# podAnnotation {annotation}; edit anything else here (by pull request): later deploys keep it.
+# modelops owns chartVersion, project, environment, modelVersion, image.repository, image.tag,
+# image.digest and the podAnnotation {annotation}, and MODELOPS_SERVING_* variables come from the
+# chart alone (none in extraEnv or secretEnv): 'modelops history --verify' reports any difference
+# and the next deploy restores them. Edit anything else here (by pull request): deploys keep it.
 """
 
 
@@ -94,6 +97,9 @@ class Release:
     verdict_id: str | None
     moved_by: RecordedEntry
     """The promote or rollback entry that made ``version`` the holder."""
+    image_digest: str | None = None
+    """The image's ``sha256:`` digest when one was recorded; nothing records one yet, so the
+    values pin none and a digest added by hand is a difference."""
 
     @property
     def image(self) -> str:
@@ -147,6 +153,47 @@ def load_values(text: str | None, where: str) -> dict[str, Any] | None:
     return loaded
 
 
+def chart_version(settings: Settings) -> str:
+    """The ``version`` of ``charts/model-service/Chart.yaml`` in the platform repository: the
+    chart the Argo CD Application renders, which a deploy pins in ``chartVersion``.
+
+    Raises:
+        DeployError: the chart is not there, or its Chart.yaml has no version.
+    """
+    path = settings.root / CHART_PATH / "Chart.yaml"
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        reason = "missing" if isinstance(error, FileNotFoundError) else "unreadable"
+        raise DeployError(
+            f"{path}: {reason}; the Application renders {CHART_PATH} from the platform "
+            "repository, so its chart version cannot be pinned or checked"
+        ) from error
+    version = loaded.get("version") if isinstance(loaded, dict) else None
+    if not version:
+        raise DeployError(f"{path}: no chart version; the chart cannot be pinned or checked")
+    return str(version)
+
+
+def expected_values(settings: Settings, release: Release) -> ExpectedValues:
+    """The owned fields of ``release``'s values file: what a deploy writes and what ``history
+    --verify`` compares, from this one function.
+
+    Raises:
+        DeployError: the chart version cannot be read (:func:`chart_version`).
+    """
+    return ExpectedValues(
+        project=release.project,
+        environment=release.environment,
+        model_version=release.version,
+        image_repository=release.image_repository,
+        image_tag=release.image_tag,
+        image_digest=release.image_digest,
+        chart_version=chart_version(settings),
+        bento_tag=release.bento_tag,
+    )
+
+
 def build_values(
     settings: Settings,
     release: Release,
@@ -154,31 +201,12 @@ def build_values(
     replicas: int | None = None,
 ) -> dict[str, Any]:
     """The values file after this deploy: ``existing`` (or the environment's defaults) with the
-    keys modelops owns set to ``release``, and ``replicas`` when given (the fixed count, or the
-    autoscaler's floor when autoscaling is on)."""
+    fields modelops owns set to ``release`` (:func:`modelops.core.gitops_fields.apply`), and
+    ``replicas`` when given (the fixed count, or the autoscaler's floor when autoscaling is on)."""
     import copy
 
-    base = copy.deepcopy(existing) if existing is not None else {}
-    values: dict[str, Any] = {
-        "project": release.project,
-        "environment": release.environment,
-        "modelVersion": release.version,
-    }
-    found = base.pop("image", None)
-    image = dict(found) if isinstance(found, dict) else {}
-    if image.get("tag") != release.image_tag:
-        image.pop("digest", None)  # it pinned the previous image
-    image.update(repository=release.image_repository, tag=release.image_tag)
-    values["image"] = {"repository": image.pop("repository"), "tag": image.pop("tag"), **image}
-    found = base.pop("podAnnotations", None)
-    annotations = dict(found) if isinstance(found, dict) else {}
-    annotations[BENTO_TAG_ANNOTATION] = release.bento_tag
-    values["podAnnotations"] = annotations
-    for key in ("project", "environment", "modelVersion"):
-        base.pop(key, None)
-    if existing is None:
-        base = copy.deepcopy(_size(settings, release.environment))
-    values.update(base)
+    base = existing if existing is not None else copy.deepcopy(_size(settings, release.environment))
+    values = gitops_fields.apply(base, expected_values(settings, release))
     if replicas is not None:
         # the chart's default is an enabled autoscaler (2 to 10 pods), which owns the count
         autoscaling = values.setdefault("autoscaling", {})
@@ -290,14 +318,22 @@ def _files(
     replicas: int | None,
     namespace: str | None,
     sync: Sync | None,
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """The values and the files (path -> text) this deploy writes."""
+    baseline: ExpectedValues | None = None,
+) -> tuple[dict[str, Any], dict[str, str], list[gitops_fields.FieldDifference]]:
+    """The values, the files (path -> text) this deploy writes, and the owned fields of the
+    values file that it restores: those that differ from ``baseline`` (what the last deploy
+    wrote), else :func:`modelops.core.gitops_fields.repairs`."""
     values_file = values_path(release.environment, release.project)
     app_file = application_path(release.environment, release.project)
     exists = repo.exists()
     existing_text = repo.read(values_file) if exists else None
     where = str(repo.path / values_file)
-    values = build_values(settings, release, load_values(existing_text, where), replicas)
+    existing = load_values(existing_text, where)
+    if existing is not None and baseline is not None:
+        restored = gitops_fields.differences(existing, baseline)
+    else:
+        restored = gitops_fields.repairs(existing, expected_values(settings, release))
+    values = build_values(settings, release, existing, replicas)
     app_text = repo.read(app_file) if exists else None
     app_existing = load_values(app_text, str(repo.path / app_file))
     if app_existing is not None:
@@ -317,7 +353,46 @@ def _files(
         )
         rendered_app = _render_application(app)
     assert rendered_app is not None
-    return values, {values_file: render_values(values), app_file: rendered_app}
+    return values, {values_file: render_values(values), app_file: rendered_app}, restored
+
+
+_TRAILER = re.compile(r"^(Modelops-[A-Za-z-]+): *(.*)$")
+
+
+DEPLOYS_READ = 50
+"""Modelops commits of one values file read to check that the newest one is not a step back."""
+
+
+def last_deploy(repo: gitops_io.GitOpsRepo, relative: str) -> tuple[str, int] | None:
+    """``(model version, ledger entry)`` from the trailers of the newest modelops commit that
+    changed ``relative``. None when there is none, its trailers are not readable, or an older
+    modelops commit of the file names a later ledger entry (a copied trailer block: deploys
+    follow the ledger forward)."""
+    try:
+        found = repo.recent_commits(
+            DEPLOYS_READ, touching=relative, message_contains=f"{LEDGER_ENTRY_TRAILER}: "
+        )
+    except gitops_io.GitOpsError:
+        return None
+    deploys = [_deploy_trailers(commit.body) for commit in found]
+    if not deploys or deploys[0] is None:
+        return None
+    newest = deploys[0]
+    if any(older is not None and older[1] > newest[1] for older in deploys[1:]):
+        return None
+    return newest
+
+
+def _deploy_trailers(body: str) -> tuple[str, int] | None:
+    last_paragraph = body.strip().split("\n\n")[-1]
+    trailers: dict[str, str] = {
+        match[1]: match[2]
+        for line in last_paragraph.splitlines()
+        if (match := _TRAILER.match(line))
+    }
+    version = trailers.get(MODEL_VERSION_TRAILER, "")
+    entry = trailers.get(LEDGER_ENTRY_TRAILER, "")
+    return (version, int(entry)) if version and entry.isdigit() else None
 
 
 # ----------------------------------------------------------------------------- messages

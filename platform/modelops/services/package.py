@@ -14,6 +14,11 @@ package: lookup → (holder check) → verified load → skew check → scorer c
   flipped); those rows travel in the release, and the service repeats the check at start-up;
 - **release**: ``manifest.json`` (decision policy, feature names, serving policy, Feast config
   name, feature views), ``samples.parquet`` and the Feast configuration files;
+- **signed record**: every file of the release, the model folders and the ``modelops`` code
+  with its SHA-256, and the manifest, signed with the platform's release key
+  (:mod:`modelops.services.signing`), written into the release as ``release-record.json`` and
+  recorded in the ledger as a ``package`` entry. The service verifies it before it loads
+  anything; a Bento that is reused is verified against it first;
 - **Bento**: ``bentoml build`` of :mod:`modelops.serving.service` with the release, the
   ``modelops`` package and the model(s), tagged :func:`~modelops.core.release.bento_tag` and
   labelled with the project, version, artifact hash and feature service.
@@ -26,6 +31,7 @@ service polls and swaps in without a restart (:mod:`modelops.serving.service`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -39,6 +45,7 @@ from modelops.config.project import Project
 from modelops.config.settings import Settings
 from modelops.core import tags
 from modelops.core.errors import ModelopsError
+from modelops.core.ranges import FeatureRange, parse_ranges
 from modelops.core.release import bento_name, bento_tag, bento_version
 from modelops.integrations import bentoml as bentoml_io
 from modelops.integrations import feast as feast_io
@@ -48,6 +55,13 @@ from modelops.services.context import check_environment, feature_repo, tracking,
 from modelops.services.context import project as project_for
 from modelops.services.features import project_service
 from modelops.services.identity import resolve_actor
+from modelops.services.signing import (
+    model_folders,
+    public_key,
+    record_release,
+    sign_release,
+    verify_bento,
+)
 from modelops.services.skew import SkewResult, check_skew
 from modelops.serving import artifact
 from modelops.serving.manifest import (
@@ -63,6 +77,7 @@ from modelops.serving.manifest import (
 )
 
 if TYPE_CHECKING:
+    from modelops.core.release_record import ReleaseRecord
     from modelops.core.scorer import ScorerCheck
 
 PACKAGE_ENTITIES = 200
@@ -94,6 +109,7 @@ class _Version:
     artifact_sha256: str
     model: Any
     check: ScorerCheck | None = None
+    ranges: dict[str, FeatureRange] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,8 @@ class PackageResult:
     skew: SkewResult
     shadow_version: str | None = None
     reused: bool = False
+    record: ReleaseRecord | None = None
+    ranges: str = ""
 
 
 def bento_store(settings: Settings) -> bentoml_io.Store:
@@ -199,12 +217,14 @@ def _lookup(client: Any, project: Project, version: str, role: str) -> _Version:
     model, _ = mlflow_io.load_verified_model(
         f"models:/{name}/{version}", sha256, f"{name} v{version} ({role})"
     )
+    recorded = found.get(tags.FEATURE_RANGES)
     return _Version(
         version=str(version),
         threshold=float(tag(tags.THRESHOLD)),
         features=tuple(f for f in tag(tags.FEATURES).split(",") if f),
         artifact_sha256=sha256,
         model=model,
+        ranges=parse_ranges(recorded, f"{name} v{version}") if recorded else None,
     )
 
 
@@ -215,7 +235,7 @@ def _checked(v: _Version, frame: Any, label: str) -> _Version:
     check = verify_scorer(scorer, v.model, frame, list(v.features), threshold=v.threshold)
     if not check.passed:
         raise PackageRefusedError(f"{label}: {check.detail}")
-    return _Version(v.version, v.threshold, v.features, v.artifact_sha256, v.model, check)
+    return dataclasses.replace(v, check=check)
 
 
 def _feast_type(value: Any, where: str) -> str:
@@ -277,6 +297,7 @@ def _entry(v: _Version, project: str, **where: Any) -> ModelEntry:
         scorer_kind=v.check.kind,
         scorer_max_abs_diff=v.check.max_abs_diff,
         bentoml_model=model_tag(project, v.version, v.artifact_sha256),
+        feature_ranges=v.ranges,
         **where,
     )
 
@@ -297,6 +318,7 @@ def _prepare(
         check_holder(settings, spec.name, environment, version)
     if shadow is not None and str(shadow) == version:
         raise PackageRefusedError(f"--shadow {shadow}: the shadow must be another version")
+    public_key(settings)  # no key to sign the release with: refuse before the expensive checks
     with mlflow_io.session(tracking(settings)) as client:
         primary = _lookup(client, project, version, "served")
         second = _lookup(client, project, str(shadow), "shadow") if shadow else None
@@ -407,7 +429,11 @@ def _copy_package(target: Path) -> None:
 
 
 def _result(
-    prepared: _Prepared, bento: bentoml_io.Bento, store: bentoml_io.Store, reused: bool
+    prepared: _Prepared,
+    bento: bentoml_io.Bento,
+    store: bentoml_io.Store,
+    reused: bool,
+    record: ReleaseRecord,
 ) -> PackageResult:
     spec = prepared.project.spec
     primary = prepared.primary
@@ -429,7 +455,28 @@ def _result(
         skew=prepared.skew,
         shadow_version=prepared.shadow.version if prepared.shadow else None,
         reused=reused,
+        record=record,
+        ranges=_ranges_note(prepared),
     )
+
+
+def _ranges_note(prepared: _Prepared) -> str:
+    """What the service does with values outside the training ranges, in one line."""
+    serving = prepared.project.spec.serving
+    lacking = [
+        f"v{v.version}" for v in (prepared.primary, prepared.shadow) if v and v.ranges is None
+    ]
+    if prepared.primary.ranges is None:
+        return (
+            f"no training ranges recorded for {', '.join(lacking)} (trained before they were): "
+            "inputs are served without a range check; retrain to record them"
+        )
+    checked = len(prepared.primary.ranges)
+    note = (
+        f"{checked} training ranges (margin {serving.range_margin:g}); values outside are "
+        f"{'refused (422)' if serving.out_of_range == 'refuse' else 'scored and flagged'}"
+    )
+    return note + (f"; {lacking[0]} (shadow) has none" if lacking else "")
 
 
 def package(
@@ -447,7 +494,9 @@ def package(
 
     Raises:
         PackageRefusedError: not the environment's holder, skew above tolerance, a scorer that
-            differs from its pipeline; RegistryError: an artifact that does not match its hash.
+            differs from its pipeline; RegistryError: an artifact that does not match its hash;
+        ReleaseRefusedError: the Bento of that tag differs from its signed record (it is not
+            reused; ``rebuild`` replaces it); ConfigError: no ledger key to sign with.
     """
     prepared = _prepare(settings, project_name, version, environment, shadow, entities)
     store = bento_store(settings)
@@ -455,12 +504,22 @@ def package(
     tag = manifest.bento_tag
     existing = bentoml_io.find_bento(store, tag)
     if existing is not None and not rebuild:
-        return _result(prepared, existing, store, reused=True)
+        record = verify_bento(settings, store, existing, prepared.primary.version)
+        return _result(prepared, existing, store, reused=True, record=record)
     if existing is not None:
         bentoml_io.delete_bento(store, tag)
     _import_models(settings, prepared)
+    bento = _build(settings, prepared, store)
+    record = verify_bento(settings, store, bento, prepared.primary.version)
+    record_release(settings, record, manifest.packaged_by)
+    return _result(prepared, bento, store, reused=False, record=record)
+
+
+def _build(settings: Settings, prepared: _Prepared, store: bentoml_io.Store) -> bentoml_io.Bento:
+    """The Bento: the ``modelops`` code and the release, signed, then ``bentoml build``."""
     spec = prepared.project.spec
     primary = prepared.primary
+    manifest = prepared.manifest
     labels = {
         "project": spec.name,
         "model_version": primary.version,
@@ -479,8 +538,11 @@ def package(
         _copy_package(context)
         release = context / RELEASE_DIR
         _write_release(release, prepared, manifest)
-        name, _, bento_ver = tag.partition(":")
-        bento = bentoml_io.build(
+        sign_release(
+            settings, release, manifest, model_folders(store, release), context / "modelops"
+        )
+        name, _, bento_ver = manifest.bento_tag.partition(":")
+        return bentoml_io.build(
             store,
             bentoml_io.BentoSpec(
                 build_ctx=context,
@@ -497,7 +559,9 @@ def package(
                     f"{spec.decisions.negative} at threshold {primary.threshold:.6g}."
                 ),
                 packages=bentoml_io.runtime_requirements(),
-                build_env={"MODELOPS_SERVING_RELEASE": str(release)},
+                build_env={
+                    "MODELOPS_SERVING_RELEASE": str(release),
+                    "MODELOPS_SERVING_RELEASE_PUBLIC_KEY": public_key(settings),
+                },
             ),
         )
-    return _result(prepared, bento, store, reused=False)

@@ -1,6 +1,12 @@
 """Serving a packaged release locally (``modelops serve``): stage the holder's release, plan the
 ``bentoml serve`` process, start and stop it, and follow promotions by swapping in the new
-holder's verified release."""
+holder's verified release.
+
+A Bento found in the store is verified against its signed record before it is served; a staged
+release is signed like a package. ``bentoml serve`` runs in a process group of its own, and
+:func:`run_server` stops that whole group when it is stopped itself (SIGINT or SIGTERM), or when
+the server exits on its own (naming the server's last line).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,14 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from modelops.config.settings import Settings
 from modelops.core import tags
@@ -33,6 +43,7 @@ from modelops.services.package import (
     bento_store,
     package,
 )
+from modelops.services.signing import model_folders, public_key, sign_release, verify_bento
 from modelops.services.skew import SkewResult
 from modelops.serving.manifest import (
     Manifest,
@@ -89,6 +100,8 @@ def stage_release(
         entries.append(entry.model_copy(update={"directory": relative}))
     manifest = prepared.manifest.model_copy(update={"model": entries[0], "shadow": entries[1]})
     _write_release(directory, prepared, manifest)
+    store = bento_store(settings)
+    sign_release(settings, directory, manifest, model_folders(store, directory), None)
     return StagedRelease(directory, prepared.primary.version, manifest, prepared.skew)
 
 
@@ -102,6 +115,7 @@ def server_environment(
         "MODELOPS_SERVING_FEATURE_STORE_YAML": str(settings.resolved_feature_store_yaml),
         "MODELOPS_SERVING_PREDICTION_LOG": settings.resolved_prediction_log,
         "MODELOPS_SERVING_ENVIRONMENT": environment,
+        "MODELOPS_SERVING_RELEASE_PUBLIC_KEY": public_key(settings),
         **settings.feast_variables(),
     }
     if pointer is not None:
@@ -148,8 +162,11 @@ def plan_serve(
         tag = bento_tag(spec.name, holder, sha256)
         if shadow:
             tag = f"{tag}-shadow-v{shadow}-{shadow_sha[:12]}"
-        if bentoml_io.find_bento(store, tag) is None:
+        bento = bentoml_io.find_bento(store, tag)
+        if bento is None:
             tag = None
+        else:
+            verify_bento(settings, store, bento, holder)  # refused: one line, nothing started
     if tag is None:
         packaged = package(
             settings, spec.name, holder, environment=environment, shadow=shadow, entities=entities
@@ -234,7 +251,8 @@ def start_server(
 def stop_server(
     process: subprocess.Popen[bytes], timeout: float = 20.0, first: int = signal.SIGTERM
 ) -> int:
-    """Stop the server and its workers (``first`` to its process group, then SIGKILL)."""
+    """Stop the server and its workers: ``first`` to its process group, then SIGKILL to what is
+    left of the group (also when the server itself had already exited)."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, first)
@@ -244,4 +262,158 @@ def stop_server(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout)
+    _reap_group(process.pid, timeout)
     return int(process.returncode or 0)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_group(pgid: int, timeout: float) -> None:
+    """Workers the server left behind in its group: SIGTERM, then SIGKILL after ``timeout``."""
+    if not _group_alive(pgid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class ServerExitedError(ModelopsError):
+    """``bentoml serve`` exited by itself (it refused to start, or crashed)."""
+
+    exit_code = 1
+
+
+class _Stopped(BaseException):
+    """SIGTERM (or SIGHUP) to ``modelops serve``: stop the server, like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`_Stopped` in the main thread (SIGINT already raises
+    KeyboardInterrupt), so that the server's process group is stopped on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_stops() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def _forward(source: IO[bytes], sink: IO[bytes] | None, tail: deque[str]) -> None:
+    """Copy the server's output to ``sink`` line by line, keeping its last lines."""
+    for raw in iter(source.readline, b""):
+        if sink is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sink.write(raw)
+                sink.flush()
+        text = raw.decode("utf-8", "replace").strip()
+        if text:
+            tail.append(text)
+
+
+def _exit_reason(code: int, tail: deque[str]) -> str:
+    refused = [line for line in tail if "refused" in line]
+    last = refused[-1] if refused else (tail[-1] if tail else "")
+    return f"bentoml serve exited with code {code}" + (f": {last}" if last else "")
+
+
+Notify = Callable[[str, str], None]
+"""``(kind, message)``: ``staged``, ``refused``, ``poll_failed`` or ``stopping``."""
+
+
+def run_server(
+    settings: Settings,
+    plan: ServePlan,
+    port: int,
+    host: str,
+    *,
+    poll_seconds: float,
+    notify: Notify,
+    output: IO[bytes] | None = None,
+) -> None:
+    """Run ``bentoml serve`` of ``plan`` until it exits or this process is stopped (SIGINT,
+    SIGTERM, SIGHUP); either way its whole process group is stopped before returning. With a
+    ``plan.pointer``, poll the ledger every ``poll_seconds`` and stage each new holder.
+
+    Raises:
+        ServerExitedError: the server exited by itself; names its refusal (or last line).
+    """
+    tail: deque[str] = deque(maxlen=40)
+    with _stop_on_signals():
+        process = start_server(plan, port, host, stdout=subprocess.PIPE)
+        assert process.stdout is not None
+        copier = threading.Thread(
+            target=_forward, args=(process.stdout, output, tail), name="serve-output", daemon=True
+        )
+        copier.start()
+        try:
+            _supervise(settings, plan, process, poll_seconds, notify)
+            copier.join(5)
+            raise ServerExitedError(_exit_reason(int(process.returncode or 0), tail))
+        except (KeyboardInterrupt, _Stopped):
+            notify("stopping", "stopping the server and its workers")
+        finally:
+            _ignore_stops()  # a second SIGTERM must not cut the stop short
+            stop_server(process)
+            copier.join(5)
+
+
+def _supervise(
+    settings: Settings,
+    plan: ServePlan,
+    process: subprocess.Popen[bytes],
+    poll_seconds: float,
+    notify: Notify,
+) -> None:
+    """Wait for the server to exit, following promotions meanwhile when the plan says so."""
+    current, refused = plan.version, None
+    while True:
+        try:
+            process.wait(timeout=poll_seconds if plan.pointer is not None else 3600)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        if plan.pointer is None:
+            continue
+        try:
+            seen = follow_promotion(settings, plan, current, refused)
+        except ModelopsError as exc:  # the ledger or registry did not answer this time
+            notify("poll_failed", f"promotion poll failed: {exc}")
+            continue
+        if seen is None:
+            continue
+        if seen.staged is None:
+            refused = seen.version
+            notify("refused", f"kept v{current}: new holder v{seen.version} refused: {seen.error}")
+            continue
+        notify(
+            "staged",
+            f"{plan.environment} now held by v{seen.version}: staged {seen.staged.directory}; "
+            "the service swaps it in once it verifies",
+        )
+        current, refused = seen.version, None

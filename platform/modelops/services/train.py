@@ -34,6 +34,7 @@ from modelops.core.metrics import (
     segment_metrics,
 )
 from modelops.core.modeling import feature_importance, with_feature_step
+from modelops.core.ranges import FeatureRange, format_ranges
 from modelops.core.sabotage import BrokenFeatures
 from modelops.core.splits import WINDOWS
 from modelops.core.tags import feature_digest, format_view_digests
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FUNCTIONS = ("build_features", "fit", "fit_baseline")
 ROLES = ("baseline", "candidate")
+MAX_TAG_CHARS = 8000  # MLflow's limit on a tag value
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,15 @@ def load_model_module(project: Project) -> ModuleType | None:
 
 def _check_declared_features(project: Project, features: list[str]) -> None:
     declared = project.spec.features
-    for field_name, names in (("categorical", declared.categorical), ("clip", declared.clip)):
+    for field_name, names in (
+        ("features.categorical", declared.categorical),
+        ("features.clip", declared.clip),
+        ("monitoring.drift_exempt", project.spec.monitoring.drift_exempt),
+    ):
         unknown = sorted(set(names) - set(features))
         if unknown:
             raise ConfigError(
-                f"{project.spec_file}: field 'features.{field_name}': {unknown} not in feature "
+                f"{project.spec_file}: field '{field_name}': {unknown} not in feature "
                 f"service '{project.spec.feature_service}' (it has: {', '.join(features)})"
             )
 
@@ -339,12 +345,40 @@ def _lineage(
         tags.PROJECT_YAML_SHA256: project.spec_hash,
         tags.PRIMARY_METRIC: spec.primary_metric,
         tags.PREVALENCE: repr(float(data.frames["train"][label].mean())),
+        tags.FEATURE_RANGES: _feature_ranges(data),
     }
     for name, print_ in data.fingerprints.items():
         lineage.update(print_.as_tags(tags.dataset(name)))
     if sabotage is not None:
         lineage[tags.DRILL_BROKEN_FEATURES] = sabotage.tag()
     return lineage
+
+
+def _feature_ranges(data: TrainingSet) -> str:
+    """The tag of the training rows' [min, max] per numeric feature and request field (the
+    service refuses or flags values outside, ``serving.out_of_range``)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = data.frames["train"]
+    ranges: dict[str, FeatureRange] = {}
+    for name in dict.fromkeys([*data.features, *data.request_fields]):
+        column = frame[name] if name in frame.columns else None
+        if column is None or pd.api.types.is_bool_dtype(column):
+            continue
+        if not pd.api.types.is_numeric_dtype(column):
+            continue
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            ranges[name] = FeatureRange(low=float(finite.min()), high=float(finite.max()))
+    text = format_ranges(ranges)
+    if len(text) > MAX_TAG_CHARS:
+        raise ConfigError(
+            f"the training ranges of {len(ranges)} features take {len(text)} characters, more "
+            f"than an MLflow tag holds ({MAX_TAG_CHARS})"
+        )
+    return text
 
 
 def _role_tags(

@@ -15,12 +15,25 @@ import yaml
 
 from modelops.core.errors import ModelopsError
 from modelops.core.fingerprint import model_folder_sha256
+from modelops.serving.manifest import ModelEntry
 
 MLMODEL = "MLmodel"
+MLFLOW_MODEL_FOLDER = "mlflow_model"  # where bentoml.mlflow.import_model keeps the MLflow files
 
 
 class ArtifactError(ModelopsError):
     """The model folder is not the registered artifact, or cannot be read."""
+
+
+def model_folder(release: Path, entry: ModelEntry) -> Path:
+    """The MLflow model folder of an entry: in the release, or in the BentoML model store."""
+    if entry.directory:
+        return release / entry.directory
+    if entry.bentoml_model:
+        import bentoml
+
+        return Path(bentoml.models.get(entry.bentoml_model).path_of(MLFLOW_MODEL_FOLDER))
+    raise ArtifactError(f"v{entry.version}: the manifest names no model folder")
 
 
 def tree_sha256(folder: Path) -> str:

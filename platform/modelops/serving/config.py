@@ -9,6 +9,10 @@ variable                                   meaning (default)
 =========================================  =====================================================
 ``MODELOPS_SERVING_RELEASE``               release directory (manifest, samples, Feast config);
                                            default: the ``release/`` folder the Bento carries
+``MODELOPS_SERVING_RELEASE_PUBLIC_KEY``    the platform's release key (public half, 64 hex
+                                           digits; ``modelops ledger release-key``): the
+                                           release's signed record must verify under it, or the
+                                           service does not start (required)
 ``MODELOPS_SERVING_WATCH``                 a pointer file naming a newer release directory; the
                                            service polls it and swaps models without a restart
 ``MODELOPS_SERVING_WATCH_SECONDS``         how often the pointer is polled (2)
@@ -33,6 +37,12 @@ variable                                   meaning (default)
                                            ``/predict`` and ``/predict_batch`` (off: a span per
                                            request cost about a third of the worker's CPU)
 ``MODELOPS_SERVING_READY_CACHE_SECONDS``   how long a successful online-store probe counts (2)
+``MODELOPS_SERVING_HEADER_TIMEOUT_SECONDS`` longest wait for a request's complete headers from
+                                           its first byte (or the connection's opening): 408 (10)
+``MODELOPS_SERVING_BODY_TIMEOUT_SECONDS``   longest wait for a prediction request's complete
+                                           body once its headers arrived: 408 (10)
+``MODELOPS_SERVING_MAX_HEADER_BYTES``      request line and headers, bytes at most: 431 (16384)
+``MODELOPS_SERVING_MAX_HEADERS``           header fields at most: 431 (100)
 =========================================  =====================================================
 """
 
@@ -50,6 +60,7 @@ PREFIX = "MODELOPS_SERVING_"
 
 _KNOWN = (
     "RELEASE",
+    "RELEASE_PUBLIC_KEY",
     "WATCH",
     "WATCH_SECONDS",
     "FEATURE_REPO",
@@ -66,6 +77,10 @@ _KNOWN = (
     "PROJECT",
     "MODEL_VERSION",
     "TRACE_PREDICTIONS",
+    "HEADER_TIMEOUT_SECONDS",
+    "BODY_TIMEOUT_SECONDS",
+    "MAX_HEADER_BYTES",
+    "MAX_HEADERS",
 )
 VARIABLES = tuple(PREFIX + name for name in _KNOWN)
 PREDICTION_ROUTES = ("predict", "predict_batch")
@@ -74,6 +89,7 @@ PREDICTION_ROUTES = ("predict", "predict_batch")
 @dataclass(frozen=True)
 class ServingConfig:
     release: Path | None = None
+    release_public_key: str | None = None
     watch: Path | None = None
     watch_seconds: float = 2.0
     feature_repo: Path | None = None
@@ -90,6 +106,10 @@ class ServingConfig:
     project: str | None = None
     model_version: str | None = None
     trace_predictions: bool = False
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
 
     @property
     def tracing(self) -> dict[str, object]:
@@ -155,6 +175,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> ServingConfig:
 
     return ServingConfig(
         release=path("RELEASE"),
+        release_public_key=(env.get(PREFIX + "RELEASE_PUBLIC_KEY") or "").strip().lower() or None,
         watch=path("WATCH"),
         watch_seconds=_number(env, "WATCH_SECONDS", 2.0, float),
         feature_repo=path("FEATURE_REPO"),
@@ -171,4 +192,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> ServingConfig:
         project=env.get(PREFIX + "PROJECT") or None,
         model_version=env.get(PREFIX + "MODEL_VERSION") or None,
         trace_predictions=_flag(env, "TRACE_PREDICTIONS"),
+        header_timeout_seconds=_number(env, "HEADER_TIMEOUT_SECONDS", 10.0, float),
+        body_timeout_seconds=_number(env, "BODY_TIMEOUT_SECONDS", 10.0, float),
+        max_header_bytes=int(_number(env, "MAX_HEADER_BYTES", 16 * 1024, int)),
+        max_headers=int(_number(env, "MAX_HEADERS", 100, int)),
     )

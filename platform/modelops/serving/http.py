@@ -2,8 +2,9 @@
 
 The request of ``POST /predict`` is the entity key and the request-time fields, flat, typed as
 Feast declares them; ``POST /predict_batch`` takes ``{"entities": [...]}`` of the same items.
-Every model forbids extra keys, is strict (``"7"`` is not an integer, ``7.0`` is not an
-integer, ``true`` is not a number) and refuses NaN and infinities.
+Every model forbids extra keys, is strict (``"7"`` is not an integer, ``7.5`` is not an
+integer, ``true`` is not a number) and refuses NaN and infinities. ``7.0`` is the integer 7, as
+JSON Schema (and so the OpenAPI document) has it.
 
 :class:`RequestGuard` (an ASGI middleware) answers every malformed request itself, before
 BentoML sees it, with one JSON shape naming the field::
@@ -13,18 +14,33 @@ BentoML sees it, with one JSON shape naming the field::
 
 - 415: a body that is not ``application/json``;
 - 400: malformed JSON (``field`` is ``(body)``);
+- 408: a body not received within the body timeout (the connection is closed);
 - 413: a body or a batch larger than allowed (``serving.max_batch``);
-- 422: missing, extra or mistyped fields, non-finite numbers.
+- 422: missing, extra or mistyped fields, non-finite numbers, a request field outside its
+  training range (``serving.out_of_range: refuse``).
+
+It also answers ``GET`` of the service's own OpenAPI document (:mod:`modelops.serving.openapi`)
+in place of BentoML's, whose generator drops ``null`` from every optional type.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+)
 
 from modelops.serving.manifest import InputField, Manifest
 
@@ -48,15 +64,32 @@ def _strict(name: str, example: dict[str, Any] | None = None) -> ConfigDict:
     return config
 
 
-def _annotation(spec: InputField) -> Any:
+Bounds = Mapping[str, tuple[float, float]]
+
+
+def _annotation(spec: InputField, bounds: tuple[float, float] | None = None) -> Any:
     description = spec.description or None
     if spec.type == "int":
-        return Annotated[int, Field(ge=INT64[0], le=INT64[1], description=description)]
+        low, high = INT64
+        if bounds is not None:
+            low, high = max(low, math.ceil(bounds[0])), min(high, math.floor(bounds[1]))
+        return Annotated[
+            int, Field(ge=low, le=high, description=description), BeforeValidator(_integral)
+        ]
     if spec.type == "float":
+        if bounds is not None:
+            return Annotated[float, Field(ge=bounds[0], le=bounds[1], description=description)]
         return Annotated[float, Field(description=description)]
     if spec.type == "bool":
         return Annotated[bool, Field(description=description)]
     return Annotated[str, Field(min_length=1, max_length=MAX_STRING, description=description)]
+
+
+def _integral(value: Any) -> Any:
+    """A float with no fractional part is the integer JSON Schema says it is (``7.0`` → 7)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _output(spec: InputField) -> Any:
@@ -73,13 +106,21 @@ class ApiModels:
     max_batch: int
 
 
-def build_models(manifest: Manifest) -> ApiModels:
-    """The pydantic models of the API a release publishes."""
+def build_models(manifest: Manifest, bounds: Bounds | None = None) -> ApiModels:
+    """The pydantic models of the API a release publishes.
+
+    ``bounds`` (request field → [low, high]) adds the training ranges a request field must keep
+    (``serving.out_of_range: refuse``) to the request models: the request guard then refuses a
+    value outside with 422 naming the field, and the OpenAPI document states the range.
+    """
     inputs = (manifest.entity, *manifest.request_fields)
     clash = [f.name for f in inputs if f.name in RESERVED]
     if clash:
         raise ValueError(f"input fields {clash} clash with the API's own fields")
-    fields: dict[str, Any] = {f.name: (_annotation(f), ...) for f in inputs}
+    limits = bounds or {}
+    fields: dict[str, Any] = {manifest.entity.name: (_annotation(manifest.entity), ...)}
+    for spec in manifest.request_fields:
+        fields[spec.name] = (_annotation(spec, limits.get(spec.name)), ...)
     request_id: Any = (
         Annotated[str | None, Field(pattern=REQUEST_ID, description="Your id for this request.")],
         None,
@@ -118,7 +159,17 @@ def build_models(manifest: Manifest) -> ApiModels:
         ),
         "decision": (str, Field(description="One of: " + ", ".join(_actions(manifest)))),
         "fallback": (bool, Field(description="True: no online features, the fallback decision.")),
-        "reason": (str | None, Field(None, description="Why a fallback was answered.")),
+        "reason": (
+            str | None,
+            Field(description="Why a fallback was answered; null for a score."),
+        ),
+        "out_of_range": (
+            list[str],
+            Field(
+                description="Features outside their training range, scored anyway "
+                "(serving.out_of_range: flag); empty otherwise."
+            ),
+        ),
     }
     frozen = ConfigDict(extra="forbid")
     common: dict[str, Any] = {
@@ -176,19 +227,21 @@ def error_body(message: str, field: str | None) -> dict[str, Any]:
     return {"error": message, "field": field, "detail": []}
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any]) -> None:
+async def respond(send: Send, status: int, body: dict[str, Any], *, close: bool = False) -> None:
+    """Send a complete JSON response (``close``: and end the connection after it)."""
     payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+class _BodyTimeout(Exception):
+    pass
 
 
 class RequestGuard:
@@ -196,30 +249,52 @@ class RequestGuard:
 
     Args:
         app: the ASGI app behind (BentoML's).
-        routes: path → the request model of that path.
+        routes: path → the request model of that path, or a function returning that mapping
+            (read per request, so a reload can change the models).
         max_body: bytes per path; a larger body is refused with 413 before it is parsed.
         on_reject: called with the path and status of every refused request (metrics).
+        body_timeout: seconds the whole body may take to arrive once the app has the request.
+        documents: a function returning ``GET`` path → JSON document the guard answers itself.
     """
 
     def __init__(
         self,
         app: ASGIApp,
-        routes: dict[str, type[BaseModel]],
+        routes: Mapping[str, type[BaseModel]] | Callable[[], Mapping[str, type[BaseModel]]],
         max_body: dict[str, int],
         on_reject: Callable[[str, int], None] | None = None,
+        body_timeout: float = 10.0,
+        documents: Callable[[], Mapping[str, bytes]] | None = None,
     ) -> None:
         self.app = app
-        self.routes = routes
+        self._routes = routes if callable(routes) else (lambda: routes)
         self.max_body = max_body
         self.on_reject = on_reject or (lambda path, status: None)
+        self.body_timeout = body_timeout
+        self._documents = documents or (lambda: {})
 
-    async def _refuse(self, send: Send, path: str, status: int, body: dict[str, Any]) -> None:
+    @property
+    def routes(self) -> Mapping[str, type[BaseModel]]:
+        return self._routes()
+
+    async def _refuse(
+        self, send: Send, path: str, status: int, body: dict[str, Any], close: bool = False
+    ) -> None:
         self.on_reject(path, status)
-        await _respond(send, status, body)
+        await respond(send, status, body, close=close)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope.get("type") != "http" or scope.get("method") != "POST" or path not in self.routes:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") in ("GET", "HEAD"):
+            document = self._documents().get(path)
+            if document is not None:
+                await _document(send, document, scope["method"] == "HEAD")
+                return
+        routes = self.routes
+        if scope.get("method") != "POST" or path not in routes:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -237,26 +312,21 @@ class RequestGuard:
                 ),
             )
             return
-        limit = self.max_body[path]
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self._refuse(
-                    send, path, 413, error_body(f"request body exceeds {limit} bytes", "(body)")
-                )
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
         try:
-            self.routes[path].model_validate_json(body)
+            body = await self._read(receive, self.max_body[path])
+        except _BodyTimeout:
+            message = f"request body not received within {self.body_timeout:g} s"
+            await self._refuse(send, path, 408, error_body(message, "(body)"), close=True)
+            return
+        if body is None:  # the client went away
+            return
+        if isinstance(body, int):
+            await self._refuse(
+                send, path, 413, error_body(f"request body exceeds {body} bytes", "(body)")
+            )
+            return
+        try:
+            routes[path].model_validate_json(body)
         except ValidationError as exc:
             status, payload = validation_body(exc)
             await self._refuse(send, path, status, payload)
@@ -271,3 +341,45 @@ class RequestGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive, limit: int) -> bytes | int | None:
+        """The body; ``limit`` itself when it is larger; None on a disconnect.
+
+        Raises:
+            _BodyTimeout: the body did not arrive within ``body_timeout``.
+        """
+        deadline = time.monotonic() + self.body_timeout
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _BodyTimeout
+            try:
+                message = await asyncio.wait_for(receive(), remaining)
+            except TimeoutError:
+                raise _BodyTimeout from None
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return limit
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+
+async def _document(send: Send, payload: bytes, head: bool) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else payload})

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 WINDOW_COLUMNS = ("logged_at", "environment", "model_version", "score", "features")
 """What a drift window needs of the log (one column per feature once decoded)."""
 LOOKBACK_COLUMNS = (
+    "request_id",
     "logged_at",
     "environment",
     "model_version",
@@ -35,7 +36,8 @@ LOOKBACK_COLUMNS = (
     "shadow_version",
     "shadow_score",
 )
-"""What labels are joined to: no features, so a long look-back stays cheap."""
+"""What labels are joined to: no features, so a long look-back stays cheap (the request id
+finds a row's features when they are needed)."""
 PARTITION = "date"
 """The hive partition key of a log directory (``date=YYYY-MM-DD``)."""
 
@@ -98,7 +100,8 @@ def _read_sql(url: str, start: datetime, end: datetime, project: str | None) -> 
         if not inspector.has_table(TABLE):
             return _empty_frame()
         table = _table(sa.MetaData())
-        query = sa.select(*(table.c[name] for name in COLUMNS)).where(
+        present = {c["name"] for c in inspector.get_columns(TABLE)}
+        query = sa.select(*(table.c[name] for name in COLUMNS if name in present)).where(
             table.c.logged_at >= start, table.c.logged_at < end
         )
         if project is not None:
@@ -107,6 +110,10 @@ def _read_sql(url: str, start: datetime, end: datetime, project: str | None) -> 
             frame = pd.read_sql(query.order_by(table.c.logged_at), connection)
     finally:
         engine.dispose()
+    for name in COLUMNS:
+        if name not in frame.columns:  # a table older than the column (ADDED_COLUMNS)
+            frame[name] = None
+    frame = frame[list(COLUMNS)]
     frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
     return frame
 

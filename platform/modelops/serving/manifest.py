@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelops.config.project import Decisions, Serving
 from modelops.core.errors import ConfigError
+from modelops.core.ranges import FeatureRange
 
 MANIFEST_FILE = "manifest.json"
 SAMPLES_FILE = "samples.parquet"
@@ -59,6 +60,11 @@ class ModelEntry(_Strict):
     )
     scorer_kind: str
     scorer_max_abs_diff: float
+    feature_ranges: dict[str, FeatureRange] | None = Field(
+        None,
+        description="[min, max] of each numeric feature and request field over the training "
+        "rows; null for a version trained before ranges were recorded (served unchecked).",
+    )
 
 
 class FeastConfig(_Strict):

@@ -46,6 +46,8 @@ class Metrics(Protocol):
 
     def reload(self, outcome: str) -> None: ...
 
+    def unmatched(self) -> None: ...
+
 
 class NullMetrics:
     """Counts nothing (unit tests, tools)."""
@@ -69,6 +71,9 @@ class NullMetrics:
         return None
 
     def reload(self, outcome: str) -> None:
+        return None
+
+    def unmatched(self) -> None:
         return None
 
 
@@ -127,6 +132,12 @@ class PrometheusMetrics:
             documentation="Reloads of a newer release: swapped, or refused (kept serving).",
             labelnames=["project", "outcome"],
         )
+        self._unmatched = m.Counter(
+            name="modelops_unmatched_requests_total",
+            documentation="Requests for a path no route serves (answered 404 before BentoML "
+            "sees them): one series, whatever the paths.",
+            labelnames=["project"],
+        )
         self._current: tuple[str, str, str] | None = None
 
     def request(self, endpoint: str, version: str, outcome: str, seconds: float) -> None:
@@ -161,3 +172,6 @@ class PrometheusMetrics:
 
     def reload(self, outcome: str) -> None:
         self._reloads.labels(self._project, outcome).inc()
+
+    def unmatched(self) -> None:
+        self._unmatched.labels(self._project).inc()

@@ -59,7 +59,10 @@ COLUMNS = (
     "shadow_score",
     "shadow_decision",
     "latency_ms",
+    "out_of_range",
 )
+# Columns added after the first release of the table: a sink adds them to an older table.
+ADDED_COLUMNS = {"out_of_range": "TEXT"}
 JSON_COLUMNS = ("entity", "request", "features")
 
 
@@ -83,6 +86,7 @@ class PredictionRecord:
     shadow_score: float | None = None
     shadow_decision: str | None = None
     latency_ms: float | None = None
+    out_of_range: str | None = None  # features outside their training range, comma-separated
 
     def row(self) -> dict[str, Any]:
         """The record as a log row: a shallow read of the fields (``dataclasses.asdict`` deep-
@@ -136,6 +140,7 @@ def _arrow_schema() -> Any:
             ("shadow_score", pa.float64()),
             ("shadow_decision", pa.string()),
             ("latency_ms", pa.float64()),
+            ("out_of_range", pa.string()),
         ]
     )
 
@@ -193,6 +198,7 @@ def _table(metadata: Any) -> Any:
         sa.Column("shadow_score", sa.Float),
         sa.Column("shadow_decision", sa.String(64)),
         sa.Column("latency_ms", sa.Float),
+        sa.Column("out_of_range", sa.Text),
         sa.Index(f"ix_{TABLE}_project_logged_at", "project", "logged_at"),
     )
 
@@ -211,6 +217,7 @@ class SqlSink:
         except sa.exc.DatabaseError:  # another worker created it first
             if not sa.inspect(self._engine).has_table(TABLE):
                 raise
+        add_columns(self._engine)
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         with self._engine.begin() as connection:
@@ -218,6 +225,23 @@ class SqlSink:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def add_columns(engine: Any) -> None:
+    """Add the columns of :data:`ADDED_COLUMNS` an older table lacks (nullable: old rows null)."""
+    import sqlalchemy as sa
+
+    present = {c["name"] for c in sa.inspect(engine).get_columns(TABLE)}
+    for name, kind in ADDED_COLUMNS.items():
+        if name in present:
+            continue
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text(f"ALTER TABLE {TABLE} ADD COLUMN {name} {kind}"))
+        except sa.exc.DatabaseError:  # another worker added it first
+            columns = {c["name"] for c in sa.inspect(engine).get_columns(TABLE)}
+            if name not in columns:
+                raise
 
 
 def open_sink(target: str) -> Sink:

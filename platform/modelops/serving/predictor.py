@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.core.errors import DataError, ModelopsError, ServiceUnavailableError
+from modelops.core.ranges import outside
 from modelops.core.skew import describe_entity
 from modelops.serving import artifact
+from modelops.serving.artifact import model_folder
 from modelops.serving.manifest import SAMPLES_FILE, Manifest, ModelEntry, read_manifest
 from modelops.serving.metrics import Metrics, NullMetrics
 from modelops.serving.online import OnlineSource
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
     from modelops.core.scorer import Scorer, ScorerCheck
 
 log = logging.getLogger(__name__)
-
-MLFLOW_MODEL_FOLDER = "mlflow_model"  # where bentoml.mlflow.import_model keeps the MLflow files
 
 
 class RequestError(Exception):
@@ -73,17 +73,6 @@ class Release:
     manifest: Manifest
     model: ServedModel
     shadow: ServedModel | None = None
-
-
-def model_folder(release: Path, entry: ModelEntry) -> Path:
-    """The MLflow model folder of an entry: in the release, or in the BentoML model store."""
-    if entry.directory:
-        return release / entry.directory
-    if entry.bentoml_model:
-        import bentoml
-
-        return Path(bentoml.models.get(entry.bentoml_model).path_of(MLFLOW_MODEL_FOLDER))
-    raise artifact.ArtifactError(f"v{entry.version}: the manifest names no model folder")
 
 
 def _samples(release: Path) -> pd.DataFrame | None:
@@ -270,6 +259,7 @@ class Predictor:
         features = [
             {name: read.columns.get(name, [None] * len(rows))[i] for name in names} for i in present
         ]
+        flagged = _range_check(manifest, model, rows, features, present, request_names, batch)
         try:
             if len(present) == 1 and not batch:
                 scores = [model.scorer.score_one(features[0])]
@@ -295,7 +285,13 @@ class Predictor:
             used: dict[str, Any] | None = None
             if i in by_row:
                 score, decision, used = by_row[i]
-                item = {"score": score, "decision": decision, "fallback": False, "reason": None}
+                item = {
+                    "score": score,
+                    "decision": decision,
+                    "fallback": False,
+                    "reason": None,
+                    "out_of_range": flagged.get(i, []),
+                }
             else:
                 decision = manifest.serving.fallback_decision or ""
                 item = {
@@ -304,6 +300,7 @@ class Predictor:
                     "fallback": True,
                     "reason": "no online features (feature views without a row: "
                     f"{', '.join(read.missing[i])})",
+                    "out_of_range": [],
                 }
             items.append({**({"request_id": request_ids[i]} if batch else {}), **entity, **item})
             records.append(
@@ -321,12 +318,51 @@ class Predictor:
                     environment=self._environment,
                     endpoint=endpoint,
                     latency_ms=latency_ms,
+                    out_of_range=",".join(flagged[i]) if i in flagged else None,
                 )
             )
         self._metrics.scores(model.version, scores, decisions)
         if self._log is not None:
             self._log.submit_many(records, release.shadow)
         return items
+
+
+def _range_check(
+    manifest: Manifest,
+    model: ServedModel,
+    rows: Sequence[Mapping[str, Any]],
+    features: Sequence[Mapping[str, Any]],
+    present: Sequence[int],
+    request_names: Sequence[str],
+    batch: bool,
+) -> dict[int, list[str]]:
+    """Row index → features and request fields outside their training range (flag mode).
+
+    Raises:
+        RequestError: 422 naming the first such value (``serving.out_of_range: refuse``).
+    """
+    ranges = model.entry.feature_ranges
+    if not ranges:
+        return {}
+    margin = manifest.serving.range_margin
+    flagged: dict[int, list[str]] = {}
+    for k, i in enumerate(present):
+        found = outside(ranges, margin, {**features[k], **rows[i]})
+        if not found:
+            continue
+        if manifest.serving.out_of_range == "refuse":
+            first = found[0]
+            field = first.feature if first.feature in request_names else None
+            if field is not None and batch:
+                field = f"entities.{i}.{field}"
+            where = f"entity {i}: " if batch else ""
+            raise RequestError(
+                422,
+                f"{where}{first.describe()} (serving.out_of_range is 'refuse')",
+                field,
+            )
+        flagged[i] = [o.feature for o in found]
+    return flagged
 
 
 def _since(started: float) -> float:

@@ -14,6 +14,14 @@ the request schema and the OpenAPI document follow the packaged project; the mod
 feature store and the prediction log are opened when BentoML starts the service, never at
 import, so ``bentoml build`` and ``modelops --help`` stay light.
 
+The release is verified at import against its signed record
+(:func:`~modelops.serving.integrity.verify_release`, with the public key in
+``MODELOPS_SERVING_RELEASE_PUBLIC_KEY``): every file, the model folders and the code, before
+anything is unpickled. A release that differs, or any other failure to start, stops the server
+once with one line and exit code 3 (:mod:`modelops.serving.startup`): BentoML's arbiter never
+restarts a refused worker, and the port is closed. A staged release is verified the same way
+before it is swapped in.
+
 BentoML defaults changed here, each for latency or for the caller:
 
 - access logging off (``MODELOPS_SERVING_ACCESS_LOG=true`` turns it on): one formatted log line
@@ -35,34 +43,79 @@ import logging
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, cast
 
 import bentoml
+from pydantic.warnings import PydanticDeprecatedSince211
 from starlette.responses import JSONResponse
 
+from modelops.core.errors import ModelopsError
 from modelops.core.release import bento_name
+from modelops.core.release_record import ReleaseRecord
 from modelops.core.telemetry import disable_telemetry
+from modelops.serving import edge
+from modelops.serving.artifact import model_folder
 from modelops.serving.config import load_config
 from modelops.serving.http import ITEM_BYTES, RequestGuard, build_models
+from modelops.serving.integrity import verify_release
 from modelops.serving.manifest import locate_release, read_manifest, read_pointer
 from modelops.serving.metrics import LATENCY_BUCKETS
+from modelops.serving.openapi import Contract, contract
+from modelops.serving.startup import exit_refused_at_exit, refuse_start
 
 log = logging.getLogger("modelops.serving")
+
+
+def _silence_model_fields_warning() -> None:
+    """BentoML 1.4 reads ``model_fields`` from the request model's instance on every request
+    (``_bentoml_impl/server/app.py``), which pydantic >= 2.11 warns about; Feast, imported when
+    the service opens its online store, puts ``once`` for every DeprecationWarning at the front
+    of the filters, and the warning was logged about every other request. Only that warning,
+    from that module, is silenced, in front of Feast's filter (so: after Feast is imported)."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Accessing the 'model_fields' attribute on the instance is deprecated",
+        category=PydanticDeprecatedSince211,
+        module=r"_bentoml_impl\.server\.app",
+    )
+
 
 # No usage reporting from the libraries this process imports. BentoML decides for its own
 # before it imports this module, from the pod's environment: the chart sets the same variables.
 disable_telemetry(os.environ)
-CONFIG = load_config()
+exit_refused_at_exit()
 _SERVICES: list[Any] = []  # the instance of this worker, once started
-RELEASE_DIR = locate_release(CONFIG.release, CONFIG.watch)
-MANIFEST = read_manifest(RELEASE_DIR)
-CONFIG.check_release(MANIFEST.project, MANIFEST.model.version, RELEASE_DIR)
-API = build_models(MANIFEST)
+CODE_DIR = Path(__file__).resolve().parents[1]
+"""The ``modelops`` package this service runs: a Bento's own release lists its files."""
+
+
+def verified(release: Path) -> ReleaseRecord:
+    """``release`` checked against its signed record (raises ReleaseRefusedError)."""
+    return verify_release(
+        release,
+        CONFIG.release_public_key,
+        lambda entry: model_folder(release, entry),
+        CODE_DIR,
+    )
+
+
+try:
+    CONFIG = load_config()
+    RELEASE_DIR = locate_release(CONFIG.release, CONFIG.watch)
+    RECORD = verified(RELEASE_DIR)
+    MANIFEST = read_manifest(RELEASE_DIR)
+    CONFIG.check_release(MANIFEST.project, MANIFEST.model.version, RELEASE_DIR)
+except ModelopsError as exc:
+    refuse_start(str(exc))
+API = build_models(MANIFEST)  # BentoML's input and output models: the shape, never the ranges
+TITLE = bento_name(MANIFEST.project)
+_CONTRACT: list[Contract] = [contract(MANIFEST, TITLE)]  # the guard's; replaced on a reload
 
 
 @bentoml.service(
-    name=bento_name(MANIFEST.project),
+    name=TITLE,
     workers=CONFIG.workers,
     threads=CONFIG.threads,
     logging={"access": {"enabled": CONFIG.access_log}},
@@ -75,6 +128,13 @@ class ModelService:
     """Predictions of one project's served version (and its shadow) from online features."""
 
     def __init__(self) -> None:
+        try:
+            self._start()
+        except Exception as exc:
+            text = str(exc) if isinstance(exc, ModelopsError) else f"{type(exc).__name__}: {exc}"
+            refuse_start(f"start refused: {text}")
+
+    def _start(self) -> None:
         from modelops.serving.metrics import PrometheusMetrics
         from modelops.serving.online import FeastOnline
         from modelops.serving.prediction_log import PredictionLog, open_sink
@@ -98,6 +158,7 @@ class ModelService:
             metrics=self.metrics,
             environment=CONFIG.environment,
         )
+        _silence_model_fields_warning()
         self._ready_until = 0.0
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -177,6 +238,7 @@ class ModelService:
                 continue
             tried = pointed.resolve()
             try:
+                verified(pointed)
                 release = load_release(pointed)
                 self.predictor.swap(release)
             except Exception as exc:
@@ -189,6 +251,7 @@ class ModelService:
                 self.metrics.reload("refused")
                 continue
             current = tried
+            _CONTRACT[0] = contract(release.manifest, TITLE)
             self.metrics.reload("swapped")
             log.info("now serving v%s from %s", release.model.version, pointed)
 
@@ -205,9 +268,25 @@ def _rejected(path: str, status: int) -> None:
         service.metrics.rejected(path.lstrip("/"), version)
 
 
+def _unmatched() -> None:
+    """A request for a path no route serves: one series, whatever the path."""
+    if _SERVICES:
+        _SERVICES[-1].metrics.unmatched()
+
+
 cast(Any, ModelService).add_asgi_middleware(
     RequestGuard,
-    routes={"/predict": API.predict_request, "/predict_batch": API.batch_request},
+    routes=lambda: _CONTRACT[0].routes,
     max_body={"/predict": 64 * 1024, "/predict_batch": 64 * 1024 + API.max_batch * ITEM_BYTES},
     on_reject=_rejected,
+    body_timeout=CONFIG.body_timeout_seconds,
+    documents=lambda: _CONTRACT[0].documents,
+)
+edge.install(
+    edge.EdgeLimits(
+        header_timeout=CONFIG.header_timeout_seconds,
+        max_header_bytes=CONFIG.max_header_bytes,
+        max_headers=CONFIG.max_headers,
+    ),
+    _unmatched,
 )

@@ -80,7 +80,8 @@ def project_data_of(test_file: str | Path) -> ProjectData:
 
 
 def copy_workspace(source: Path, target: Path) -> Path:
-    """The parts of the repository at ``source`` a training run reads, copied under ``target``."""
+    """The parts of the repository at ``source`` a training run reads, copied under ``target``,
+    and the model-service chart when ``source`` has it (a GitOps deploy pins its version)."""
     shutil.copytree(
         source / "feature_repo",
         target / "feature_repo",
@@ -89,6 +90,9 @@ def copy_workspace(source: Path, target: Path) -> Path:
     shutil.copytree(
         source / "projects", target / "projects", ignore=shutil.ignore_patterns("__pycache__")
     )
+    chart = source / "charts" / "model-service"
+    if chart.is_dir():
+        shutil.copytree(chart, target / "charts" / "model-service")
     return target
 
 

@@ -20,8 +20,19 @@ from modelops.core.errors import (
 if TYPE_CHECKING:
     from modelops.core.ledger.checkpoint import Checkpoint
 
-ACTIONS = ("validate", "promote", "approve", "refuse", "rollback", "retrain", "propose", "alert")
-"""Every kind of entry: the gate, moves and approvals, and what the monitor decided."""
+ACTIONS = (
+    "validate",
+    "promote",
+    "approve",
+    "refuse",
+    "rollback",
+    "retrain",
+    "propose",
+    "alert",
+    "package",
+)
+"""Every kind of entry: the gate, moves and approvals, what the monitor decided, and the signed
+release record of each package (details: :class:`modelops.core.release_record.ReleaseRecord`)."""
 TRANSITIONS = ("promote", "rollback")
 GENESIS_HASH = "0" * 64
 

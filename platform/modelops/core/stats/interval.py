@@ -4,6 +4,8 @@
   percentile fallback, for ranking, probability and threshold metrics.
 * :func:`paired_bootstrap` - the same interval together with the resampled gains, which the
   p-values of :mod:`modelops.core.stats.decide` test.
+* :func:`metric_interval` - one model's metric against a known value (the live metric against
+  its gate-time value), by the same bootstrap.
 
 Pure functions, no I/O.
 """
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelops.core.metrics import DIRECTION, RANKING_METRICS, THRESHOLD_METRICS, CostModel
 from modelops.core.stats.bca import BCA_UNDEFINED, bca_bounds
-from modelops.core.stats.kernels import Gain, Kernel
+from modelops.core.stats.kernels import Fixed, Gain, Kernel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -169,19 +171,70 @@ def paired_bootstrap(
     orders: tuple[Any, Any] | None = None,
 ) -> PairedBootstrap:
     """:func:`paired_interval` together with the bootstrap distribution of the gain."""
-    """:func:`paired_interval` together with the bootstrap distribution of the gain."""
-    import numpy as np
 
     sign = _check_metric(metric, threshold_c, threshold_r, costs)
+    y, c, r = _inputs(y_true, candidate_scores, reference_scores)
+    thresholds = (threshold_c, threshold_r)
+
+    def gain_on(rows: np.ndarray, sorts: tuple[Any, Any] | None = None) -> Gain:
+        return _gain_of(metric, sign, (y[rows], c[rows], r[rows]), thresholds, costs, sorts)
+
+    return _bootstrap(metric, y, gain_on, orders, level, resamples, seed, max_rows)
+
+
+def metric_interval(
+    metric: str,
+    y_true: Any,
+    scores: Any,
+    against: float,
+    *,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    threshold: float | None = None,
+    costs: CostModel | None = None,
+) -> Interval:
+    """Bootstrap interval of one model's ``metric`` on these rows minus a known value
+    ``against`` (e.g. the value the gate measured), negated for lower-is-better metrics: the
+    same BCa machinery and subsampling as :func:`paired_interval`, with a reference whose metric
+    is ``against`` on every resample. A negative ``high`` shows the model worse than
+    ``against`` at ``level``."""
+
+    sign = _check_metric(metric, threshold, threshold, costs)
+    if not math.isfinite(against):
+        raise ValueError(f"the value {metric} is compared with must be finite, got {against}")
+    y, s, _ = _inputs(y_true, scores, scores)
+
+    def gain_on(rows: np.ndarray, sorts: tuple[Any, Any] | None = None) -> Gain:
+        kernel = Kernel(metric, y[rows], s[rows], threshold, costs, sorts and sorts[0])
+        return Gain(kernel, Fixed(against, len(rows)), sign)
+
+    return _bootstrap(metric, y, gain_on, None, level, resamples, seed, max_rows).interval
+
+
+def _bootstrap(
+    metric: str,
+    y: np.ndarray,
+    gain_on: Any,
+    orders: tuple[Any, Any] | None,
+    level: float,
+    resamples: int,
+    seed: int,
+    max_rows: int,
+) -> PairedBootstrap:
+    """The bootstrap both intervals share: ``gain_on(rows, sorts)`` builds the statistic on
+    those row positions; all rows give ``estimate``, a stratified subsample the interval."""
+    import numpy as np
+
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if resamples < 1 or max_rows < 2:
         raise ValueError("resamples must be positive and max_rows at least 2")
-    y, c, r = _inputs(y_true, candidate_scores, reference_scores)
-    thresholds = (threshold_c, threshold_r)
-    full = _gain_of(metric, sign, (y, c, r), thresholds, costs, orders)
     total = len(y)
-    estimate = float(full(np.arange(total)[None, :])[0]) if total else math.nan
+    everyone = np.arange(total)
+    full = gain_on(everyone, orders)
+    estimate = float(full(everyone[None, :])[0]) if total else math.nan
     keep = stratified_subsample(y, max_rows, seed)
     run = _Run(metric, estimate, level, resamples, len(keep), total)
     if run.used < 2:
@@ -190,7 +243,7 @@ def paired_bootstrap(
         return run.without_interval("BCa", f"{metric} is undefined on these rows (one class)")
     if not run.subsampled:
         return _bootstrapped(full, run, _Rescale(estimate, estimate, 1.0), seed)
-    statistic = _gain_of(metric, sign, (y[keep], c[keep], r[keep]), thresholds, costs)
+    statistic = gain_on(keep)
     sub_estimate = float(statistic(np.arange(run.used)))
     rescale = _Rescale(estimate, sub_estimate, math.sqrt(run.used / total))
     return _bootstrapped(statistic, run, rescale, seed)

@@ -298,11 +298,29 @@ def jackknifed(rows: np.ndarray, n: int) -> np.ndarray | None:
     return np.asarray(n * (n - 1) // 2 - rows.sum(axis=1, dtype=np.int64))
 
 
+class Fixed:
+    """A reference whose metric is ``value`` on every resample and without every row: a known
+    value (the gate-time metric) that one model's live metric is compared with."""
+
+    def __init__(self, value: float, n: int) -> None:
+        self.value, self.n = value, n
+
+    def resampled(self, rows: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return np.full(np.atleast_2d(rows).shape[0], self.value)
+
+    def without(self, removed: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return np.full(len(removed), self.value)
+
+
 class Gain:
     """The statistic the bootstrap evaluates: ``sign * (candidate - reference)`` on resamples
     given as row positions, shape (resamples, rows) or (rows,)."""
 
-    def __init__(self, candidate: Kernel, reference: Kernel, sign: int) -> None:
+    def __init__(self, candidate: Kernel, reference: Kernel | Fixed, sign: int) -> None:
         self.candidate, self.reference, self.sign = candidate, reference, sign
 
     def __call__(self, rows: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from modelops.core.errors import ModelopsError
 from modelops.core.ledger import (
     TRANSITIONS,
+    ChainRow,
     Checkpoint,
     Holder,
     HolderChangedError,
@@ -270,7 +271,7 @@ class Ledger:
 
         if anchor is not None:
             parse_anchor(anchor)
-        _, ledger, environment, head = tables()
+        _, _, environment, head = tables()
         with self._db.errors(), self._db.read(snapshot=True) as conn:
             fingerprint = storage_fingerprint(conn)
             if since is not None and since.fingerprint != fingerprint:
@@ -283,12 +284,8 @@ class Ledger:
                 (row.project, row.environment): Holder(row.version, row.revision)
                 for row in conn.execute(select(environment))
             }
-            query = select(*chain_columns()).order_by(ledger.c.seq)
-            if since is not None:
-                query = query.where(ledger.c.seq >= since.seq)
-            result = conn.execution_options(yield_per=_STREAM_BATCH).execute(query)
             return verify_chain(
-                (chain_row(values) for values in result),
+                _chain_rows(conn, None if since is None else since.seq),
                 head=None if head_row is None else (head_row.last_seq, head_row.last_hash),
                 holders=holders,
                 key=self._key,
@@ -538,6 +535,28 @@ class Ledger:
         with self._db.errors(), self._db.read() as conn:
             transitions = [recorded(row) for row in conn.execute(query)]
         yield from transitions
+
+
+def _chain_rows(conn: Connection, first: int | None) -> Iterator[ChainRow]:
+    """The entries from seq ``first`` on (every entry when None), in seq order, for the verifier.
+
+    Read a page of ``_STREAM_BATCH`` rows per plain query, keyed on seq, inside the caller's
+    snapshot transaction: memory stays flat on a long chain, and the few entries after a
+    checkpoint cost one round trip (a server-side cursor costs its declare, fetch and close).
+    The first page has no lower bound without ``first``, so no row escapes a full verification.
+    """
+    from sqlalchemy import select
+
+    _, ledger, _, _ = tables()
+    query = select(*chain_columns()).order_by(ledger.c.seq).limit(_STREAM_BATCH)
+    page = query if first is None else query.where(ledger.c.seq >= first)
+    while True:
+        rows = conn.execute(page).all()
+        for values in rows:
+            yield chain_row(values)
+        if len(rows) < _STREAM_BATCH:
+            return
+        page = query.where(ledger.c.seq > rows[-1][0])
 
 
 def _write_atomically(path: Path, text: str) -> None:

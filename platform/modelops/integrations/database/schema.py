@@ -152,15 +152,18 @@ def chain_row(values: Sequence[Any]) -> ChainRow:
     return ChainRow(values[0], at_text(values[1]), *values[2:])
 
 
-_PG_GUARDS = """
-SELECT coalesce(string_agg(t.tgname::text || ':' || t.tgenabled::text, ',' ORDER BY t.tgname), '')
-FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-WHERE c.relname IN ('modelops_ledger', 'modelops_ledger_head', 'modelops_environment')
-  AND NOT t.tgisinternal AND c.relnamespace = to_regnamespace(current_schema())
-"""
-_PG_LEDGER_CHANGES = """
-SELECT coalesce(max(n_tup_upd), 0) || '/' || coalesce(max(n_tup_del), 0)
-FROM pg_stat_user_tables WHERE relid = to_regclass('modelops_ledger')
+# Both halves of the PostgreSQL fingerprint in one statement (one round trip per command).
+_PG_FINGERPRINT = """
+SELECT (
+  SELECT coalesce(
+    string_agg(t.tgname::text || ':' || t.tgenabled::text, ',' ORDER BY t.tgname), '')
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relname IN ('modelops_ledger', 'modelops_ledger_head', 'modelops_environment')
+    AND NOT t.tgisinternal AND c.relnamespace = to_regnamespace(current_schema())
+), (
+  SELECT coalesce(max(n_tup_upd), 0) || '/' || coalesce(max(n_tup_del), 0)
+  FROM pg_stat_user_tables WHERE relid = to_regclass('modelops_ledger')
+)
 """
 
 
@@ -179,7 +182,6 @@ def storage_fingerprint(conn: Connection) -> str:
     if conn.dialect.name == "sqlite":
         return f"sqlite:{conn.exec_driver_sql('PRAGMA schema_version').scalar()}"
     if conn.dialect.name == "postgresql":
-        guards = conn.execute(text(_PG_GUARDS)).scalar()
-        changes = conn.execute(text(_PG_LEDGER_CHANGES)).scalar()
+        guards, changes = conn.execute(text(_PG_FINGERPRINT)).one()
         return f"postgresql:{guards};{changes}"
     return conn.dialect.name

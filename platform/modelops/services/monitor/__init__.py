@@ -11,7 +11,8 @@ One run (:func:`run`):
    reference's categories or range, a broken schema); Evidently's drift per feature and of the
    score on a uniform sample of the window; classification quality on the predictions whose
    labels are known by now, with the business cost per 1,000 decisions, against the version's
-   gate-time metrics and its predecessor's live ones; a shadow version side by side;
+   gate-time metrics as an interval and, when that shows a drop on probation, the version a
+   rollback would return to scored on the same rows; a shadow version side by side;
 4. **decide** with :mod:`modelops.core.monitoring` (the policy of ``project.yaml``);
 5. **save** the Evidently reports and ``summary.json`` in ``<state_dir>/monitoring/<project>/<run
    id>/``, the same files in an MLflow run of the ``modelops-monitoring`` experiment, and the

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelops.core import drift_effect
 from modelops.core import monitoring as policy_core
 from modelops.integrations import evidently as evidently_io
 from modelops.services.monitor.common import SCORE, _sample
@@ -61,6 +62,44 @@ def measure_quality(
     return policy_core.Quality(rows=rows, features=found, schema_problems=tuple(schema))
 
 
+def effect_sizes(
+    current: pd.DataFrame, reference: pd.DataFrame, numerical: list[str], categorical: list[str]
+) -> dict[str, float]:
+    """Each feature's effect size between the two frames (missing values left out); NaN when
+    either side has no value. Numerical: the Wasserstein distance divided by the reference's
+    standard deviation (at least 0.001, as Evidently norms it); categorical: the Jensen-Shannon
+    distance (natural logarithm, as Evidently's) of the category shares."""
+    import numpy as np
+    import pandas as pd
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import wasserstein_distance
+
+    effects: dict[str, float] = {}
+    for name in numerical:
+        cur = pd.to_numeric(current[name], errors="coerce").to_numpy(dtype="float64")
+        ref = pd.to_numeric(reference[name], errors="coerce").to_numpy(dtype="float64")
+        cur, ref = cur[np.isfinite(cur)], ref[np.isfinite(ref)]
+        if not len(cur) or not len(ref):
+            effects[name] = math.nan
+            continue
+        norm = max(float(np.std(ref)), 0.001)
+        effects[name] = float(wasserstein_distance(ref, cur)) / norm
+    for name in categorical:
+        cur_shares = current[name].dropna().astype(str).value_counts(normalize=True)
+        ref_shares = reference[name].dropna().astype(str).value_counts(normalize=True)
+        if cur_shares.empty or ref_shares.empty:
+            effects[name] = math.nan
+            continue
+        keys = sorted(set(cur_shares.index) | set(ref_shares.index))
+        effects[name] = float(
+            jensenshannon(
+                ref_shares.reindex(keys, fill_value=0.0).to_numpy(),
+                cur_shares.reindex(keys, fill_value=0.0).to_numpy(),
+            )
+        )
+    return effects
+
+
 def measure_drift(
     window: pd.DataFrame,
     reference: Reference,
@@ -70,7 +109,8 @@ def measure_drift(
     seed: int,
 ) -> tuple[policy_core.Drift | None, evidently_io.DriftResult | None]:
     """Evidently's drift of a uniform sample of the window (and of the reference), saved as
-    ``report.html`` and ``evidently.json`` in ``run_dir``."""
+    ``report.html`` and ``evidently.json`` in ``run_dir``; each feature's effect size on the
+    same samples; which features count (:func:`modelops.core.drift_effect.count_drift`)."""
     usable = [f for f in features if f in window.columns and window[f].notna().any()]
     if not len(window) or not usable:
         return None, None
@@ -98,14 +138,28 @@ def measure_drift(
         html=run_dir / "report.html" if run_dir else None,
         json_path=run_dir / "evidently.json" if run_dir else None,
     )
-    share = result.share
-    if not math.isfinite(share):
-        share = len(result.drifted) / max(len(result.columns), 1)
+    counted = drift_effect.count_drift(
+        {k: drift_effect.FeatureTest(v.score, v.drifted) for k, v in result.columns.items()},
+        effect_sizes(current, baseline, numerical, categorical),
+        {
+            **dict.fromkeys(numerical, drift_effect.NUMERICAL_EFFECT),
+            **dict.fromkeys(categorical, drift_effect.CATEGORICAL_EFFECT),
+        },
+        {k: v for k, v in monitoring.drift_exempt.items() if k in features},
+        monitoring.drift_min_effect,
+    )
+    notes = list(counted.notes)
+    strangers = sorted(set(monitoring.drift_exempt) - set(features))
+    if strangers:
+        notes.append(
+            f"monitoring.drift_exempt names {', '.join(strangers)}: not features of this version "
+            f"({', '.join(features)}); check the spelling in project.yaml"
+        )
     method = f"{monitoring.drift_method} (numerical), {monitoring.drift_method_categorical}"
     drift = policy_core.Drift(
         method=method,
-        share=share,
-        drifted=tuple(result.drifted),
+        share=counted.share,
+        drifted=counted.counted,
         scores={k: v.score for k, v in result.columns.items()},
         threshold=monitoring.drift_threshold,
         prediction_score=result.prediction.score if result.prediction else None,
@@ -113,5 +167,8 @@ def measure_drift(
         rows_used=result.current_rows,
         rows_total=len(window),
         reference_rows=result.reference_rows,
+        features=counted.features,
+        min_effect=monitoring.drift_min_effect,
+        notes=tuple(notes),
     )
     return drift, result

@@ -1,6 +1,7 @@
 """Classification quality of the serving version on the predictions whose labels are known:
-live metrics (with the business cost per 1,000 decisions) against its gate-time metrics and its
-predecessor's live ones, a shadow version side by side, and Evidently's classification report."""
+live metrics (with the business cost per 1,000 decisions) against its gate-time metrics, as an
+interval; the version a rollback would return to, scored on the same rows
+(:mod:`.same_rows`); a shadow version side by side, and Evidently's classification report."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from modelops.config.settings import Settings
 from modelops.core import monitoring as policy_core
 from modelops.core import tags
 from modelops.core.errors import ModelopsError
+from modelops.core.live_judgement import LiveDrop, judge_drop
 from modelops.core.metrics import CostModel, classification_metrics
 from modelops.integrations import evidently as evidently_io
 from modelops.integrations import mlflow as mlflow_io
-from modelops.integrations.database import Ledger, RecordedEntry
+from modelops.integrations.database import Ledger
 from modelops.services.monitor import labels as labels_io
+from modelops.services.monitor import same_rows
 from modelops.services.monitor.common import REPORT_SAMPLE_ROWS, SCORE, _days, _sample
 from modelops.services.monitor.decide import policy_of
 from modelops.services.monitor.lineage import Lineage
@@ -73,32 +76,35 @@ def labelled_predictions(
 
 
 def measure_performance(
+    settings: Settings,
     client: Any,
     ledger: Ledger,
     project: Project,
     environment: str,
     lineage: Lineage,
     labelled: pd.DataFrame,
-    moved: RecordedEntry | None,
+    tenure: policy_core.Tenure,
     run_dir: Path,
 ) -> Measured:
-    """Live metrics of ``lineage.version`` on ``labelled`` against its gate-time metrics and
-    its predecessor's (when ``moved`` promoted it), the shadow, and the report."""
+    """Live metrics of ``lineage.version`` on ``labelled`` against its gate-time metrics (an
+    interval); on probation, when that shows a drop, the version a rollback would return to
+    scored on the same rows; the shadow, and the report."""
     spec, holder = project.spec, lineage.version
     costs = CostModel(spec.costs.false_negative, spec.costs.false_positive)
     live, rows, positives = _version_metrics(labelled, holder, lineage.threshold, costs)
     if not rows:
         return Measured()
     gate, source = gate_metrics(ledger, spec.name, environment, holder, lineage.tags)
-    previous_version = moved.from_version if moved and moved.action == "promote" else None
-    prev_metrics: dict[str, float] | None = None
-    prev_rows = prev_pos = 0
-    if previous_version:
-        prev_threshold = _threshold(client, spec.registered_model, previous_version)
-        if prev_threshold is not None:
-            prev_metrics, prev_rows, prev_pos = _version_metrics(
-                labelled, previous_version, prev_threshold, costs
-            )
+    policy = policy_of(project)
+    probation = policy_core.in_probation(tenure, policy)
+    served = _served(labelled, holder)
+    drop = _judge_drop(served, gate, lineage.threshold, costs, policy, probation)
+    previous = None
+    target = tenure.rollback_target
+    if probation and drop is not None and drop.worse and target is not None:
+        previous = same_rows.compare_previous(
+            settings, client, project, environment, served, holder, target
+        )
     performance = policy_core.Performance(
         version=holder,
         rows=rows,
@@ -106,10 +112,8 @@ def measure_performance(
         metrics=live or {},
         gate=gate,
         gate_source=source,
-        previous_version=previous_version,
-        previous=prev_metrics,
-        previous_rows=prev_rows,
-        previous_positives=prev_pos,
+        drop=drop,
+        previous=previous,
     )
     shadow, html = _shadow_and_report(
         client, project, labelled, holder, lineage.threshold, costs, live, run_dir
@@ -117,12 +121,46 @@ def measure_performance(
     return Measured(performance, shadow, html)
 
 
+def _served(labelled: pd.DataFrame, version: str) -> pd.DataFrame:
+    if labelled.empty:
+        return labelled
+    return labelled[(labelled["model_version"] == version) & labelled["score"].notna()]
+
+
+def _judge_drop(
+    served: pd.DataFrame,
+    gate: dict[str, float] | None,
+    threshold: float,
+    costs: CostModel,
+    policy: policy_core.Policy,
+    probation: bool,
+) -> LiveDrop | None:
+    """The live primary metric against its gate-time value: on probation against
+    ``max_drop_in_probation``, after it against ``max_decay``; None without a gate-time value
+    or enough labels to start."""
+    metric = policy.primary_metric
+    if not gate or metric not in gate or served.empty:
+        return None
+    if not policy_core.enough_labels(len(served), int(served["label"].sum()), policy):
+        return None
+    return judge_drop(
+        metric,
+        served["label"].to_numpy(),
+        served["score"].to_numpy(dtype="float64"),
+        gate[metric],
+        max_drop=policy.max_drop_in_probation if probation else policy.max_decay,
+        threshold=threshold,
+        costs=costs,
+        min_positives=policy.min_positives,
+    )
+
+
 def _version_metrics(
     labelled: pd.DataFrame, version: str | None, threshold: float, costs: CostModel
 ) -> tuple[dict[str, float] | None, int, int]:
     if version is None or labelled.empty:
         return None, 0, 0
-    rows = labelled[(labelled["model_version"] == version) & labelled["score"].notna()]
+    rows = _served(labelled, version)
     if rows.empty:
         return None, 0, 0
     y, s = rows["label"].to_numpy(), rows["score"].to_numpy(dtype="float64")

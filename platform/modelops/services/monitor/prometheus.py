@@ -99,8 +99,21 @@ def _drift(gauges: _Gauges, findings: policy_core.Findings) -> None:
         )
         gauges.add(
             "modelops_monitor_feature_drifted",
-            "1 when the feature drifted.",
+            "1 when the feature counts as drifted (test, effect size, not exempt).",
             float(name in drift.drifted),
+            feature=name,
+        )
+    for name, feature in drift.features.items():
+        gauges.add(
+            "modelops_monitor_feature_drift_effect",
+            "Drift effect size per feature (normed Wasserstein or Jensen-Shannon distance).",
+            feature.effect,
+            feature=name,
+        )
+        gauges.add(
+            "modelops_monitor_feature_drift_exempt",
+            "1 when monitoring.drift_exempt exempts the feature.",
+            float(feature.exempt is not None),
             feature=name,
         )
 

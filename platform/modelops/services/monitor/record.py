@@ -187,6 +187,8 @@ def _headline_numbers(
         numbers["prediction_drift"] = findings.drift.prediction_score
         for name, score in findings.drift.scores.items():
             numbers[f"drift.{name}"] = score
+        for name, feature in findings.drift.features.items():
+            numbers[f"drift_effect.{name}"] = feature.effect
     for name, q in findings.quality.features.items():
         numbers[f"missing.{name}"] = q.missing_share
     perf = findings.performance

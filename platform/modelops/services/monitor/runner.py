@@ -279,12 +279,21 @@ def _observe(ctx: _Context, client: Any, laps: _Laps) -> _Seen:
         )
     quality, drift, drift_result = _measure_window(ctx, frame, reference, lineage, laps)
     del frame
+    notes.extend(drift.notes if drift else ())
     moved = ctx.judged.last_move
     tenure = decide.tenure(ctx.judged.earlier_holders, ctx.holder, scored, moved, ctx.as_of)
     labelled = performance.labelled_predictions(ctx.settings, ctx.project, scored, ctx.as_of, notes)
     laps.lap("labels")
     measured = performance.measure_performance(
-        client, ctx.ledger, ctx.project, ctx.environment, lineage, labelled, moved, ctx.run_dir
+        ctx.settings,
+        client,
+        ctx.ledger,
+        ctx.project,
+        ctx.environment,
+        lineage,
+        labelled,
+        tenure,
+        ctx.run_dir,
     )
     laps.lap("performance")
     findings = policy_core.Findings(
