@@ -34,13 +34,10 @@ HOST = f"{PREFIX}.host"
 PID = f"{PREFIX}.pid"
 TRAIN_ID = f"{PREFIX}.train_id"
 REGISTRATION_PENDING = f"{PREFIX}.registration_pending"
-<<<<<<< HEAD
 DRILL_BROKEN_FEATURES = f"{PREFIX}.drill.broken_features"
 """Set only on versions a drill trained with features broken on purpose (see
 :mod:`modelops.core.sabotage`): which, and how."""
-=======
 FEATURE_RANGES = f"{PREFIX}.feature_ranges"  # JSON {feature: [min, max]} of the training rows
->>>>>>> integ
 
 
 def dataset(name: str) -> str:
