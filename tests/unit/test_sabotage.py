@@ -34,3 +34,18 @@ def test_says_what_it_broke_and_refuses_unknown_or_no_features() -> None:
         BrokenFeatures(())
     with pytest.raises(ConfigError, match="repeats"):
         BrokenFeatures(("a", "a"))
+
+
+def test_a_cap_saturates_the_features_instead_of_zeroing_them() -> None:
+    frames = _frames()
+    sabotage = BrokenFeatures(("a",), cap=2)
+    broken = sabotage.apply(frames)
+    for window in ("train", "validation"):
+        assert broken[window]["a"].tolist() == [2, 1, 2]
+        assert broken[window]["b"].tolist() == [1.5, 9.0, 2.6]
+    assert broken["holdout"]["a"].tolist() == [3, 1, 4]
+    assert sabotage.tag() == "a capped at 2 in the train and validation rows (drill)"
+    assert "capped at 2" in sabotage.describe() and "high values" in sabotage.describe()
+    for bad in (0, -1, True):
+        with pytest.raises(ConfigError, match="not a positive integer"):
+            BrokenFeatures(("a",), cap=bad)

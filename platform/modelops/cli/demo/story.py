@@ -141,8 +141,9 @@ def _report_reload(service: _Service, version: str, since: datetime) -> None:
 
 def _bad_promotion(project: str, service: _Service | None) -> bool:
     """The bad-model drill: a version trained with a feature broken (the project's
-    ``DRILL_BROKEN_FEATURES``), through the gate and an approval that say so, then concept-drift
-    traffic long enough for its labels to mature within probation."""
+    ``DRILL_BROKEN_FEATURES``, capped at ``DRILL_BROKEN_CAP`` when set), through the gate and
+    an approval that say so, then concept-drift traffic long enough for its labels to mature
+    within probation."""
     from modelops.config.project import load_project
     from modelops.services import simulate
     from modelops.services.context import ledger as ledger_for
@@ -175,10 +176,10 @@ def _bad_promotion(project: str, service: _Service | None) -> bool:
     )
     if d.broken:
         typer.echo(
-            f"  what is wrong with it: trained with {', '.join(d.broken)} broken (written as 0 in "
-            "the rows it learned from, as a failed upstream job would); on the holdout the other "
-            "features carry most of that signal, so the gate found it non-inferior; the traffic "
-            "that follows needs it"
+            f"  what is wrong with it: trained with {', '.join(d.broken)} broken ({d.broken_how} "
+            "in the rows it learned from, as a faulty upstream job would); on the holdout the "
+            "other features carry most of that signal, so the gate found it non-inferior; the "
+            "traffic that follows, fraudsters mimicking their victims, needs it"
         )
     typer.echo(f"  GitOps: {d.gitops}")
     TIMELINE.mark(

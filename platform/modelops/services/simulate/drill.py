@@ -24,6 +24,9 @@ then shows that a drill, not a person, approved it."""
 DRILL_FEATURES_ATTRIBUTE = "DRILL_BROKEN_FEATURES"
 """The optional name in a project's ``data.py``: the features a drill breaks by default (the
 ones its drift scenarios make matter), a tuple of feature names."""
+DRILL_CAP_ATTRIBUTE = "DRILL_BROKEN_CAP"
+"""The optional name in ``data.py``: those default features are capped at it (a saturating
+counter) rather than zeroed. Not applied to features named with ``--break-feature``."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Drill:
     """What the GitOps deploy of the version did (a commit, or why there is none)."""
     broken: tuple[str, ...] = ()
     """The features the drill's training broke (empty for ``--bad-version``)."""
+    broken_how: str = ""
+    """How they were broken (``written as 0``, ``capped at 2``)."""
 
 
 def broken_features(project: Project, named: tuple[str, ...]) -> BrokenFeatures:
@@ -50,13 +55,17 @@ def broken_features(project: Project, named: tuple[str, ...]) -> BrokenFeatures:
     :data:`DRILL_FEATURES_ATTRIBUTE`; SimulationError when neither names one."""
     from modelops.services.simulate.period import load_module
 
-    chosen = tuple(named) or tuple(getattr(load_module(project), DRILL_FEATURES_ATTRIBUTE, ()))
+    if named:
+        return BrokenFeatures(tuple(str(f) for f in named))
+    module = load_module(project)
+    chosen = tuple(getattr(module, DRILL_FEATURES_ATTRIBUTE, ()))
     if not chosen:
         raise SimulationError(
             f"--scenario {BAD_MODEL}: no feature to break; pass --break-feature NAME, or set "
             f"{DRILL_FEATURES_ATTRIBUTE} in {project.directory / 'data.py'}, or --bad-version"
         )
-    return BrokenFeatures(tuple(str(f) for f in chosen))
+    cap = getattr(module, DRILL_CAP_ATTRIBUTE, None)
+    return BrokenFeatures(tuple(str(f) for f in chosen), None if cap is None else int(cap))
 
 
 def _offered(
@@ -187,8 +196,18 @@ def promote_through_environments(
     ]
     gitops = "; ".join([target, *below])
     features = broken.features if broken is not None else ()
+    how = broken.how() if broken is not None else ""
     return Drill(
-        previous, version, trained, verdicts, moves, approver, reason(version), gitops, features
+        previous,
+        version,
+        trained,
+        verdicts,
+        moves,
+        approver,
+        reason(version),
+        gitops,
+        features,
+        how,
     )
 
 
