@@ -24,8 +24,9 @@ Drift (from ``drift_start`` on; earlier events are identical to the healthy scen
 * ``covariate-drift``: all amounts rise by 40 %, 30 % of genuine payments move to online retail,
   and every category's busy hours move two hours later. Fraud arises as before.
 * ``concept-drift``: payments look as before, but fraudsters mimic their victims: daytime hours,
-  the account's usual categories and amounts, spread over the day rather than in a burst. Fraud
-  then shows mainly as many distinct (new) merchants within 24 hours.
+  the account's usual categories and amounts. Bursts stay bursts (several payments minutes
+  apart, each at a new merchant), so fraud then shows mainly as many distinct (new) merchants
+  within a short time, where a genuine session returns to favourite merchants.
 """
 
 from __future__ import annotations
@@ -71,6 +72,14 @@ FAVOURITES = 3
 FAVOURITE_SHARE = 0.7
 SESSION_SHARE = 0.1
 CHARGEBACK_DAYS = (2, 30)
+
+DRILL_BROKEN_FEATURES = ("distinct_merchants_24h",)
+"""What ``simulate --scenario bad-model`` breaks in its version's training rows by default: the
+signal concept drift leaves (many new merchants within a day), which hours, categories and
+amounts largely stand in for on healthy data."""
+DRILL_BROKEN_CAP = 2
+"""How it is broken: capped at 2 (an upstream counter that saturates), so the version learns
+"several merchants" but never "many"; the healthy holdout barely shows it."""
 
 COVARIATE_AMOUNT_FACTOR = 1.4
 COVARIATE_ONLINE_SWITCH = 0.3
@@ -429,7 +438,7 @@ def _fraudulent(
     episode_start = first[np.searchsorted(first, np.arange(n), side="right") - 1]
     start_u = episodes.start_u[episode]
     start_hour = np.where(
-        burst & episodes.night[episode],
+        burst & episodes.night[episode] & ~mimic,
         calendar.night_hour(start_u),
         calendar.hour(category, shifted, start_u),
     )
@@ -439,7 +448,9 @@ def _fraudulent(
 
     spread_hour = calendar.hour(category, shifted, u[:, 3])
     spread = day * DAY_S + spread_hour * HOUR_S + (u[:, 4] * HOUR_S).astype(np.int64)
-    second = np.minimum(np.where(mimic, spread, in_burst), window.last_second)
+    # Mimicking fraudsters keep their timing (bursts minutes apart, each payment at a new
+    # merchant): what gives them away is the merchants, not the hours, categories or amounts.
+    second = np.minimum(np.where(mimic & ~burst, spread, in_burst), window.last_second)
 
     uplift = np.where(burst, 0.6, 0.3) + np.where(burst, 0.8, 0.6) * z
     uplift = np.where(mimic, 0.6 * z, uplift)

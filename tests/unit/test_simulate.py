@@ -18,6 +18,8 @@ from scipy import stats
 
 from modelops.config.project import load_project
 from modelops.config.settings import Settings, load_settings
+from modelops.core.errors import ConfigError
+from modelops.core.sabotage import BrokenFeatures
 from modelops.integrations import mlflow as mlflow_io
 from modelops.integrations.database import LedgerEntry
 from modelops.services import data, features, monitor, prediction_log, promote, simulate, train
@@ -338,11 +340,23 @@ def test_bad_model_goes_through_the_gate_and_an_approval_that_says_so(
 
     monkeypatch.setattr(train, "train", trains)
 
-    result = simulate.simulate(settings, PROJECT, scenario="bad-model", days=2, rate=60.0)
+    result = simulate.simulate(
+        settings,
+        PROJECT,
+        scenario="bad-model",
+        days=2,
+        rate=60.0,
+        break_features=("balance_mean",),
+    )
 
-    # Trained as the holder was, so the gate judges it on the holder's own holdout.
+    # Trained as the holder was, so the gate judges it on the holder's own holdout, with the
+    # named feature broken in the rows it learns from.
     held = monitor.read_lineage(settings, project_for(settings, PROJECT), trained["good"])
-    assert asked == {"as_of": held.as_of, "windows": held.windows}
+    assert asked == {
+        "as_of": held.as_of,
+        "windows": held.windows,
+        "sabotage": BrokenFeatures(("balance_mean",)),
+    }
 
     drill = result.drill
     assert drill is not None and drill.trained
@@ -362,6 +376,8 @@ def test_bad_model_goes_through_the_gate_and_an_approval_that_says_so(
     for entry in (approval, move):
         assert entry.reason.startswith("simulation: bad-model drill")
         assert f"rollback to v{trained['good']}" in entry.reason
+        assert "balance_mean broken" in entry.reason
+    assert drill.broken == ("balance_mean",)
     assert move.verdict_id == drill.verdicts["production"] == approval.verdict_id
     assert move.seq == drill.moves["production"]
     assert drill.gitops.startswith("GitOps commit")  # deployed, so a rollback has one to undo
@@ -376,6 +392,71 @@ def test_bad_model_goes_through_the_gate_and_an_approval_that_says_so(
         assert refused and not refused[0].details.get("passed")
 
 
+def _sha(settings: Settings, version: str) -> str:
+    with mlflow_io.session(tracking(settings)) as client:
+        return str(client.get_model_version(PROJECT, version).tags["modelops.artifact_sha256"])
+
+
+def test_a_drill_refuses_a_copy_of_the_holder(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version with the holder's artifact is a copy, whatever its number: a rollback to the
+    holder would swap in the same model. Refused before the gate, with nothing in the ledger."""
+    settings = platform_
+    ledger = ledger_for(settings)
+    before = len(ledger.entries(PROJECT))
+    good_sha = _sha(settings, trained["good"])
+    with mlflow_io.session(tracking(settings)) as client:
+        twin_sha = _sha(settings, trained["twin"])
+        client.set_model_version_tag(PROJECT, trained["twin"], "modelops.artifact_sha256", good_sha)
+        try:
+            with pytest.raises(simulate.SimulationError, match="a copy, not a bad model"):
+                simulate.simulate(
+                    settings, PROJECT, scenario="bad-model", days=1, bad_version=trained["twin"]
+                )
+            # a training run that gave back the holder's artifact is refused the same way
+            offered = SimpleNamespace(
+                candidate=SimpleNamespace(version=trained["twin"]),
+                baseline=SimpleNamespace(version=trained["other"]),
+            )
+            monkeypatch.setattr(train, "train", lambda *a, **k: offered)
+            with pytest.raises(simulate.SimulationError, match=f"v{trained['twin']} has the"):
+                simulate.simulate(
+                    settings, PROJECT, scenario="bad-model", days=1, break_features=("x",)
+                )
+        finally:
+            client.set_model_version_tag(
+                PROJECT, trained["twin"], "modelops.artifact_sha256", twin_sha
+            )
+    assert len(ledger.entries(PROJECT)) == before
+
+
+def test_a_drill_version_is_trained_with_its_feature_broken_and_says_so(
+    platform_: Settings, trained: dict[str, Any]
+) -> None:
+    settings = platform_
+    with mlflow_io.session(tracking(settings)) as client:
+        features_ = client.get_model_version(PROJECT, trained["good"]).tags["modelops.features"]
+    feature = features_.split(",")[0]
+    with pytest.raises(ConfigError, match="--break-feature no_such: not a feature"):
+        train.train(settings, PROJECT, sabotage=BrokenFeatures(("no_such",)))
+    result = train.train(settings, PROJECT, sabotage=BrokenFeatures((feature,)))
+    for version in (result.candidate.version, result.baseline.version):
+        with mlflow_io.session(tracking(settings)) as client:
+            tags_ = client.get_model_version(PROJECT, version).tags
+        assert tags_["modelops.drill.broken_features"] == (
+            f"{feature} written as 0 in the train and validation rows (drill)"
+        )
+    assert _sha(settings, result.baseline.version) != _sha(settings, trained["good"])
+    assert any("drill: " in note for note in result.notes)
+    # an ordinary training run carries no such tag
+    with mlflow_io.session(tracking(settings)) as client:
+        assert (
+            "modelops.drill.broken_features"
+            not in client.get_model_version(PROJECT, trained["good"]).tags
+        )
+
+
 def test_a_drill_needs_a_version_to_return_to(platform_: Settings) -> None:
     with pytest.raises(simulate.SimulationError, match="unknown scenario"):
         simulate.simulate(platform_, PROJECT, scenario="bad-data", days=1)
@@ -386,4 +467,10 @@ def test_a_drill_needs_a_version_to_return_to(platform_: Settings) -> None:
             scenario="bad-model",
             days=1,
             bad_version=ledger_for(platform_).holder(PROJECT, "production").version,
+        )
+    with pytest.raises(simulate.SimulationError, match="no feature to break"):
+        simulate.simulate(platform_, PROJECT, scenario="bad-model", days=1)
+    with pytest.raises(simulate.SimulationError, match="pass one"):
+        simulate.simulate(
+            platform_, PROJECT, scenario="bad-model", days=1, bad_version="1", break_features=("x",)
         )

@@ -34,6 +34,8 @@ def _print(result: SimulationResult) -> None:
     drill = result.drill
     if drill is not None:
         trained = " (trained for the drill)" if drill.trained else ""
+        if drill.broken:
+            trained = f" (trained for the drill with {', '.join(drill.broken)} broken)"
         typer.secho(
             f"  drill: v{drill.bad_version}{trained} now holds {result.environment} instead of "
             f"v{drill.previous_version}, approved by {drill.approver}",
@@ -123,6 +125,15 @@ def simulate(
     drill_traffic: Annotated[
         str, typer.Option(help="bad-model: the scenario of the traffic after the promotion.")
     ] = "concept-drift",
+    break_feature: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--break-feature",
+            help="bad-model (drill only): train the drill's version with this feature written "
+            "as 0 in the rows it learns from; repeatable (default: DRILL_BROKEN_FEATURES in the "
+            "project's data.py).",
+        ),
+    ] = None,
     approver: Annotated[
         str | None,
         typer.Option(help="bad-model: who approves the promotion (default modelops-simulate)."),
@@ -174,6 +185,7 @@ def simulate(
         shadow=shadow,
         bad_version=bad_version,
         drill_traffic=drill_traffic,
+        break_features=tuple(break_feature or ()),
         approver=approver,
         materialize=materialize,
     )

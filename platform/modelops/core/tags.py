@@ -34,6 +34,9 @@ HOST = f"{PREFIX}.host"
 PID = f"{PREFIX}.pid"
 TRAIN_ID = f"{PREFIX}.train_id"
 REGISTRATION_PENDING = f"{PREFIX}.registration_pending"
+DRILL_BROKEN_FEATURES = f"{PREFIX}.drill.broken_features"
+"""Set only on versions a drill trained with features broken on purpose (see
+:mod:`modelops.core.sabotage`): which, and how."""
 FEATURE_RANGES = f"{PREFIX}.feature_ranges"  # JSON {feature: [min, max]} of the training rows
 COSTS = f"{PREFIX}.costs"
 """How the threshold's costs were set at training: :data:`COSTS_PROJECT` or

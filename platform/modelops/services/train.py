@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from modelops.core.metrics import (
 )
 from modelops.core.modeling import feature_importance, model_kind, with_feature_step
 from modelops.core.ranges import FeatureRange, format_ranges
+from modelops.core.sabotage import BrokenFeatures
 from modelops.core.splits import WINDOWS
 from modelops.core.tags import feature_digest, format_view_digests
 from modelops.integrations import feast as feast_io
@@ -324,7 +325,12 @@ def _fit(module: Any, project: Project, data: Any) -> dict[str, Any]:
 
 
 def _lineage(
-    settings: Settings, project: Project, data: Any, views: dict[str, str], as_of: datetime
+    settings: Settings,
+    project: Project,
+    data: Any,
+    views: dict[str, str],
+    as_of: datetime,
+    sabotage: BrokenFeatures | None = None,
 ) -> dict[str, str]:
     """The tags every version of this training carries: who, from what data, code and config."""
     spec, label = project.spec, project.spec.label.column
@@ -353,6 +359,8 @@ def _lineage(
     }
     for name, print_ in data.fingerprints.items():
         lineage.update(print_.as_tags(tags.dataset(name)))
+    if sabotage is not None:
+        lineage[tags.DRILL_BROKEN_FEATURES] = sabotage.tag()
     return lineage
 
 
@@ -448,11 +456,15 @@ def train(
     *,
     as_of: datetime | None = None,
     windows: dict[str, tuple[date, date]] | None = None,
+    sabotage: BrokenFeatures | None = None,
 ) -> TrainResult:
     """Train the project's model and logistic baseline and register both as new versions.
 
     Args:
         windows: per-window ``(start, end)`` overrides of project.yaml, recorded in lineage.
+        sabotage: drills only (``modelops train`` never passes it): features broken in the
+            rows the models learn from, recorded on both versions
+            (:data:`~modelops.core.tags.DRILL_BROKEN_FEATURES`).
     """
     started = time.perf_counter()
     project = with_windows(project_for(settings, project_name), windows or {})
@@ -463,12 +475,15 @@ def train(
     store = feast_io.open_store(feature_repo(settings))
     data = build_training_set(settings, project, as_of, store=store)
     _check_declared_features(project, data.features)
+    if sabotage is not None:
+        sabotage.check(data.features)
+        data = replace(data, frames=sabotage.apply(data.frames))
     with progress.stage("fit candidate and baseline", len(data.frames["train"])):
         models = _fit(module, project, data)
     views = feast_io.definitions_digest(
         store, feast_io.feature_service(store, spec.feature_service)
     )
-    lineage = _lineage(settings, project, data, views, as_of)
+    lineage = _lineage(settings, project, data, views, as_of, sabotage)
     scored = len(data.frames["validation"]) + len(data.frames["holdout"])
     with progress.stage("threshold and holdout metrics", scored):
         evaluated = {role: _evaluate(models[role], data, project) for role in ROLES}
@@ -500,18 +515,12 @@ def train(
             for role in ROLES
         }
         trained = _register_pair(client, project, logged, evaluated, role_tags, train_id)
-    notes = []
     warnings = []
     if spec.placeholder_costs:
         warnings.append(
             "no 'costs:' in project.yaml: the threshold was chosen with placeholder 1:1 costs; "
             "fine for dev and staging, production refuses it (set costs.false_negative and "
             "costs.false_positive, then train again)"
-        )
-    if data.unlabelled_rows:
-        notes.append(
-            f"{data.unlabelled_rows} rows in the windows have no label yet as of "
-            f"{as_of:%Y-%m-%d} and were left out"
         )
     return TrainResult(
         project=spec.name,
@@ -520,6 +529,18 @@ def train(
         baseline=trained["baseline"],
         training_rows=len(data.frames["train"]),
         seconds=time.perf_counter() - started,
-        notes=notes,
+        notes=_notes(data, as_of, sabotage),
         warnings=warnings,
     )
+
+
+def _notes(data: TrainingSet, as_of: datetime, sabotage: BrokenFeatures | None) -> list[str]:
+    notes = []
+    if data.unlabelled_rows:
+        notes.append(
+            f"{data.unlabelled_rows} rows in the windows have no label yet as of "
+            f"{as_of:%Y-%m-%d} and were left out"
+        )
+    if sabotage is not None:
+        notes.append(f"drill: {sabotage.tag()}")
+    return notes

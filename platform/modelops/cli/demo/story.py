@@ -140,8 +140,10 @@ def _report_reload(service: _Service, version: str, since: datetime) -> None:
 
 
 def _bad_promotion(project: str, service: _Service | None) -> bool:
-    """The bad-model drill: a version through the gate and an approval that say so, then
-    concept-drift traffic long enough for its labels to mature within probation."""
+    """The bad-model drill: a version trained with a feature broken (the project's
+    ``DRILL_BROKEN_FEATURES``, capped at ``DRILL_BROKEN_CAP`` when set), through the gate and
+    an approval that say so, then concept-drift traffic long enough for its labels to mature
+    within probation."""
     from modelops.config.project import load_project
     from modelops.services import simulate
     from modelops.services.context import ledger as ledger_for
@@ -172,6 +174,13 @@ def _bad_promotion(project: str, service: _Service | None) -> bool:
         f"({', '.join(f'{env}: verdict {v}' for env, v in d.verdicts.items())}), approved by "
         f'{d.approver}: "{d.reason}"'
     )
+    if d.broken:
+        typer.echo(
+            f"  what is wrong with it: trained with {', '.join(d.broken)} broken ({d.broken_how} "
+            "in the rows it learned from, as a faulty upstream job would); on the holdout the "
+            "other features carry most of that signal, so the gate found it non-inferior; the "
+            "traffic that follows, fraudsters mimicking their victims, needs it"
+        )
     typer.echo(f"  GitOps: {d.gitops}")
     TIMELINE.mark(
         f"{project}: bad promotion: v{d.bad_version} to production (approved, reason recorded)",

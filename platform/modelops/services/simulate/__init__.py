@@ -39,7 +39,9 @@ label table's last event (so consecutive simulations continue one timeline).
    ``available_at`` as generated, so the monitor's join finds them as (simulated) time passes.
 
 ``bad-model`` (:mod:`.drill`) is a drill: a version that passes the gate on the holdout (by
-default a fresh ``train``; or ``bad_version``) is promoted through every environment up to
+default a fresh ``train`` with features broken in the rows it learns from,
+``break_features`` or the project's ``DRILL_BROKEN_FEATURES``; or ``bad_version``; never a copy
+of the holder's artifact) is promoted through every environment up to
 ``--env`` by :func:`~modelops.services.promote.promote`, with an approval and a reason that say
 it is a drill, and then meets ``drill_traffic`` (default ``concept-drift``) traffic, on which it
 falls below its gate-time metrics. The gate is never bypassed: a version it refuses is not

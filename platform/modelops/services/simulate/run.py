@@ -262,6 +262,7 @@ def simulate(
     shadow: str | None = None,
     bad_version: str | None = None,
     drill_traffic: str = "concept-drift",
+    break_features: tuple[str, ...] = (),
     approver: str | None = None,
     actor: str | None = None,
     materialize: bool | None = None,
@@ -281,6 +282,8 @@ def simulate(
         shadow: in process, a version to score every request with as the service's shadow.
         bad_version: ``bad-model``: the version to promote (default: train a new one).
         drill_traffic: ``bad-model``: the scenario of the traffic that follows the promotion.
+        break_features: ``bad-model`` without ``bad_version``: the features the drill's training
+            breaks (default: the ``DRILL_BROKEN_FEATURES`` of the project's ``data.py``).
         approver: ``bad-model``: who approves (default :data:`DRILL_APPROVER`).
         materialize: load the period's feature rows into the online store (incrementally, as
             ``modelops features materialize``): through a service before the first request, up
@@ -296,6 +299,8 @@ def simulate(
     """
     started = time.perf_counter()
     _check_options(settings, environment, scenario, drill_traffic, through_service, shadow)
+    if break_features and scenario != BAD_MODEL:
+        raise SimulationError(f"--break-feature: only with --scenario {BAD_MODEL}")
     project = project_for(settings, project_name)
     spec = project.spec
     module = load_module(project)
@@ -305,7 +310,9 @@ def simulate(
     drill = None
     if scenario == BAD_MODEL:
         who = approver or DRILL_APPROVER
-        drill = drill_step.drill(settings, project, environment, traffic, bad_version, who, actor)
+        drill = drill_step.drill(
+            settings, project, environment, traffic, bad_version, who, actor, break_features
+        )
     holder = _holder(settings, project, environment, through_service)
 
     keep = sources.keep_days(settings, project)
