@@ -82,6 +82,20 @@ def _rows(now: datetime) -> pd.DataFrame:
     return frame
 
 
+def _fresh(fn: Any) -> Any:
+    """A copy of ``fn`` for Feast's decorator, which rewrites the function's ``__module__`` (to
+    run its source later): on the original, a second store built in the same process (a unit
+    and an integration test in one worker) could no longer find its source."""
+    import types
+
+    copy = types.FunctionType(
+        fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
+    copy.__doc__, copy.__annotations__ = fn.__doc__, dict(fn.__annotations__)
+    copy.__module__ = fn.__module__
+    return copy
+
+
 def build(root: Path, online_store: Any) -> tuple[Any, list[dict[str, Any]]]:
     """A Feast store under ``root`` with ``online_store`` (a Feast online-store config), its
     online rows written; and the entity rows to read (every key, each twice in a different
@@ -156,12 +170,12 @@ def build(root: Path, online_store: Any) -> tuple[Any, list[dict[str, Any]]]:
             Field(name="late", dtype=Bool),
         ],
         mode="python",
-    )(ratio_features)
+    )(_fresh(ratio_features))
     pandas_view = on_demand_feature_view(
         sources=[view, request],
         schema=[Field(name="scaled_pd", dtype=Float64)],
         mode="pandas",
-    )(ratio_features_pandas)
+    )(_fresh(ratio_features_pandas))
     direct_service = FeatureService(name="direct", features=[view, python_view])
     pandas_service = FeatureService(name="pandas", features=[view, pandas_view])
     store.apply([entity, view, request, python_view, pandas_view, direct_service, pandas_service])

@@ -261,7 +261,8 @@ def _fraud_features(events: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFram
     snapshot = activity.assign(event_timestamp=activity["event_timestamp"] + pd.Timedelta("1s"))
     joined = events.merge(snapshot, on=["account_id", "event_timestamp"], how="inner")
     assert len(joined) == len(events), "every payment has its snapshot"
-    on_demand = payment_features.feature_transformation.udf(joined)
+    udf = payment_features.feature_transformation.udf  # python mode: lists in, lists out
+    on_demand = pd.DataFrame(udf({c: joined[c].tolist() for c in joined.columns}))
     return pd.concat([joined.drop(columns=["amount"]), on_demand], axis=1)
 
 

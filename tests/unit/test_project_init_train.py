@@ -118,7 +118,7 @@ def test_init_train_leaves_dev_empty_when_no_model_passes(
     assert code == 1, out + err
     assert "FAILED" in out and "passed" not in out.split("version ")[-1]
     assert "dev unchanged: no offered version passed the gate against dev" in err
-    assert "warning: costs default to 1:1" in err
+    assert "warning: no costs given: placeholder 1:1 costs carry a model to dev and staging" in err
     assert promote.holders(workspace, "bank")["dev"] is None
     assert [e.action for e in promote.history(workspace, "bank")] == ["validate", "validate"]
     assert (workspace.root / "projects/bank/project.yaml").is_file()

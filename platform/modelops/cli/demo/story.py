@@ -179,7 +179,7 @@ def _bad_promotion(project: str, service: _Service | None) -> bool:
             f"  what is wrong with it: trained with {', '.join(d.broken)} broken ({d.broken_how} "
             "in the rows it learned from, as a faulty upstream job would); on the holdout the "
             "other features carry most of that signal, so the gate found it non-inferior; the "
-            "traffic that follows, fraudsters mimicking their victims, needs it"
+            "drill traffic that follows (bad actors mimicking their victims) needs it"
         )
     typer.echo(f"  GitOps: {d.gitops}")
     TIMELINE.mark(
