@@ -462,7 +462,7 @@ def _probation_rule(run: _Deciding, judged: _Judged) -> _Probation:
         return _Probation()
     evidence = _performance_evidence(perf, metric)
     evidence["max_drop_in_probation"] = policy.max_drop_in_probation
-    reason = f"v{perf.version} on probation: {metric} {perf.drop.detail}"
+    reason = f"v{perf.version} on probation: {perf.drop.detail}"
     target = findings.tenure.rollback_target
     same = perf.previous
     if target is None:
@@ -535,7 +535,7 @@ def _retrain_rule(
         reasons.append(on_probation.retrain.reason)
         evidence["performance"] = on_probation.retrain.evidence
     elif judged.worse and perf is not None and perf.drop is not None and not probation:
-        reasons.append(f"{metric} decayed: {perf.drop.detail} (max_decay {policy.max_decay:g})")
+        reasons.append(f"decayed: {perf.drop.detail} (max_decay {policy.max_decay:g})")
         evidence["performance"] = _performance_evidence(perf, metric)
     if not reasons:
         return streak
