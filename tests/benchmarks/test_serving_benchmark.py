@@ -537,8 +537,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
 
     from modelops.config.settings import load_settings
     from modelops.integrations import mlflow as mlflow_io
-    from modelops.integrations.database import Ledger, LedgerEntry
+    from modelops.integrations.database import LedgerEntry
     from modelops.services import data, features, train
+    from modelops.services.context import ledger as ledger_for
     from modelops.services.context import tracking
     from support import copy_workspace
 
@@ -557,7 +558,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         features.materialize(settings, end)
         result = train.train(settings, PROJECT)
         version = result.candidate.version
-        ledger = Ledger(settings.platform_database_url)
+        ledger = ledger_for(settings)  # keyed, as every command opens it: packaging signs with it
         ledger.transition(
             LedgerEntry("promote", PROJECT, ENVIRONMENT, "benchmark", "benchmark", None, version),
             expected=ledger.holder(PROJECT, ENVIRONMENT),
