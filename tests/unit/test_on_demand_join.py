@@ -216,7 +216,7 @@ def parity_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, pd.Data
     """online_parity's store (built once: its views' functions cannot be declared twice in one
     process) and entity rows: every key, unknown ones, one missing request value."""
     root = tmp_path_factory.mktemp("parity")
-    store, rows = parity.build(root, {"type": "sqlite", "path": "online.db"})
+    store, rows = parity.build(root, {"type": "sqlite", "path": str(root / "online.db")})
     frame = pd.DataFrame(rows)
     now = pd.Timestamp.now(tz="UTC").floor("s")
     times = [now - timedelta(minutes=30 * i) for i in range(len(frame))]
