@@ -92,73 +92,89 @@ def verify_chain(
     """
     anchor_at = parse_anchor(anchor) if anchor is not None else None
     problems = _Problems(max_problems)
-    replay = HolderReplay()
-    checked = 0
-    last_seq, last_hash = 0, GENESIS_HASH
-    anchor_found = False
-    hashes = _Hashes(key, hmac_from, infer_hmac_from)
+    walk = _Walk(problems, _Hashes(key, hmac_from, infer_hmac_from), anchor_at)
     start = _Start(since, hmac_from, problems)
     if since is not None:
-        replay.holders.update(since.holders)
-        last_seq, last_hash = since.seq, since.hash
+        walk.replay.holders.update(since.holders)
+        walk.last_seq, walk.last_hash = since.seq, since.hash
     for row in rows:
-        checked += 1
-        seq = row.seq
-        if start.pending and start.first(row, hashes):
+        walk.checked += 1
+        if start.pending and start.first(row, walk.hashes):
             continue
-        if seq > last_seq + 1:
-            problems.add(f"{_span(last_seq + 1, seq - 1)} missing before entry {seq} (deleted?)")
-        elif row.prev_hash != last_hash:
-            problems.add(
-                f"entry {seq}: prev_hash does not match the hash of entry {last_seq} "
-                "(chain broken: rewritten or reordered?)"
-            )
-        if row.action not in ACTIONS or not row.details.startswith("{"):
-            problems.add(f"entry {seq}: content is not a valid entry (edited?)")
-        else:
-            wrong = hashes.problem(row)
-            if wrong:
-                problems.add(wrong)
-            if row.action in TRANSITIONS:
-                replay.feed(row)
-        if anchor_at is not None and seq == anchor_at[0]:
-            anchor_found = True
-            if row.hash != anchor_at[1]:
-                problems.add(
-                    f"ledger truncated or rewritten before anchor {seq}: entry {seq} no longer "
-                    "has the anchored hash"
-                )
-        last_seq, last_hash = seq, row.hash
+        walk.feed(row)
 
     start.finish()
-    end = _End(last_seq, last_hash, checked, anchor_found)
+    end = _End(walk.last_seq, walk.last_hash, walk.checked, walk.anchor_found)
     for line in _head_problems(head, end):
         problems.add(line)
     for line in _anchor_problems(anchor_at, end):
         problems.add(line)
-    for line in _key_problems(key, hashes.hmac_from, head is not None, end):
+    for line in _key_problems(key, walk.hashes.hmac_from, head is not None, end):
         problems.add(line)
-    for line in replay.problems:
+    for line in walk.replay.problems:
         problems.add(line)
-    for line in compare_holders(holders, replay.holders):
+    for line in compare_holders(holders, walk.replay.holders):
         problems.add(line)
     lines = problems.result()
     checkpoint = Checkpoint(
-        seq=last_seq,
-        hash=last_hash,
-        hmac_from=hashes.hmac_from,
-        holders=dict(replay.holders),
+        seq=walk.last_seq,
+        hash=walk.last_hash,
+        hmac_from=walk.hashes.hmac_from,
+        holders=dict(walk.replay.holders),
         fingerprint=fingerprint,
         database=database,
     )
     return Verification(
         ok=not lines,
-        checked=checked,
+        checked=walk.checked,
         problems=lines,
-        anchor=format_anchor(last_seq, last_hash),
-        keyed_from=hashes.hmac_from,
+        anchor=format_anchor(walk.last_seq, walk.last_hash),
+        keyed_from=walk.hashes.hmac_from,
         checkpoint=None if lines else checkpoint,
     )
+
+
+class _Walk:
+    """The chain walked in seq order: links, content, keyed hashes, the anchor, holder moves."""
+
+    def __init__(
+        self, problems: _Problems, hashes: _Hashes, anchor_at: tuple[int, str] | None
+    ) -> None:
+        self.problems = problems
+        self.hashes = hashes
+        self.anchor_at = anchor_at
+        self.replay = HolderReplay()
+        self.checked = 0
+        self.last_seq, self.last_hash = 0, GENESIS_HASH
+        self.anchor_found = False
+
+    def feed(self, row: ChainRow) -> None:
+        seq, problems = row.seq, self.problems
+        if seq > self.last_seq + 1:
+            problems.add(
+                f"{_span(self.last_seq + 1, seq - 1)} missing before entry {seq} (deleted?)"
+            )
+        elif row.prev_hash != self.last_hash:
+            problems.add(
+                f"entry {seq}: prev_hash does not match the hash of entry {self.last_seq} "
+                "(chain broken: rewritten or reordered?)"
+            )
+        if row.action not in ACTIONS or not row.details.startswith("{"):
+            problems.add(f"entry {seq}: content is not a valid entry (edited?)")
+        else:
+            wrong = self.hashes.problem(row)
+            if wrong:
+                problems.add(wrong)
+            if row.action in TRANSITIONS:
+                self.replay.feed(row)
+        if self.anchor_at is not None and seq == self.anchor_at[0]:
+            self.anchor_found = True
+            if row.hash != self.anchor_at[1]:
+                problems.add(
+                    f"ledger truncated or rewritten before anchor {seq}: entry {seq} no longer "
+                    "has the anchored hash"
+                )
+        self.last_seq, self.last_hash = seq, row.hash
 
 
 class _Start:
