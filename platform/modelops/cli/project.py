@@ -89,102 +89,120 @@ def parse_sep(value: str) -> str:
     return value
 
 
+# The options of `project init`, named once so that the command reads as its steps.
+_Name = Annotated[str, typer.Argument(metavar="NAME", help="Project name: folder under projects/.")]
+_FromCsv = Annotated[
+    Path,
+    typer.Option(
+        "--from-csv", metavar="PATH", help="The table: .csv or .parquet, one row a prediction."
+    ),
+]
+_Label = Annotated[str, typer.Option(metavar="COL", help="Label column (two classes).")]
+_Positive = Annotated[
+    str | None, typer.Option(metavar="VALUE", help="Label value of the costly class, e.g. Yes.")
+]
+_Entity = Annotated[
+    str | None,
+    typer.Option(metavar="COL", help="Column with the id each prediction is made for."),
+]
+_Timestamp = Annotated[
+    str | None, typer.Option(metavar="COL", help="Column with when each prediction is made.")
+]
+_AvailableAt = Annotated[
+    str | None, typer.Option(metavar="COL", help="Column with when each label became known.")
+]
+_LabelDelay = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DURATION",
+        help="Labels become known this long after the prediction: 30d, 12h, 2w.",
+    ),
+]
+_Categorical = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="COL",
+        help="A numeric column that holds categories; repeatable (text is already).",
+    ),
+]
+_Exclude = Annotated[
+    list[str] | None,
+    typer.Option(metavar="COL", help="A column to leave out (an id, a leak); repeatable."),
+]
+_Costs = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FN,FP",
+        help="FN,FP: cost of a missed positive and of a false alarm. Default 1,1.",
+    ),
+]
+_Monotone = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="COL=+1|-1",
+        help="COL=+1 or COL=-1: the score must rise (fall) with COL; repeatable.",
+    ),
+]
+_SynthesizeIds = Annotated[
+    bool, typer.Option("--synthesize-ids", help="No id column: one synthetic id per row.")
+]
+_SynthesizeTime = Annotated[
+    str | None,
+    typer.Option(
+        metavar="START..END",
+        help="No time column: spread rows evenly over START..END, in row order.",
+    ),
+]
+_Encoding = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help="The CSV's text encoding, e.g. cp1252. Default: UTF-8, or detected when the "
+        "bytes are not UTF-8.",
+    ),
+]
+_Sep = Annotated[
+    str | None,
+    typer.Option(
+        metavar="CHAR",
+        help="The CSV's separator: ',', ';', '\\t' (a tab), '|'. Default: sniffed.",
+    ),
+]
+_Force = Annotated[bool, typer.Option("--force", help="Replace the files of an existing project.")]
+_Train = Annotated[
+    bool,
+    typer.Option(
+        "--train",
+        help="Then apply the features, train, gate against dev and, if the verdict passes, "
+        "promote to dev. Exit 1 when no model passes.",
+    ),
+]
+_Actor = Annotated[
+    str | None, typer.Option(help="With --train: who gates and promotes (default: you).")
+]
+
+
 @app.command()
 def init(
-    name: Annotated[
-        str, typer.Argument(metavar="NAME", help="Project name: folder under projects/.")
-    ],
-    from_csv: Annotated[
-        Path,
-        typer.Option(
-            "--from-csv", metavar="PATH", help="The table: .csv or .parquet, one row a prediction."
-        ),
-    ],
-    label: Annotated[str, typer.Option(metavar="COL", help="Label column (two classes).")],
-    positive: Annotated[
-        str | None, typer.Option(metavar="VALUE", help="Label value of the costly class, e.g. Yes.")
-    ] = None,
-    entity: Annotated[
-        str | None,
-        typer.Option(metavar="COL", help="Column with the id each prediction is made for."),
-    ] = None,
-    timestamp: Annotated[
-        str | None, typer.Option(metavar="COL", help="Column with when each prediction is made.")
-    ] = None,
-    available_at: Annotated[
-        str | None, typer.Option(metavar="COL", help="Column with when each label became known.")
-    ] = None,
-    label_delay: Annotated[
-        str | None,
-        typer.Option(
-            metavar="DURATION",
-            help="Labels become known this long after the prediction: 30d, 12h, 2w.",
-        ),
-    ] = None,
-    categorical: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="COL",
-            help="A numeric column that holds categories; repeatable (text is already).",
-        ),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(metavar="COL", help="A column to leave out (an id, a leak); repeatable."),
-    ] = None,
-    costs: Annotated[
-        str | None,
-        typer.Option(
-            metavar="FN,FP",
-            help="FN,FP: cost of a missed positive and of a false alarm. Default 1,1.",
-        ),
-    ] = None,
-    monotone: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="COL=+1|-1",
-            help="COL=+1 or COL=-1: the score must rise (fall) with COL; repeatable.",
-        ),
-    ] = None,
-    synthesize_ids: Annotated[
-        bool, typer.Option("--synthesize-ids", help="No id column: one synthetic id per row.")
-    ] = False,
-    synthesize_time: Annotated[
-        str | None,
-        typer.Option(
-            metavar="START..END",
-            help="No time column: spread rows evenly over START..END, in row order.",
-        ),
-    ] = None,
-    encoding: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            help="The CSV's text encoding, e.g. cp1252. Default: UTF-8, or detected when the "
-            "bytes are not UTF-8.",
-        ),
-    ] = None,
-    sep: Annotated[
-        str | None,
-        typer.Option(
-            metavar="CHAR",
-            help="The CSV's separator: ',', ';', '\\t' (a tab), '|'. Default: sniffed.",
-        ),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Replace the files of an existing project.")
-    ] = False,
-    train: Annotated[
-        bool,
-        typer.Option(
-            "--train",
-            help="Then apply the features, train, gate against dev and, if the verdict passes, "
-            "promote to dev. Exit 1 when no model passes.",
-        ),
-    ] = False,
-    actor: Annotated[
-        str | None, typer.Option(help="With --train: who gates and promotes (default: you).")
-    ] = None,
+    name: _Name,
+    from_csv: _FromCsv,
+    label: _Label,
+    positive: _Positive = None,
+    entity: _Entity = None,
+    timestamp: _Timestamp = None,
+    available_at: _AvailableAt = None,
+    label_delay: _LabelDelay = None,
+    categorical: _Categorical = None,
+    exclude: _Exclude = None,
+    costs: _Costs = None,
+    monotone: _Monotone = None,
+    synthesize_ids: _SynthesizeIds = False,
+    synthesize_time: _SynthesizeTime = None,
+    encoding: _Encoding = None,
+    sep: _Sep = None,
+    force: _Force = False,
+    train: _Train = False,
+    actor: _Actor = None,
 ) -> None:
     """Write a project from a table: feature and label parquet, Feast definitions, project.yaml
     with proposed windows, and data checks. Then: modelops features apply; modelops train NAME;
