@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from modelops.services.status_page.collect import is_monitor_action
 from modelops.services.status_page.paths import action_page, project_page, slug
+from modelops.services.status_page.plot import layout
+from modelops.services.status_page.reasons import short_reason, why_links
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -44,11 +46,14 @@ def environment() -> Environment:
         value=_value,
         scalar=_scalar,
         slug=slug,
+        short=short_reason,
     )
     env.globals.update(
         project_page=project_page,
         action_page=action_page,
         is_monitor_action=is_monitor_action,
+        layout=layout,
+        why_links=why_links,
         newest=PROJECT_ENTRIES,
         style=Markup(style()),
     )
