@@ -106,11 +106,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
     first = math.floor(low / step) * step
-    ticks: list[float] = []
-    value = first
-    while value <= high + step * 1e-9 or len(ticks) < 2:
-        ticks.append(round(value, 12))
-        value += step
+    ticks = [round(first, 12)]
+    while ticks[-1] < high - step * 1e-9 or len(ticks) < 2:
+        ticks.append(round(first + step * len(ticks), 12))
     return ticks
 
 
