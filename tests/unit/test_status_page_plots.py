@@ -35,6 +35,10 @@ ROLLBACK_AT = 9
 ALERT_AT = 3
 MATURED = 8
 """Runs 0..7 have matured labels (realised metrics); the newest ones do not yet."""
+ESTIMATED_FROM = 2
+"""Runs 0 and 1 predate estimation: no estimate."""
+CHECKED_AT = 7
+CHUNKS = 7
 
 
 # ----------------------------------------------------------------------------- state
@@ -88,6 +92,20 @@ def _summary(i: int, rng: np.random.Generator, environment: str = "production") 
         {"kind": a["kind"], "done": True, "detail": f"{a['kind']} recorded"} for a in actions
     ]
     stamp = as_of.isoformat()
+    estimated = _estimated(i, rng, version, as_of) if i >= ESTIMATED_FROM else None
+    check = None
+    if i == CHECKED_AT:
+        check = {
+            "cohorts": 3,
+            "rows": 700,
+            "positives": 35,
+            "estimated_cost_per_1000": 300.0,
+            "realised_cost_per_1000": 380.0,
+            "gap": 80.0,
+            "interval": {"estimate": 80.0, "low": 40.0, "high": 120.0},
+            "significant": True,
+            "detail": "the estimate no longer holds",
+        }
     summary = {
         "run_id": run_id,
         "project": PROJECT,
@@ -107,6 +125,8 @@ def _summary(i: int, rng: np.random.Generator, environment: str = "production") 
             "tenure": {"moved_by": "promote", "moved_at": None, "first_seen": None, "as_of": stamp},
             "drift": drift,
             "performance": performance,
+            "estimated": estimated,
+            "estimate_check": check,
         },
         "decision": {"actions": actions, "headline": "ok", "dry_run": i == 10},
         "reference": {},
@@ -121,6 +141,47 @@ def _summary(i: int, rng: np.random.Generator, environment: str = "production") 
         "timings": {},
     }
     return MonitorSummary.model_validate(summary).dump()  # exactly what a reader accepts
+
+
+def _chunk(
+    rng: np.random.Generator, start: datetime | None, days: int, rows: int
+) -> dict[str, Any]:
+    cost = float(rng.normal(320, 20))
+    half = float(rng.uniform(10, 40))
+    roc = float(rng.normal(0.75, 0.01))
+    return {
+        "start": start.isoformat() if start else None,
+        "end": (start + timedelta(days=days)).isoformat() if start else None,
+        "rows": rows,
+        "expected_positives": rows * 0.05,
+        "alert_rate": 0.1,
+        "precision": 0.3,
+        "recall": 0.6,
+        "cost_per_1000": cost,
+        "cost_per_1000_low": cost - half,
+        "cost_per_1000_high": cost + half,
+        "roc_auc": roc,
+        "roc_auc_low": roc - 0.02,
+        "roc_auc_high": roc + 0.02,
+    }
+
+
+def _estimated(i: int, rng: np.random.Generator, version: str, as_of: datetime) -> dict[str, Any]:
+    """The run's CBPE record: CHUNKS daily chunks and the whole window."""
+    start = as_of - timedelta(days=CHUNKS)
+    chunks = [_chunk(rng, start + timedelta(days=d), 1, 150) for d in range(CHUNKS)]
+    return {
+        "version": version,
+        "calibration": {"method": "isotonic", "ece_raw": 0.04, "ece_calibrated": 0.01},
+        "threshold": 0.3,
+        "gate_cost_per_1000": GATE[version]["cost_per_1000"],
+        "gate_roc_auc": GATE[version]["roc_auc"],
+        "chunks": chunks,
+        "window": _chunk(rng, start, CHUNKS, 150 * CHUNKS),
+        "worse": i == ROLLBACK_AT,
+        "judged": True,
+        "detail": "estimated cost against the gate-time cost",
+    }
 
 
 def write_runs(settings: Settings, seed: int = 19, windows: int = WINDOWS) -> list[dict[str, Any]]:
@@ -190,10 +251,30 @@ def test_every_series_has_one_point_per_window_in_time_order(workspace: Settings
     cost = next(s for s in by_key["cost_per_1000"].series if s.kind == "realised")
     assert cost.points[0].value is not None and cost.points[0].low is None
 
-    # the gate-time line follows the serving version (v2 from run 6 to the rollback)
+    # the gate-time line follows the serving version (v2 from run 6 to the rollback); without
+    # matured labels it comes from the estimate's record
     gate = by_key["cost_per_1000"].gate
-    assert gate[:MATURED] == tuple(GATE[s["version"]]["cost_per_1000"] for s in summaries[:MATURED])
-    assert gate[MATURED:] == (None,) * (WINDOWS - MATURED)  # no record of it without labels
+    assert gate == tuple(GATE[s["version"]]["cost_per_1000"] for s in summaries)
+    assert len(set(gate)) == 2
+
+    estimated = next(s for s in by_key["cost_per_1000"].series if s.kind == "estimated")
+    window = [
+        s["findings"]["estimated"] and s["findings"]["estimated"]["window"] for s in summaries
+    ]
+    assert [p.value for p in estimated.points] == [w and w["cost_per_1000"] for w in window]
+    assert [p.low for p in estimated.points] == [w and w["cost_per_1000_low"] for w in window]
+    assert [p.high for p in estimated.points] == [w and w["cost_per_1000_high"] for w in window]
+    assert estimated.points[0].value is None and "not estimated" in estimated.points[0].note
+    assert "significant gap: the estimate no longer holds" in estimated.points[CHECKED_AT].note
+    assert "expected performance if P(y|x) is unchanged" in estimated.points[2].note
+    roc_estimated = next(s for s in by_key["roc_auc"].series if s.kind == "estimated")
+    assert roc_estimated.points[-1].value == window[-1]["roc_auc"]
+
+    chunks = by_key[series.CHUNKS]  # the newest run's chunks, one point each
+    newest = summaries[-1]["findings"]["estimated"]["chunks"]
+    assert len(chunks.windows) == CHUNKS and summaries[-1]["run_id"] in chunks.title
+    assert [p.value for p in chunks.series[0].points] == [c["cost_per_1000"] for c in newest]
+    assert chunks.gate == (GATE[summaries[-1]["version"]]["cost_per_1000"],) * CHUNKS
 
     drift = by_key["drift_share"]
     shares = [p.value for p in drift.series[0].points]

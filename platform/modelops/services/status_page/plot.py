@@ -191,7 +191,7 @@ def layout(chart: Chart, width: int = WIDTH, height: int = HEIGHT) -> Layout:
     every = max(1, math.ceil(n / MAX_LABELS))
     labels = tuple(
         Label(x, w.label) for i, (x, w) in enumerate(zip(xs, chart.windows, strict=True))
-        if i % every == 0 or i == n - 1
+        if (n - 1 - i) % every == 0  # counted from the newest window, which is always labelled
     )  # fmt: skip
     flags = tuple(
         Flag(xs[m.index], m.kind, m.text, chart.windows[m.index].page) for m in chart.markers

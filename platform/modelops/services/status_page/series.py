@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelops.core.estimation.cbpe import ChunkEstimate
 from modelops.core.metrics import direction
 from modelops.core.monitor_record import MonitorSummary
 
@@ -182,30 +183,34 @@ def performance_chart(
     )
 
 
-def _estimated(summary: MonitorSummary) -> Any:
-    """The run's estimate record (``findings.estimated``), or None."""
-    return getattr(summary.findings, "estimated", None)
-
-
-def _estimate_point(estimate: Any, metric: str) -> Point:
+def _estimate_point(estimate: ChunkEstimate, metric: str) -> Point:
     """A chunk estimate's ``metric`` (``cost_per_1000`` / ``roc_auc``) and its band."""
-    value = finite(getattr(estimate, metric, None))
-    low = finite(getattr(estimate, f"{metric}_low", None))
-    high = finite(getattr(estimate, f"{metric}_high", None))
-    rows = getattr(estimate, "rows", None)
-    note = f"{rows} predictions; expected performance if P(y|x) is unchanged"
-    return Point(value, low, high, note if value is not None else "no estimate")
+    value = finite(getattr(estimate, metric))
+    low = finite(getattr(estimate, f"{metric}_low"))
+    high = finite(getattr(estimate, f"{metric}_high"))
+    if value is None:
+        return Point(None, note=f"{metric} not estimable ({estimate.rows} predictions)")
+    return Point(value, low, high, f"{estimate.rows} predictions; {estimate.label}")
 
 
 def estimated_point(summary: MonitorSummary, metric: str) -> Point:
-    """The estimate over the run's whole window (``findings.estimated.window``)."""
-    estimated = _estimated(summary)
+    """The estimate over the run's whole window (``findings.estimated.window``); for cost, what
+    the run concluded and, once labels matured, the check of the estimate against them."""
+    estimated = summary.findings.estimated
     if estimated is None:
         return Point(None, note="not estimated in this run")
     point = _estimate_point(estimated.window, metric)
-    if getattr(estimated, "worse", False) and metric == COST:
-        return Point(point.value, point.low, point.high, point.note + "; worse than at the gate")
-    return point
+    if metric != COST or point.value is None:
+        return point
+    notes = [point.note, estimated.detail]
+    check = summary.findings.estimate_check
+    if check is not None:
+        notes.append(
+            f"on {check.rows} matured predictions: realised {check.realised_cost_per_1000:,.4g}"
+            f" vs estimated {check.estimated_cost_per_1000:,.4g}"
+            + (" (significant gap: the estimate no longer holds)" if check.significant else "")
+        )
+    return Point(point.value, point.low, point.high, "; ".join(n for n in notes if n))
 
 
 def realised_point(summary: MonitorSummary, metric: str) -> Point:
@@ -238,10 +243,10 @@ def gate_value(summary: MonitorSummary, metric: str) -> float | None:
         value = finite(performance.gate.get(metric))
         if value is not None:
             return value
-    estimated = _estimated(summary)
+    estimated = summary.findings.estimated
     if estimated is None:
         return None
-    return finite(getattr(estimated, f"gate_{metric}", None))
+    return finite(getattr(estimated, f"gate_{metric}"))
 
 
 def drift_point(summary: MonitorSummary) -> Point:
@@ -276,10 +281,10 @@ def actions(index: int, summary: MonitorSummary) -> list[Marker]:
 def newest_chunks(runs: list[tuple[MonitorSummary, str]]) -> Chart | None:
     """Estimated cost per 1,000 per chunk of the newest run that estimated chunks."""
     for summary, page in reversed(runs):
-        estimated = _estimated(summary)
-        chunks = list(getattr(estimated, "chunks", None) or [])
-        if not chunks:
+        estimated = summary.findings.estimated
+        if estimated is None or not estimated.chunks:
             continue
+        chunks = estimated.chunks
         windows = tuple(
             Window(
                 label=_chunk_label(c.start),
@@ -290,7 +295,7 @@ def newest_chunks(runs: list[tuple[MonitorSummary, str]]) -> Chart | None:
             )
             for c in chunks
         )
-        gate = finite(getattr(estimated, "gate_cost_per_1000", None))
+        gate = finite(estimated.gate_cost_per_1000)
         return Chart(
             key=CHUNKS,
             title=f"Estimated cost per 1,000 per chunk, run {summary.run_id} (v{summary.version})",
