@@ -407,7 +407,10 @@ def test_the_project_page_plots_every_window_without_a_script(
 
     # each point links to its run's page in the site
     reached, broken = _site_tests().crawl(site.out)
-    assert broken == {}
+    assert broken == {}  # every point's and marker's link, and the front page's plots links
+    index = (site.out / "index.html").read_text(encoding="utf-8")
+    plots = re.findall(r'<a class="plots" href="([^"]+)">', index)
+    assert plots == [f"projects/{PROJECT}.html#plots-{e}" for e in ("staging", "production")]
     assert f"monitoring/{PROJECT}/{summaries[0]['run_id']}/index.html" in reached
 
 
@@ -485,3 +488,15 @@ def test_the_index_why_is_short_with_relative_links(
     assert str(run) not in re.sub(r"<[^>]+>", "", visible)
     staging = next(c for t, c in cells if t == "first model")
     assert 'href="gates/' in staging  # a promotion's why links to its gate report
+
+
+def test_windows_are_ordered_by_their_instant_and_same_day_runs_show_the_time() -> None:
+    rng = np.random.default_rng(3)
+    late = _summary(0, rng) | {"run_id": "late", "as_of": "2026-03-01T23:00:00-05:00"}
+    early = _summary(1, rng) | {"run_id": "early", "as_of": "2026-03-02T02:00:00+00:00"}
+    (panel,) = series.panels(_typed([late, early]), {})
+    chart = panel.charts[0]
+    # 23:00 at -05:00 is 04:00 UTC on the 2nd, after 02:00 UTC; the text sorts the other way
+    assert [w.run_id for w in chart.windows] == ["early", "late"]
+    assert [w.label for w in chart.windows] == ["03-02 02:00", "03-02 04:00"]  # UTC
+    assert all(len(s.points) == 2 for s in chart.series)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from modelops.core.estimation.cbpe import ChunkEstimate
@@ -117,25 +118,36 @@ def panels(
         grouped.setdefault((summary.project, summary.environment), []).append((summary, page))
     out = []
     for (project, environment), members in sorted(grouped.items()):
-        members.sort(key=lambda m: (m[0].as_of, m[0].started_at, m[0].run_id))
+        members.sort(key=lambda m: (_moment(m[0].as_of), _moment(m[0].started_at), m[0].run_id))
         limit = (drift_limits or {}).get(project)
         out.append(Panel(project, environment, charts(members, limit)))
     return out
 
 
+def _moment(text: str) -> datetime:
+    """An ISO time as an aware UTC datetime (naive: taken as UTC); unreadable: the earliest."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def charts(runs: list[tuple[MonitorSummary, str]], drift_limit: float | None) -> tuple[Chart, ...]:
     """The charts of one (project, environment), ``runs`` oldest first."""
     summaries = [s for s, _ in runs]
+    ends = [_moment(s.as_of).astimezone(UTC) for s in summaries]
+    same_day = len({e.date() for e in ends}) < len(ends)  # the time tells such runs apart
     windows = tuple(
         Window(
-            label=s.as_of[:10],
+            label=f"{end:%m-%d %H:%M}" if same_day else f"{end:%Y-%m-%d}",
             title=f"run {s.run_id}: window {s.window.start[:16]} .. {s.window.end[:16]}, "
             f"v{s.version}" + (" (dry run)" if s.dry_run else ""),
             run_id=s.run_id,
             version=s.version,
             page=page,
         )
-        for s, page in runs
+        for (s, page), end in zip(runs, ends, strict=True)
     )
     markers = tuple(m for i, s in enumerate(summaries) for m in actions(i, s))
     out = [
