@@ -38,6 +38,7 @@ MATURED = 8
 ESTIMATED_FROM = 2
 """Runs 0 and 1 predate estimation: no estimate."""
 CHECKED_AT = 7
+DROPPED_AT = 7
 CHUNKS = 7
 
 
@@ -55,8 +56,11 @@ def _summary(i: int, rng: np.random.Generator, environment: str = "production") 
     performance = None
     if i < MATURED:
         live_roc = float(gate["roc_auc"] + rng.normal(-0.02, 0.01))
+        if i == DROPPED_AT:  # v2 judged worse on its matured labels
+            live_roc = gate["roc_auc"] - 0.08
         gain = live_roc - gate["roc_auc"]
         low, high = gain - rng.uniform(0.005, 0.03), gain + rng.uniform(0.005, 0.03)
+        material = i == DROPPED_AT
         performance = {
             "version": version,
             "rows": 800 + i,
@@ -75,7 +79,7 @@ def _summary(i: int, rng: np.random.Generator, environment: str = "production") 
                 "max_drop": 0.05,
                 "judged": True,
                 "significant": bool(high < 0),
-                "material": False,
+                "material": material,
                 "detail": "live minus gate-time",
             },
         }
@@ -237,6 +241,7 @@ def test_every_series_has_one_point_per_window_in_time_order(workspace: Settings
         s["findings"]["performance"]["metrics"]["roc_auc"] for s in summaries[:MATURED]
     ]
     assert values[MATURED:] == [None] * (WINDOWS - MATURED)
+    assert [i for i, p in enumerate(realised.points) if p.alarm] == [DROPPED_AT]
     assert "no matured labels" in realised.points[-1].note
     # the band is gate + the live-drop interval of live - gate
     first = summaries[0]["findings"]["performance"]
@@ -267,6 +272,7 @@ def test_every_series_has_one_point_per_window_in_time_order(workspace: Settings
     assert estimated.points[0].value is None and "not estimated" in estimated.points[0].note
     assert "significant gap: the estimate no longer holds" in estimated.points[CHECKED_AT].note
     assert "expected performance if P(y|x) is unchanged" in estimated.points[2].note
+    assert [i for i, p in enumerate(estimated.points) if p.alarm] == [ROLLBACK_AT]  # "worse"
     roc_estimated = next(s for s in by_key["roc_auc"].series if s.kind == "estimated")
     assert roc_estimated.points[-1].value == window[-1]["roc_auc"]
 
@@ -403,6 +409,7 @@ def test_the_project_page_plots_every_window_without_a_script(
         GATE[s["version"]]["roc_auc"] for s in summaries[:MATURED]
     ]
     assert sorted(roc["actions"]) == ["alert", "rollback"]
+    assert html.count('class="point alarm"') == 2  # the estimate and the live drop, ringed
     assert sorted(production["drift_share"]["actions"]) == ["alert", "rollback"]
 
     # each point links to its run's page in the site

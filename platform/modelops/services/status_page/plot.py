@@ -36,6 +36,7 @@ class Mark:
     value: float | None
     text: str
     href: str
+    alarm: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def layout(chart: Chart, width: int = WIDTH, height: int = HEIGHT) -> Layout:
                 value=p.value,
                 text=_hover(chart, i, series.name, p),
                 href=chart.windows[i].page,
+                alarm=p.alarm,
             )
             for i, (x, p) in enumerate(zip(xs, series.points, strict=True))
         )
@@ -237,4 +239,6 @@ def _hover(chart: Chart, index: int, name: str, point: Point) -> str:
     gate = chart.gate[index] if index < len(chart.gate) else None
     against = f"; {chart.gate_label} {fmt(gate)}" if gate is not None else ""
     note = f"; {point.note}" if point.note else ""
+    if point.alarm:
+        note += "; judged worse than at the gate"
     return f"{name} {chart.title}: {shown}{against}{note}\n{window.title}"

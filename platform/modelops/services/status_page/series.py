@@ -45,6 +45,9 @@ class Point:
     low: float | None = None
     high: float | None = None
     note: str = ""
+    alarm: bool = False
+    """The run judged this value worse than at the gate (the estimate's ``worse``, the live
+    drop's ``judged and significant and material``): drawn ringed in red."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,9 @@ def estimated_point(summary: MonitorSummary, metric: str) -> Point:
             f" vs estimated {check.estimated_cost_per_1000:,.4g}"
             + (" (significant gap: the estimate no longer holds)" if check.significant else "")
         )
-    return Point(point.value, point.low, point.high, "; ".join(n for n in notes if n))
+    return Point(
+        point.value, point.low, point.high, "; ".join(n for n in notes if n), estimated.worse
+    )
 
 
 def realised_point(summary: MonitorSummary, metric: str) -> Point:
@@ -243,9 +248,10 @@ def realised_point(summary: MonitorSummary, metric: str) -> Point:
     high = finite(drop.interval.get("high"))
     if gate is None or low is None or high is None:
         return Point(value, note=note)
+    worse = drop.judged and drop.significant and drop.material
     if direction(metric) >= 0:  # the interval bounds live - gate
-        return Point(value, gate + low, gate + high, note)
-    return Point(value, gate - high, gate - low, note)  # it bounds gate - live
+        return Point(value, gate + low, gate + high, note, worse)
+    return Point(value, gate - high, gate - low, note, worse)  # it bounds gate - live
 
 
 def gate_value(summary: MonitorSummary, metric: str) -> float | None:
