@@ -507,3 +507,71 @@ def test_windows_are_ordered_by_their_instant_and_same_day_runs_show_the_time() 
     assert [w.run_id for w in chart.windows] == ["early", "late"]
     assert [w.label for w in chart.windows] == ["03-02 02:00", "03-02 04:00"]  # UTC
     assert all(len(s.points) == 2 for s in chart.series)
+
+
+def test_the_plots_read_what_the_monitor_writes(workspace: Settings, tmp_path: Path) -> None:
+    """A real CBPE estimate (core.estimation on seeded scores) in findings, through the
+    monitor's own ``record.summary``: the page plots the window and its chunks as recorded."""
+    import pandas as pd
+
+    from modelops.core import monitoring as policy
+    from modelops.core.estimated_judgement import Estimated, judge_window
+    from modelops.core.estimation import (
+        estimate_chunk,
+        estimate_chunks,
+        fit_calibration,
+        reference_from_holdout,
+    )
+    from modelops.core.metrics import CostModel
+    from modelops.services.monitor import Reference, record
+
+    rng = np.random.default_rng(11)
+    holdout = rng.uniform(0, 1, 4000)
+    labels = (rng.uniform(0, 1, 4000) < holdout**2).astype(int)  # miscalibrated scores
+    calibration = fit_calibration(holdout, labels)
+    reference = reference_from_holdout(holdout, labels)
+    costs = CostModel(false_negative=500.0, false_positive=20.0)
+    end = datetime(2026, 3, 8, tzinfo=UTC)
+    start = end - timedelta(days=5)
+    stamps = pd.Timestamp(start) + pd.to_timedelta(np.sort(rng.uniform(0, 5, 3000)), unit="D")
+    scores = rng.uniform(0, 1, 3000)
+    common = {"calibration": calibration, "threshold": 0.4, "costs": costs, "reference": reference}
+    chunks = estimate_chunks(scores, stamps, period="1D", **common)  # type: ignore[arg-type]
+    window = estimate_chunk(scores, start=start, end=end, **common)  # type: ignore[arg-type]
+    judged, worse, detail = judge_window(window, 150.0, min_rows=100)
+    estimated = Estimated(
+        version="1",
+        calibration=calibration.model_dump(include={"method", "ece_raw", "ece_calibrated"}),
+        threshold=0.4,
+        gate_cost_per_1000=150.0,
+        gate_roc_auc=0.8,
+        chunks=tuple(chunks),
+        window=window,
+        worse=worse,
+        judged=judged,
+        detail=detail,
+    )
+    tenure = policy.Tenure("promote", end, end, end, None)
+    findings = policy.Findings(
+        PROJECT, "production", "1", policy.Quality(rows=3000), tenure, estimated=estimated
+    )
+    profile = {"version": "1", "rows": 4000, "sampled_rows": 4000}
+    written = record.summary(
+        "2026-03-08T00-00-00Z", end, end, (end - timedelta(days=5), end), PROJECT,
+        "production", "1", findings, policy.Decision(actions=(), dry_run=False),
+        Reference(frame=pd.DataFrame(), profile=profile, path=Path("r.parquet")),
+        None, None, [], False, {},
+    )  # fmt: skip
+    folder = status_page.monitoring_dir(workspace) / PROJECT / "2026-03-08T00-00-00Z"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(written.dump()), encoding="utf-8")
+
+    site = status_page.build(workspace, tmp_path / "site")
+    drawn = charts_of((site.out / f"projects/{PROJECT}.html").read_text(encoding="utf-8"))
+    cost = drawn["cost_per_1000"]["series"]
+    assert [float(v) for v in cost["estimated"]["values"]] == [window.cost_per_1000]
+    assert cost["realised"]["values"] == [""]  # no labels yet: an empty place, not a zero
+    assert [float(v) for v in drawn["cost_per_1000"]["gate"]] == [150.0]
+    assert [float(v) for v in drawn["roc_auc"]["series"]["estimated"]["values"]] == [window.roc_auc]
+    per_chunk = drawn["chunks"]["series"]["estimated"]["values"]
+    assert len(chunks) == 5 and [float(v) for v in per_chunk] == [c.cost_per_1000 for c in chunks]
