@@ -45,6 +45,40 @@ CHUNKS = 7
 # ----------------------------------------------------------------------------- state
 
 
+def _performance(i: int, rng: np.random.Generator, version: str) -> dict[str, Any]:
+    """Live metrics on matured labels; ROC-AUC (the primary metric) with its live-drop
+    interval, judged worse at DROPPED_AT."""
+    gate = GATE[version]
+    live_roc = float(gate["roc_auc"] + rng.normal(-0.02, 0.01))
+    if i == DROPPED_AT:  # v2 judged worse on its matured labels
+        live_roc = gate["roc_auc"] - 0.08
+    gain = live_roc - gate["roc_auc"]
+    low, high = gain - rng.uniform(0.005, 0.03), gain + rng.uniform(0.005, 0.03)
+    material = i == DROPPED_AT
+    return {
+        "version": version,
+        "rows": 800 + i,
+        "positives": 40 + i,
+        "metrics": {"roc_auc": live_roc, "cost_per_1000": float(rng.normal(330, 15))},
+        "gate": gate,
+        "gate_source": "verdict",
+        "drop": {
+            "metric": "roc_auc",
+            "live": live_roc,
+            "gate": gate["roc_auc"],
+            "rows": 800 + i,
+            "positives": 40 + i,
+            "interval": {"estimate": live_roc - gate["roc_auc"], "low": low, "high": high},
+            "half_width": (high - low) / 2,
+            "max_drop": 0.05,
+            "judged": True,
+            "significant": bool(high < 0),
+            "material": material,
+            "detail": "live minus gate-time",
+        },
+    }
+
+
 def _summary(i: int, rng: np.random.Generator, environment: str = "production") -> dict[str, Any]:
     """Run ``i`` of a seeded history: v1, then v2 from run 6 on, rolled back at ROLLBACK_AT;
     realised metrics only where labels matured; awkward values: no drift measured in run 4,
@@ -52,37 +86,7 @@ def _summary(i: int, rng: np.random.Generator, environment: str = "production") 
     as_of = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(days=i)
     version = "2" if 6 <= i <= ROLLBACK_AT else "1"
     run_id = f"{as_of:%Y-%m-%dT%H-%M-%SZ}-{environment}"
-    gate = GATE[version]
-    performance = None
-    if i < MATURED:
-        live_roc = float(gate["roc_auc"] + rng.normal(-0.02, 0.01))
-        if i == DROPPED_AT:  # v2 judged worse on its matured labels
-            live_roc = gate["roc_auc"] - 0.08
-        gain = live_roc - gate["roc_auc"]
-        low, high = gain - rng.uniform(0.005, 0.03), gain + rng.uniform(0.005, 0.03)
-        material = i == DROPPED_AT
-        performance = {
-            "version": version,
-            "rows": 800 + i,
-            "positives": 40 + i,
-            "metrics": {"roc_auc": live_roc, "cost_per_1000": float(rng.normal(330, 15))},
-            "gate": gate,
-            "gate_source": "verdict",
-            "drop": {
-                "metric": "roc_auc",
-                "live": live_roc,
-                "gate": gate["roc_auc"],
-                "rows": 800 + i,
-                "positives": 40 + i,
-                "interval": {"estimate": live_roc - gate["roc_auc"], "low": low, "high": high},
-                "half_width": (high - low) / 2,
-                "max_drop": 0.05,
-                "judged": True,
-                "significant": bool(high < 0),
-                "material": material,
-                "detail": "live minus gate-time",
-            },
-        }
+    performance = _performance(i, rng, version) if i < MATURED else None
     drift: dict[str, Any] | None = None
     if i != 4:
         share = None if i == 5 else float(rng.uniform(0, 0.6))
