@@ -37,7 +37,8 @@ CHROMIUM = os.environ.get("MODELOPS_CHROMIUM", "/usr/bin/chromium")
 PAGE_TIMEOUT_S = 60.0
 LINKS = (
     "Array.from(document.querySelectorAll('a[href],link[href],img[src],script[src],iframe[src]'))"
-    ".map(e => e.href || e.src)"
+    ".map(e => e.href && e.href.baseVal !== undefined"  # an SVG link (in a plot)
+    " ? new URL(e.href.baseVal, document.baseURI).href : e.href || e.src)"
 )
 
 
@@ -300,5 +301,113 @@ def test_every_page_and_link_opens_in_chromium_without_errors(
 
     browser.open(start)
     shot = tmp_path / "status-page.png"
+    browser.screenshot(shot)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+# ----------------------------------------------------------------------------- plots
+
+PLOTS = Path(__file__).resolve().parents[1] / "unit" / "test_status_page_plots.py"
+DRAWN = """
+Array.from(document.querySelectorAll('svg[data-chart]')).map(svg => {
+  const area = svg.querySelector('rect.area').getBoundingClientRect();
+  const inside = r => r.width > 0 && r.left >= area.left - 1 && r.right <= area.right + 1
+    && r.top >= area.top - 1 && r.bottom <= area.bottom + 1;
+  const gate = svg.querySelector('path.gate');
+  return {
+    panel: svg.closest('section').id,
+    chart: svg.dataset.chart,
+    windows: Number(svg.dataset.windows),
+    width: svg.getBoundingClientRect().width,
+    series: Array.from(svg.querySelectorAll('g.series')).map(g => ({
+      name: g.dataset.series,
+      points: g.querySelectorAll('.point').length,
+      values: Array.from(g.querySelectorAll('.point')).map(p => p.dataset.value),
+      drawn: Array.from(g.querySelectorAll('circle')).filter(c =>
+        inside(c.getBoundingClientRect())).length,
+      band: g.querySelector('path.band') ? g.querySelector('path.band').getTotalLength() : 0,
+    })),
+    gate: gate ? gate.dataset.values.split(' ') : null,
+    gateLength: gate ? gate.getTotalLength() : 0,
+    actions: Array.from(svg.querySelectorAll('a.action')).map(a => ({
+      kind: a.dataset.kind, hover: a.querySelector('title').textContent})),
+  };
+})
+"""
+
+
+def _plots_state() -> Any:
+    spec = importlib.util.spec_from_file_location("status_page_plots_state", PLOTS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_plots_render_with_their_data_offline_in_chromium(
+    workspace: Settings, tmp_path: Path, browser: Browser
+) -> None:
+    state = _plots_state()
+    summaries = state.write_runs(workspace)
+    site = status_page.build(workspace, tmp_path / "site")
+    page = (site.out / f"projects/{state.PROJECT}.html").resolve()
+    browser.call(
+        "Network.emulateNetworkConditions",
+        offline=True,
+        latency=0,
+        downloadThroughput=-1,
+        uploadThroughput=-1,
+    )
+    assert browser.open(page.as_uri()) == []
+    requested = [
+        e["params"]["request"]["url"]
+        for e in browser.events
+        if e["method"] == "Network.requestWillBeSent"
+    ]
+    assert requested and all(url.startswith("file://") for url in requested)
+    assert browser.evaluate("document.scripts.length") == 0
+
+    charts = {(c["panel"], c["chart"]): c for c in browser.evaluate(DRAWN)}
+    windows = state.WINDOWS
+    production = {k[1]: c for k, c in charts.items() if k[0] == "plots-production"}
+    assert set(production) == {"cost_per_1000", "roc_auc", "drift_share", "chunks"}
+    assert {k[1] for k in charts if k[0] == "plots-staging"} == {
+        "cost_per_1000",
+        "roc_auc",
+        "drift_share",
+    }
+    estimated_runs = windows - state.ESTIMATED_FROM
+    expected_drawn = {
+        ("cost_per_1000", "estimated"): estimated_runs,
+        ("cost_per_1000", "realised"): state.MATURED,
+        ("roc_auc", "estimated"): estimated_runs,
+        ("roc_auc", "realised"): state.MATURED,
+        ("drift_share", "drift share"): windows - 2,  # run 4 unmeasured, run 5 not finite
+        ("chunks", "estimated"): state.CHUNKS,
+    }
+    for key, chart in production.items():
+        assert chart["width"] > 300, key
+        total = state.CHUNKS if key == "chunks" else windows
+        assert chart["windows"] == total
+        for drawn in chart["series"]:
+            # one point per window, each circle laid out inside the plot area
+            assert drawn["points"] == total, (key, drawn["name"])
+            assert drawn["drawn"] == expected_drawn[(key, drawn["name"])], (key, drawn["name"])
+        if key != "chunks":
+            assert sorted(a["kind"] for a in chart["actions"]) == ["alert", "rollback"]
+    roc = {s["name"]: s for s in production["roc_auc"]["series"]}
+    realised = [float(v) if v else None for v in roc["realised"]["values"]]
+    performances = [s["findings"]["performance"] for s in summaries]
+    assert realised == [p["metrics"]["roc_auc"] if p else None for p in performances]
+    assert roc["realised"]["band"] > 0 and roc["estimated"]["band"] > 0
+    gate = [float(v) for v in production["cost_per_1000"]["gate"]]
+    assert gate == [state.GATE[s["version"]]["cost_per_1000"] for s in summaries]
+    assert production["cost_per_1000"]["gateLength"] > 0
+    assert [float(v) for v in production["drift_share"]["gate"]] == [0.3] * windows
+    rollback = next(a for a in production["roc_auc"]["actions"] if a["kind"] == "rollback")
+    assert state.MALICIOUS in rollback["hover"]  # the reason, as text: never run
+
+    browser.open(page.as_uri())
+    shot = tmp_path / "plots.png"
     browser.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -9,6 +9,48 @@ from pydantic import Field, field_validator, model_validator
 from modelops.config.strict import Strict as _Strict
 from modelops.core.drift_effect import DEFAULT_MIN_EFFECT
 
+_CHUNK = r"^[1-9][0-9]*(h|D)$"
+
+
+class Estimation(_Strict):
+    """Estimated performance of the serving version before its labels arrive
+    (docs/monitoring.md, "Estimated performance"): its scores, calibrated on its holdout rows,
+    give the expected confusion matrix and cost per 1,000 decisions of every chunk of the
+    look-back, "expected performance if P(y|x) is unchanged"."""
+
+    enabled: bool = Field(
+        True,
+        description="Estimate the serving version's cost per 1,000 and ROC-AUC per chunk of "
+        "its logged predictions from its holdout-calibrated scores.",
+    )
+    chunk: str = Field(
+        "1D",
+        pattern=_CHUNK,
+        description="Length of one chunk of logged predictions: a whole number of hours ('6h') "
+        "or days ('1D').",
+    )
+    z: float = Field(
+        1.96,
+        gt=0,
+        le=5,
+        description="Width of the sampling band in standard errors (1.96: about 95 %), for the "
+        "estimate's band and for the realised-against-estimated check.",
+    )
+    min_rows_per_chunk: int = Field(
+        200,
+        ge=1,
+        description="Chunks with fewer logged predictions are reported but not plotted as "
+        "judged; the look-back window needs as many to be judged at all.",
+    )
+    act_in_probation: bool = Field(
+        True,
+        description="On probation, roll back before any label arrives when the look-back "
+        "window's estimated cost per 1,000 is worse than the gate-time cost with the band "
+        "excluding it (and the previous version's estimate on the same logged rows is "
+        "better); false: report only.",
+    )
+
+
 NumericalDrift = Literal["wasserstein", "psi", "jensenshannon", "hellinger", "ks"]
 CategoricalDrift = Literal["jensenshannon", "psi", "hellinger", "chisquare"]
 
@@ -177,6 +219,12 @@ class Monitoring(_Strict):
         description="A retrained candidate that passes the gate against production is promoted "
         "there by the monitor; only where production needs no approval, otherwise it waits "
         "as a pending promotion.",
+    )
+
+    estimation: Estimation = Field(
+        default_factory=Estimation,
+        description="Estimated performance before the labels arrive, and what the monitor does "
+        'with it (docs/monitoring.md, "Estimated performance").',
     )
 
     @field_validator("drift_exempt")

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelops.core.estimation.cbpe import ChunkEstimate
+
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
@@ -166,6 +168,72 @@ class ShadowRecord(Record):
     detail: str
 
 
+class PreviousEstimateRecord(Record):
+    """The version a rollback would return to against the serving one, each estimated with its
+    own holdout calibration and threshold on the serving version's logged predictions."""
+
+    previous_version: str
+    current_version: str
+    evaluated: bool = Field(description="False: the comparison could not be made (detail).")
+    identical: bool = Field(False, description="The same model artifact: never better.")
+    better: bool = Field(
+        False,
+        description="The previous version's band lies apart from and below the serving one's.",
+    )
+    rows: int = 0
+    current_cost_per_1000: Number = None
+    current_low: Number = None
+    previous_cost_per_1000: Number = None
+    previous_high: Number = None
+    detail: str = ""
+
+
+class EstimatedRecord(Record):
+    """Estimated performance of the serving version over the look-back window, "expected
+    performance if P(y|x) is unchanged": its scores calibrated on its holdout rows, per chunk
+    and for the whole window, against the gate-time cost (docs/monitoring.md)."""
+
+    version: str
+    calibration: dict[str, Any] = Field(
+        description="method (isotonic or identity), ece_raw, ece_calibrated, rows, positives "
+        "of the holdout rows it was fitted on."
+    )
+    threshold: float
+    gate_cost_per_1000: Number = Field(description="The gate-time cost; null: none recorded.")
+    gate_roc_auc: Number = None
+    chunks: list[ChunkEstimate] = Field(description="One estimate per chunk of the look-back.")
+    window: ChunkEstimate = Field(description="The whole look-back window.")
+    worse: bool = Field(
+        description="The window's band excludes the gate-time cost, on the bad side."
+    )
+    judged: bool = Field(
+        description="A gate-time cost exists and the window holds min_rows_per_chunk rows."
+    )
+    detail: str
+    previous: PreviousEstimateRecord | None = Field(
+        None,
+        description="On probation, when worse: the rollback target estimated on the same rows.",
+    )
+
+
+class EstimateCheckRecord(Record):
+    """Realised against estimated cost per 1,000 on the same matured predictions: a significant
+    gap (the interval excludes 0) is concept drift, the estimate no longer holds."""
+
+    cohorts: int = Field(description="Chunks of predictions the matured rows come from.")
+    rows: int
+    positives: int
+    estimated_cost_per_1000: float
+    realised_cost_per_1000: float
+    gap: float = Field(description="Realised minus estimated cost per 1,000.")
+    interval: dict[str, Any] = Field(
+        description="estimate, low, high, z, se (Poisson-binomial of the rows' and the "
+        "holdout's costs), statistic."
+    )
+    significant: bool
+    detail: str
+
+
 class FindingsRecord(Record):
     project: str
     environment: str
@@ -175,6 +243,8 @@ class FindingsRecord(Record):
     drift: DriftRecord | None = None
     performance: PerformanceRecord | None = None
     shadow: ShadowRecord | None = None
+    estimated: EstimatedRecord | None = None
+    estimate_check: EstimateCheckRecord | None = None
 
 
 # ----------------------------------------------------------------------------- decision
@@ -419,6 +489,8 @@ def json_schema() -> dict[str, Any]:
 
 __all__ = [
     "AlertDetails",
+    "EstimateCheckRecord",
+    "EstimatedRecord",
     "GateVerdict",
     "MonitorLinks",
     "MonitorSummary",

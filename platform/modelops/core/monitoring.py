@@ -18,12 +18,22 @@ The rules, in order of precedence (one incident, one action):
    significantly better (:func:`~modelops.core.live_judgement.compare_on_same_rows`). When the
    previous version is no better (or is the same model), both are equally bad and the monitor
    retrains instead; when it could not be scored, an alert (no move on an unevaluated check).
+
+   **Before the labels** (the realised rule cannot judge yet: too few matured labels), the same
+   rule runs on estimated performance (:mod:`modelops.core.estimated_judgement`): the look-back
+   window's estimated cost per 1,000 is worse than the gate-time cost with the band excluding
+   it, *and* the version before it, estimated on the same logged predictions with its own
+   holdout calibration, has a band apart from and below it: a rollback. Not better: a
+   retraining; not estimated: an alert. ``act_on_estimate`` False (project.yaml's
+   ``monitoring.estimation.act_in_probation``) only notes it.
 3. **Proposal**: a shadow version beats the serving one on the same live labelled requests by
    the gate's statistical rule (:func:`compare_shadow`); it is proposed for promotion.
 4. **Retraining**: ``drift_windows`` consecutive windows each with a drifted-feature share of at
    least ``drift_share``, or, after probation, a primary-metric decay significantly and by more
    than ``max_decay`` below the gate-time value (the same interval), or a drop on probation
-   that the previous version does not answer.
+   that the previous version does not answer, or concept drift: on the matured predictions,
+   realised cost is significantly apart from the estimate (the estimate no longer holds;
+   :func:`~modelops.core.estimated_judgement.check_estimate`).
 
 A past action of the same kind within ``cooldown_hours`` holds an action back (a proposal only
 for the same version). ``dry_run`` decides the same and executes nothing.
@@ -31,14 +41,24 @@ for the same version). ``dry_run`` decides the same and executes nothing.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from modelops.core.drift_effect import FeatureDrift, drift_evidence, drift_sentence
+from modelops.core.drift_effect import drift_evidence, drift_sentence
+from modelops.core.estimated_judgement import EstimateCheck, Estimated, PreviousEstimate
 from modelops.core.live_judgement import LiveDrop, SameRows, Shadow, compare_shadow
+from modelops.core.monitor_findings import (
+    Drift,
+    FeatureQuality,
+    Findings,
+    Performance,
+    Quality,
+    Tenure,
+    findings_dict,
+    in_probation,
+    quality_problems,
+)
 from modelops.core.stats.decide import DecisionKind
 
 ROLLBACK = "rollback"
@@ -48,7 +68,24 @@ ALERT = "alert"
 ACTION_KINDS = (ROLLBACK, PROPOSE, RETRAIN, ALERT)
 """Every action a monitor takes, most urgent first; also the ledger actions it records (a
 rollback is the ledger's own ``rollback`` move)."""
-__all__ = ["LiveDrop", "SameRows", "Shadow", "compare_shadow"]  # re-exported: findings' parts
+__all__ = [  # re-exported: findings' parts
+    "Drift",
+    "EstimateCheck",
+    "Estimated",
+    "FeatureQuality",
+    "Findings",
+    "LiveDrop",
+    "Performance",
+    "PreviousEstimate",
+    "Quality",
+    "SameRows",
+    "Shadow",
+    "Tenure",
+    "compare_shadow",
+    "findings_dict",
+    "in_probation",
+    "quality_problems",
+]
 LEDGER_ACTIONS = (RETRAIN, PROPOSE, ALERT)
 """Monitor actions recorded as ledger entries of their own (not moves)."""
 
@@ -71,128 +108,9 @@ class Policy:
     max_out_of_range_share: float = 0.02
     auto_rollback: bool = True
     auto_retrain: bool = True
+    act_on_estimate: bool = True
     decision: DecisionKind = "non_inferiority"
     margin: float = 0.01
-
-
-# ----------------------------------------------------------------------------- findings
-
-
-@dataclass(frozen=True)
-class FeatureQuality:
-    """Shares of the window's predictions; None where the check does not apply to the type."""
-
-    missing_share: float
-    reference_missing_share: float = 0.0
-    unseen_share: float | None = None
-    out_of_range_share: float | None = None
-
-
-@dataclass(frozen=True)
-class Quality:
-    rows: int
-    features: dict[str, FeatureQuality] = field(default_factory=dict)
-    schema_problems: tuple[str, ...] = ()
-
-
-def quality_problems(quality: Quality, policy: Policy) -> list[str]:
-    """One sentence per data-quality failure of the window, in feature order."""
-    problems = list(quality.schema_problems)
-    for name, q in quality.features.items():
-        if q.missing_share > policy.max_missing_share and q.missing_share > (
-            q.reference_missing_share
-        ):
-            problems.append(
-                f"{name} missing on {q.missing_share:.1%} of predictions (reference "
-                f"{q.reference_missing_share:.1%}; max_missing_share {policy.max_missing_share:g})"
-            )
-        if q.unseen_share is not None and q.unseen_share > policy.max_unseen_share:
-            problems.append(
-                f"{name}: {q.unseen_share:.1%} of values never seen in the reference "
-                f"(max_unseen_share {policy.max_unseen_share:g})"
-            )
-        if q.out_of_range_share is not None and q.out_of_range_share > (
-            policy.max_out_of_range_share
-        ):
-            problems.append(
-                f"{name}: {q.out_of_range_share:.1%} of values outside the reference's range "
-                f"(max_out_of_range_share {policy.max_out_of_range_share:g})"
-            )
-    return problems
-
-
-@dataclass(frozen=True)
-class Drift:
-    """Evidently's per-feature drift of the window against the reference.
-
-    ``drifted``: the features that count (:mod:`modelops.core.drift_effect`: not exempt, the
-    test finds drift and the effect size reaches ``min_effect``); ``share``: their share of the
-    features that are not exempt; ``scores``: Evidently's statistic of every feature;
-    ``features``: every feature's test, effect size, exemption and whether it counts."""
-
-    method: str
-    share: float
-    drifted: tuple[str, ...]
-    scores: dict[str, float]
-    threshold: float | None = None
-    prediction_score: float | None = None
-    prediction_drifted: bool | None = None
-    rows_used: int = 0
-    rows_total: int = 0
-    reference_rows: int = 0
-    features: dict[str, FeatureDrift] = field(default_factory=dict)
-    min_effect: float | None = None
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Performance:
-    """Live metrics of the serving version on its labelled predictions, and what to compare
-    them with: the metrics its verdict measured (``gate``), the interval of the live primary
-    metric against it (``drop``, None without a gate-time value) and, when that shows a
-    drop on probation, the previous version scored on the same rows (``previous``)."""
-
-    version: str
-    rows: int
-    positives: int
-    metrics: dict[str, float]
-    gate: dict[str, float] | None = None
-    gate_source: str = ""
-    drop: LiveDrop | None = None
-    previous: SameRows | None = None
-
-
-@dataclass(frozen=True)
-class Tenure:
-    """How the serving version got there and for how long it has been serving."""
-
-    moved_by: str | None  # "promote", "rollback" or None (no recorded move)
-    moved_at: datetime | None
-    first_seen: datetime | None  # its first logged prediction within the run's look-back
-    as_of: datetime
-    rollback_target: str | None = None  # the version a rollback would return to
-
-
-def in_probation(tenure: Tenure, policy: Policy) -> bool:
-    """Promoted (a rollback starts no probation) and first seen less than ``probation_days``
-    before the run's time (or not seen yet)."""
-    if tenure.moved_by != "promote" or policy.probation_days <= 0:
-        return False
-    if tenure.first_seen is None:
-        return True
-    return tenure.as_of - tenure.first_seen < timedelta(days=policy.probation_days)
-
-
-@dataclass(frozen=True)
-class Findings:
-    project: str
-    environment: str
-    version: str
-    quality: Quality
-    tenure: Tenure
-    drift: Drift | None = None
-    performance: Performance | None = None
-    shadow: Shadow | None = None
 
 
 # ----------------------------------------------------------------------------- history
@@ -397,6 +315,8 @@ def decide_actions(
     probation = in_probation(findings.tenure, policy)
     judged = _performance_judged(run)
     on_probation = _probation_rule(run, judged) if probation else _Probation()  # 2.
+    if probation and not judged.judged:  # 2b. before the labels: the estimate
+        on_probation = _estimated_probation_rule(run)
     proposing = not on_probation.answered and _shadow_rule(run)  # 3. a shadow that beats it
     streak = _retrain_rule(run, judged, probation, on_probation, proposing, blocked)  # 4.
     return Decision(
@@ -483,6 +403,57 @@ def _probation_rule(run: _Deciding, judged: _Judged) -> _Probation:
     return _Probation(answered=True)  # taken, or held by cooldown: still the incident
 
 
+def _estimated_probation_rule(run: _Deciding) -> _Probation:
+    """On probation and before the labels judge it, a version whose estimated cost is worse
+    than at gate time (the band excludes it) is rolled back when the version before it,
+    estimated on the same logged rows, is better; when that one is no better, a retraining;
+    when it could not be estimated, an alert (the realised rule's safety, on estimates)."""
+    policy, findings = run.policy, run.findings
+    est = findings.estimated
+    if est is None or not est.judged:
+        return _Probation()
+    if not est.worse:
+        run.notes.append(f"v{est.version} on probation, before labels: {est.detail}")
+        return _Probation()
+    evidence = {"estimated": _estimated_evidence(est)}
+    reason = f"v{est.version} on probation, before labels: {est.detail}"
+    target, same = findings.tenure.rollback_target, est.previous
+    if not policy.act_on_estimate:
+        run.notes.append(reason + "; estimation.act_in_probation is off")
+        return _Probation()
+    if target is None:
+        run.take(Action(ALERT, reason + "; no earlier version to roll back to", None, evidence))
+        return _Probation(answered=True)
+    if same is None or not same.evaluated or same.previous_version != target:
+        why = same.detail if same else f"v{target} was not estimated on the same predictions"
+        run.take(Action(ALERT, f"{reason}; rollback not decided: {why}", target, evidence))
+        return _Probation(answered=True)
+    if not same.better:
+        said = f"{reason}; rolling back would not help: {same.detail}; retraining instead"
+        return _Probation(retrain=Action(RETRAIN, said, findings.version, evidence))
+    reason += f"; {same.detail}"
+    if not policy.auto_rollback:
+        run.take(Action(ALERT, reason + "; auto_rollback is off", target, evidence))
+        return _Probation(answered=True)
+    run.take(Action(ROLLBACK, reason, target, evidence))
+    return _Probation(answered=True)
+
+
+def _estimated_evidence(est: Estimated) -> dict[str, Any]:
+    window = est.window
+    return {
+        "version": est.version,
+        "label": window.label,
+        "rows": window.rows,
+        "cost_per_1000": window.cost_per_1000,
+        "cost_per_1000_low": window.cost_per_1000_low,
+        "cost_per_1000_high": window.cost_per_1000_high,
+        "gate_cost_per_1000": est.gate_cost_per_1000,
+        "calibration": est.calibration,
+        "previous_on_same_rows": est.previous.to_dict() if est.previous else None,
+    }
+
+
 def _shadow_rule(run: _Deciding) -> bool:
     """A proposal when a shadow version beats the served one; True when proposing."""
     policy, findings = run.policy, run.findings
@@ -537,6 +508,10 @@ def _retrain_rule(
     elif judged.worse and perf is not None and perf.drop is not None and not probation:
         reasons.append(f"decayed: {perf.drop.detail} (max_decay {policy.max_decay:g})")
         evidence["performance"] = _performance_evidence(perf, metric)
+    check = findings.estimate_check
+    if check is not None and check.significant:
+        reasons.append(f"concept drift: {check.detail}")
+        evidence["estimate_check"] = asdict(check)
     if not reasons:
         return streak
     action = Action(RETRAIN, "; ".join(reasons), findings.version, evidence)
@@ -589,20 +564,3 @@ def _drift_reasons(run: _Deciding) -> tuple[int, list[str], dict[str, Any]]:
             f"{drift.share:.2f}: {', '.join(drift.drifted)})"
         )
     return streak, reasons, evidence
-
-
-def findings_dict(findings: Findings) -> dict[str, Any]:
-    """JSON-ready findings (NaN becomes None)."""
-    return _clean(asdict(findings))
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value

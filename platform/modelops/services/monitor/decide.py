@@ -39,6 +39,7 @@ def policy_of(project: Project) -> policy_core.Policy:
         max_out_of_range_share=m.max_out_of_range_share,
         auto_rollback=m.auto_rollback,
         auto_retrain=m.auto_retrain,
+        act_on_estimate=m.estimation.act_in_probation,
         decision=p.decision,
         margin=p.decision_margin,
     )

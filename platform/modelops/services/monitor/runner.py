@@ -26,6 +26,7 @@ from modelops.services.context import ledger as ledger_for
 from modelops.services.context import project as project_for
 from modelops.services.judged import Snapshot, snapshot
 from modelops.services.monitor import act, decide, performance, record, retrain, window
+from modelops.services.monitor import estimated as estimated_io
 from modelops.services.monitor.common import MONITOR_ACTOR, MonitorError, Outcome, _seed, _utc
 from modelops.services.monitor.lineage import Lineage, lineage_of
 from modelops.services.monitor.measure import measure_drift, measure_quality
@@ -296,6 +297,20 @@ def _observe(ctx: _Context, client: Any, laps: _Laps) -> _Seen:
         ctx.run_dir,
     )
     laps.lap("performance")
+    estimated, estimate_check = estimated_io.measure(
+        ctx.settings,
+        client,
+        ctx.ledger,
+        ctx.project,
+        ctx.environment,
+        lineage,
+        reference,
+        scored,
+        labelled,
+        tenure,
+        notes,
+    )
+    laps.lap("estimated performance")
     findings = policy_core.Findings(
         project=spec.name,
         environment=ctx.environment,
@@ -305,6 +320,8 @@ def _observe(ctx: _Context, client: Any, laps: _Laps) -> _Seen:
         drift=drift,
         performance=measured.performance,
         shadow=measured.shadow,
+        estimated=estimated,
+        estimate_check=estimate_check,
     )
     return _Seen(lineage, reference, findings, drift_result, measured.report_html, moved, notes)
 

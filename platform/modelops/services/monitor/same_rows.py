@@ -114,7 +114,8 @@ def _logged_features(
     served: pd.DataFrame,
     models: list[GateModel],
 ) -> pd.DataFrame:
-    """``served`` with the features every model needs, as the service logged them.
+    """``served`` with the features every model needs, as the service logged them (the
+    estimate of a rollback target uses it too, on predictions without labels).
 
     Raises:
         ModelopsError: rows without a request id, or features the log does not hold.
@@ -139,8 +140,13 @@ def _logged_features(
     absent = [f for f in needed if f not in logged.columns]
     if absent:
         raise ModelopsError(f"the prediction log holds no values of {', '.join(absent)}")
-    keys = served[["request_id", "score", "label"]].astype({"request_id": "string"})
+    keys = served[[c for c in ("request_id", "score", "label") if c in served.columns]]
+    keys = keys.astype({"request_id": "string"})
     frame = keys.merge(logged[["request_id", *needed]], on="request_id", how="left")
     if len(frame) != len(served) or frame[needed].isna().all(axis=1).any():
         raise ModelopsError("some labelled predictions have no logged features")
     return pd.DataFrame(frame)
+
+
+logged_features = _logged_features
+load_models = _load

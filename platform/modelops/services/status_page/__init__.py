@@ -10,7 +10,10 @@ The site is built from what the platform records, never from memory:
 - the monitoring runs (``<state_dir>/monitoring/<project>/<run id>/`` with ``report.html`` and
   ``summary.json``), their Evidently reports copied into the site;
 - each monitor action (a ledger entry carrying evidence) with that evidence and its reports;
-- the GitOps repository's commits, when it exists.
+- the GitOps repository's commits, when it exists;
+- per project and environment, plots over the monitoring runs: estimated and realised cost per
+  1,000 and ROC-AUC with their bands and the gate-time line, the drift share, and each action as
+  a marker (server-side SVG, :mod:`.series` and :mod:`.plot`).
 
 The site is self-contained: relative links only, no script, no external style sheet, font or
 CDN (the copied Evidently reports carry their own inline code). Everything that comes from data
@@ -21,7 +24,8 @@ the site.
 
 Modules: :mod:`.collect` reads the sources, :mod:`.render` holds the Jinja2 environment (pages in
 ``templates/``, the style sheet ``style.css``), :mod:`.site` writes the site, :mod:`.paths`
-names its files.
+names its files, :mod:`.series` reads the plotted series, :mod:`.plot` lays a plot out,
+:mod:`.reasons` shortens the "why" of a move and links what explains it.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from modelops.core.monitor_record import MonitorSummary
 from modelops.integrations.gitops import GitOpsError, GitOpsRepo, LoggedCommit
 from modelops.services.monitor.reference import monitoring_dir
 from modelops.services.status_page.paths import gate_page
+from modelops.services.status_page.series import Panel
 
 if TYPE_CHECKING:
     from modelops.services.registry import VersionInfo
@@ -122,6 +123,8 @@ class SiteData:
     gitops_repo: Path
     commits: list[LoggedCommit] | None
     warnings: list[str] = field(default_factory=list)
+    drift_limits: dict[str, float | None] = field(default_factory=dict)
+    panels: list[Panel] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- what a monitor wrote
@@ -198,6 +201,7 @@ def collect(settings: Settings, max_runs: int) -> SiteData:
     versions, registry_problems = _registry(settings, projects)
     serving = _serving(settings, projects, entries, versions)
     gates, markdown = _gates(settings, entries, warnings)
+    drift_limits = _drift_limits(settings, projects)
     actions = [e for e in entries if is_monitor_action(e)]
     runs, skipped = _runs(settings, actions, max_runs, warnings)
     repo = settings.resolved_gitops_repo
@@ -220,6 +224,7 @@ def collect(settings: Settings, max_runs: int) -> SiteData:
         gitops_repo=repo,
         commits=commits,
         warnings=warnings,
+        drift_limits=drift_limits,
     )
 
 
@@ -376,6 +381,20 @@ def _gates(
             warnings.append(f"gate report {vid}: {type(error).__name__}: {error}")
         markdown[vid] = (text, note, raw)
     return reports, markdown
+
+
+def _drift_limits(settings: Settings, projects: list[str]) -> dict[str, float | None]:
+    """Each project's ``monitoring.drift_share`` (the drift chart's line); None for a project
+    whose ``project.yaml`` cannot be read (its runs are still plotted)."""
+    from modelops.services.context import project as project_for
+
+    limits: dict[str, float | None] = {}
+    for name in projects:
+        try:
+            limits[name] = float(project_for(settings, name).spec.monitoring.drift_share)
+        except (ModelopsError, OSError, ValueError):
+            limits[name] = None
+    return limits
 
 
 def _reference(entry: RecordedEntry) -> str:

@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from modelops.services.status_page.collect import is_monitor_action
+from modelops.services.status_page.collect import SiteData, is_monitor_action
 from modelops.services.status_page.paths import action_page, project_page, slug
+from modelops.services.status_page.plot import layout
+from modelops.services.status_page.reasons import short_reason, why_links
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -44,15 +46,26 @@ def environment() -> Environment:
         value=_value,
         scalar=_scalar,
         slug=slug,
+        short=short_reason,
     )
     env.globals.update(
         project_page=project_page,
         action_page=action_page,
         is_monitor_action=is_monitor_action,
+        layout=layout,
+        why_links=why_links,
+        plots_of=plots_of,
         newest=PROJECT_ENTRIES,
         style=Markup(style()),
     )
     return env
+
+
+def plots_of(data: SiteData, project: str, environment: str) -> str | None:
+    """The site path of the plots of (``project``, ``environment``); None without any."""
+    if any((p.project, p.environment) == (project, environment) for p in data.panels):
+        return f"{project_page(project)}#plots-{slug(environment)}"
+    return None
 
 
 def style() -> str:

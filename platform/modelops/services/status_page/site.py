@@ -19,7 +19,7 @@ from modelops.config.settings import Settings
 from modelops.core.errors import ModelopsError
 from modelops.core.ledger import RecordedEntry
 from modelops.services.status_page import collect as sources
-from modelops.services.status_page import render
+from modelops.services.status_page import render, series
 from modelops.services.status_page.collect import MonitoringRun, Serving, SiteData
 from modelops.services.status_page.paths import action_page, project_page, run_folder, run_page
 
@@ -161,6 +161,8 @@ def _write(data: SiteData, out: Path) -> list[str]:
     for run in data.runs:
         _place_run(run, out)
     data.action_links = {e.seq: _action_links(data, e) for e in data.actions}
+    plotted = [(r.summary, r.page) for r in data.runs if r.summary is not None]
+    data.panels = series.panels(plotted, data.drift_limits)
 
     page("index.html", "index.html.j2", "Status")
     page("ledger.html", "ledger.html.j2", "Ledger")

@@ -1,0 +1,312 @@
+"""Confidence-based performance estimation (CBPE): expected performance before labels arrive.
+
+For a chunk of logged predictions with scores ``s_i`` and calibrated probabilities
+``q_i = calibrate(calibration, s_i)`` (the estimate of ``P(y_i = 1 | x_i)``), a row is flagged
+when ``s_i >= threshold`` (the platform's convention: :func:`modelops.core.metrics.
+classification_metrics` and the scorer flag at or above the threshold). If ``P(y | x)`` is what
+it was on the holdout, each label is an independent Bernoulli(``q_i``), so:
+
+* ``E[TP] = sum_{flagged} q_i``, ``E[FP] = sum_{flagged} (1 - q_i)``,
+  ``E[FN] = sum_{unflagged} q_i``, ``E[TN] = sum_{unflagged} (1 - q_i)``;
+* alert rate ``= flagged / n`` (known, not estimated), expected precision
+  ``= E[TP] / flagged`` (None when nothing is flagged), expected recall
+  ``= E[TP] / (E[TP] + E[FN])`` (None when ``sum q = 0``);
+* expected cost per 1,000 decisions ``= 1000 * (E[FN] * c_fn + E[FP] * c_fp) / n``, the
+  realised formula of :mod:`modelops.core.stats.kernels` with expected counts;
+* expected ROC-AUC: rows sorted by score, grouped by tied score; each group ``g`` adds
+  ``P_g = sum q`` expected positives and ``N_g = sum (1 - q)`` expected negatives; the expected
+  ROC curve runs from (0, 0) through the cumulative ``(FPR, TPR)`` from the highest score down
+  to (1, 1) and its area is the trapezoid sum
+  ``sum_g P_g * (N_below_g + N_g / 2) / (sum P * sum N)`` (None when either sum is 0). Within
+  a group of equal ``q`` the curve is a straight line, so grouping by score or by ``q`` gives
+  the same area.
+
+The band (``z`` standard errors, 1.96 by default: a 95 % sampling band):
+
+* cost per 1,000: ``FN = sum_{unflagged} y_i`` and ``FP = sum_{flagged} (1 - y_i)`` are sums of
+  independent Bernoulli variables over disjoint rows (Poisson-binomial), so
+  ``Var[FN] = sum_{unflagged} q (1 - q)``, ``Var[FP] = sum_{flagged} q (1 - q)`` and
+  ``SE[cost per 1,000] = 1000 / n * sqrt(c_fn^2 Var[FN] + c_fp^2 Var[FP])``; the band is the
+  estimate ``+- z SE``, floored at 0. It says how far the realised cost of *this* chunk may fall
+  from its expectation by chance; it does not cover a change of ``P(y | x)`` (concept drift),
+  which is what a realised value outside it signals.
+* ROC-AUC: reference-based, as nannyml's: on the holdout, each positive's share of negatives
+  scored below it has a standard deviation ``sd``; the standard error of a chunk's ROC-AUC is
+  ``sd / sqrt(positive_rate * n)`` (:class:`Reference`). None without a reference.
+
+Every estimate is labelled "expected performance if P(y|x) is unchanged". Pure numpy, no I/O.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelops.core.estimation.calibration import Calibration, calibrate
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from modelops.core.metrics import CostModel
+
+LABEL = "expected performance if P(y|x) is unchanged"
+
+
+class Reference(BaseModel):
+    """What the reference-based ROC-AUC standard error needs, from the holdout's labels.
+
+    ``auc_component_sd``: the standard deviation, over the holdout's positives (of the minority
+    class, as nannyml flips a majority-positive holdout), of the share of negatives scored below
+    each; ``positive_rate``: that class's share of rows.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows: int = Field(gt=0)
+    positives: int = Field(ge=0)
+    positive_rate: float = Field(gt=0, le=1)
+    auc_component_sd: float = Field(ge=0)
+
+    def roc_auc_standard_error(self, rows: int) -> float:
+        """``auc_component_sd / sqrt(positive_rate * rows)``: the SE of a chunk's ROC-AUC."""
+        return self.auc_component_sd / math.sqrt(self.positive_rate * rows)
+
+
+class ChunkEstimate(BaseModel):
+    """Expected performance of one chunk of predictions (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: datetime | None = None
+    end: datetime | None = None
+    rows: int = Field(gt=0)
+    expected_positives: float
+    alert_rate: float
+    precision: float | None
+    recall: float | None
+    cost_per_1000: float
+    cost_per_1000_low: float
+    cost_per_1000_high: float
+    roc_auc: float | None
+    roc_auc_low: float | None
+    roc_auc_high: float | None
+    label: str = LABEL
+
+
+def reference_from_holdout(scores: Any, labels: Any) -> Reference:
+    """The :class:`Reference` of holdout rows (scores and their realised labels).
+
+    As ``nannyml.sampling_error.binary_classification.auroc_sampling_error_components``: when
+    positives are the majority the classes are swapped (labels ``1 - y``, scores ``1 - s``);
+    rows are sorted by score; the ``k``-th positive in ascending order at position ``r_k`` has
+    ``r_k - k`` negatives below it, divided by the number of negatives. ``auc_component_sd`` is
+    the population standard deviation of these shares. Raises ValueError when the holdout holds
+    a single class.
+    """
+    import numpy as np
+
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    if s.ndim != 1 or y.shape != s.shape or len(s) == 0:
+        raise ValueError(f"scores {s.shape} and labels {y.shape} must be 1-d, equal, non-empty")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    positives = int(y.sum())
+    if positives == 0 or positives == len(y):
+        raise ValueError("the holdout holds a single class: no ROC-AUC reference")
+    if y.mean() > 0.5:
+        y, s = 1 - y, 1 - s
+    order = np.argsort(s, kind="stable")
+    ranks = np.flatnonzero(y[order] == 1)
+    negatives = len(y) - int(y.sum())
+    shares = (ranks - np.arange(len(ranks))) / negatives
+    return Reference(
+        rows=len(y),
+        positives=positives,
+        positive_rate=float(y.mean()),
+        auc_component_sd=float(np.std(shares)),
+    )
+
+
+def _expected_roc_auc(sorted_scores: np.ndarray, sorted_q: np.ndarray) -> float | None:
+    import numpy as np
+
+    from modelops.core.metrics import tie_groups
+
+    starts = tie_groups(sorted_scores)
+    pos = np.add.reduceat(sorted_q, starts)
+    neg = np.add.reduceat(1.0 - sorted_q, starts)
+    pos_total, neg_total = float(pos.sum()), float(neg.sum())
+    if pos_total <= 0 or neg_total <= 0:
+        return None
+    below = np.cumsum(neg) - 0.5 * neg
+    return float(np.dot(pos, below) / (pos_total * neg_total))
+
+
+def estimate_chunk(
+    scores: Any,
+    *,
+    calibration: Calibration,
+    threshold: float,
+    costs: CostModel,
+    reference: Reference | None = None,
+    z: float = 1.96,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> ChunkEstimate:
+    """The :class:`ChunkEstimate` of one chunk of raw scores (formulas: module docstring).
+
+    Raises ValueError for an empty chunk or non-finite scores.
+    """
+    import numpy as np
+
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    n = len(s)
+    if n == 0:
+        raise ValueError("an empty chunk has no expected performance")
+    order = np.argsort(s, kind="stable")
+    sorted_s = s[order]
+    sorted_q = calibrate(calibration, sorted_s)
+    below = int(np.searchsorted(sorted_s, threshold, side="left"))  # unflagged rows
+    flagged = n - below
+    variance = sorted_q * (1.0 - sorted_q)
+    e_fn = float(sorted_q[:below].sum())
+    e_tp = float(sorted_q[below:].sum())
+    e_fp = flagged - e_tp
+    var_fn = float(variance[:below].sum())
+    var_fp = float(variance[below:].sum())
+    return _assemble(
+        n, flagged, e_tp, e_fp, e_fn, var_fn, var_fp,
+        _expected_roc_auc(sorted_s, sorted_q),
+        costs=costs, reference=reference, z=z, start=start, end=end,
+    )  # fmt: skip
+
+
+def _assemble(
+    n: int,
+    flagged: int,
+    e_tp: float,
+    e_fp: float,
+    e_fn: float,
+    var_fn: float,
+    var_fp: float,
+    roc_auc: float | None,
+    *,
+    costs: CostModel,
+    reference: Reference | None,
+    z: float,
+    start: datetime | None,
+    end: datetime | None,
+) -> ChunkEstimate:
+    cfn, cfp = costs.false_negative, costs.false_positive
+    cost = 1000.0 * (e_fn * cfn + e_fp * cfp) / n
+    se = 1000.0 / n * math.sqrt(cfn * cfn * var_fn + cfp * cfp * var_fp)
+    auc_low = auc_high = None
+    if roc_auc is not None and reference is not None:
+        auc_se = reference.roc_auc_standard_error(n)
+        auc_low, auc_high = max(0.0, roc_auc - z * auc_se), min(1.0, roc_auc + z * auc_se)
+    positives = e_tp + e_fn
+    return ChunkEstimate(
+        start=start,
+        end=end,
+        rows=n,
+        expected_positives=positives,
+        alert_rate=flagged / n,
+        precision=e_tp / flagged if flagged else None,
+        recall=e_tp / positives if positives > 0 else None,
+        cost_per_1000=cost,
+        cost_per_1000_low=max(0.0, cost - z * se),
+        cost_per_1000_high=cost + z * se,
+        roc_auc=roc_auc,
+        roc_auc_low=auc_low,
+        roc_auc_high=auc_high,
+    )
+
+
+def _nanoseconds(timestamps: Any) -> np.ndarray:
+    """Timestamps as int64 nanoseconds since the epoch, UTC (naive ones read as UTC)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        parsed = pd.to_datetime(pd.Series(np.asarray(timestamps)), utc=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"timestamps cannot be read as dates: {exc}") from None
+    if parsed.isna().any():
+        raise ValueError(f"{int(parsed.isna().sum())} timestamps are missing")
+    naive = parsed.dt.tz_convert(None).to_numpy()
+    return naive.astype("datetime64[ns]").astype(np.int64)
+
+
+def _period_ns(period: str) -> int:
+    import pandas as pd
+
+    try:
+        step = pd.Timedelta(period)
+    except (ValueError, TypeError):
+        raise ValueError(f"period {period!r} is not a fixed duration (e.g. 1D, 6h, 7D)") from None
+    if step.value <= 0:
+        raise ValueError(f"period {period!r} must be positive")
+    return int(step.value)
+
+
+def _at(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC).replace(
+        microsecond=(ns % 1_000_000_000) // 1000
+    )
+
+
+def estimate_chunks(
+    scores: Any,
+    timestamps: Any,
+    *,
+    period: str | None = "1D",
+    size: int | None = None,
+    calibration: Calibration,
+    threshold: float,
+    costs: CostModel,
+    reference: Reference | None = None,
+    z: float = 1.96,
+) -> list[ChunkEstimate]:
+    """One :class:`ChunkEstimate` per chunk of predictions, in time order.
+
+    ``size`` given: consecutive chunks of ``size`` rows in timestamp order (the last may be
+    smaller), ``start``/``end`` the first and last timestamp in the chunk. Otherwise ``period``
+    (a fixed duration pandas reads: ``1D``, ``6h``, ``7D``): chunks ``[start, end)`` aligned to
+    the epoch, UTC; periods without rows are left out. Raises ValueError for mismatched
+    lengths, unreadable timestamps, a bad period or size.
+    """
+    import numpy as np
+
+    s = np.asarray(scores, dtype=np.float64)
+    ns = _nanoseconds(timestamps)
+    if s.ndim != 1 or ns.shape != s.shape:
+        raise ValueError(f"scores {s.shape} and timestamps {ns.shape} must be 1-d of equal length")
+    common: dict[str, Any] = {
+        "calibration": calibration, "threshold": threshold, "costs": costs,
+        "reference": reference, "z": z,
+    }  # fmt: skip
+    order = np.argsort(ns, kind="stable")
+    s, ns = s[order], ns[order]
+    if size is not None:
+        if size <= 0:
+            raise ValueError(f"chunk size must be positive, got {size}")
+        return [
+            estimate_chunk(s[i : i + size], start=_at(int(ns[i])),
+                           end=_at(int(ns[min(i + size, len(s)) - 1])), **common)
+            for i in range(0, len(s), size)
+        ]  # fmt: skip
+    if period is None:
+        raise ValueError("give a chunk period or a chunk size")
+    step = _period_ns(period)
+    bucket = ns // step
+    edges = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1], True])
+    return [
+        estimate_chunk(s[a:b], start=_at(int(bucket[a]) * step),
+                       end=_at((int(bucket[a]) + 1) * step), **common)
+        for a, b in itertools.pairwise(edges.tolist())
+    ]  # fmt: skip
