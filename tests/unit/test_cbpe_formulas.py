@@ -104,19 +104,24 @@ def test_isotonic_map_interpolates_and_clips() -> None:
 def test_reference_standard_error_by_hand() -> None:
     # labels [0,1,0,1,0] by ascending score: positives at positions 1 and 3 with 0 and 1
     # positives before them -> 1 and 2 negatives below, of 3: shares 1/3, 2/3; sd = 1/6.
-    # positive rate .4; SE on 10 rows = (1/6) / sqrt(.4 * 10) = 1/12.
+    # negatives at positions 0, 2, 4 have 2, 1, 0 positives above, of 2: 1, .5, 0;
+    # sd = sqrt((.25 + 0 + .25) / 3) = sqrt(1/6). positive rate r = .4.
+    # SE on 10 rows = sqrt((1/36) / (.4 * 10) + (1/6) / (.6 * 10)) = sqrt(1/144 + 1/36)
+    # = sqrt(5) / 12.
     ref = reference_from_holdout([0.1, 0.2, 0.3, 0.4, 0.5], [0, 1, 0, 1, 0])
     assert ref.auc_component_sd == pytest.approx(1 / 6)
+    assert ref.negative_component_sd == pytest.approx(math.sqrt(1 / 6))
     assert ref.positive_rate == pytest.approx(0.4)
-    assert ref.roc_auc_standard_error(10) == pytest.approx(1 / 12)
-    # majority positive: classes swapped (labels 1-y, scores 1-s), the same shares here.
+    assert ref.roc_auc_standard_error(10) == pytest.approx(math.sqrt(5) / 12)
+    # majority positive: classes swapped (labels 1-y, scores 1-s), the same rows as above.
     flipped = reference_from_holdout([0.9, 0.8, 0.7, 0.6, 0.5], [1, 0, 1, 0, 1])
-    assert flipped.auc_component_sd == pytest.approx(1 / 6)
-    # the band on a chunk: .825 -+ 1.96/12 (the four rows above have 4 rows -> 1/6 * 1/2).
+    assert flipped == ref.model_copy(update={"positives": 3})
+    # the band on the four-row chunk of the first test (.825): SE on 4 rows =
+    # sqrt((1/36) / 1.6 + (1/6) / 2.4).
     e = estimate_chunk(
         [0.1, 0.4, 0.6, 0.9], calibration=IDENTITY, threshold=0.5, costs=COSTS, reference=ref
     )
-    se = (1 / 6) / math.sqrt(0.4 * 4)
+    se = math.sqrt((1 / 36) / 1.6 + (1 / 6) / 2.4)
     assert e.roc_auc_low == pytest.approx(0.825 - 1.96 * se)
     assert e.roc_auc_high == pytest.approx(min(1.0, 0.825 + 1.96 * se))
     with pytest.raises(ValueError, match="single class"):

@@ -13,9 +13,11 @@ Tolerances, and why:
   only float summation order differs;
 * ROC-AUC ``1e-6``: nannyml rounds its cumulative expected TP/FP to 5 decimals before the
   trapezoid (``np.round(tps, 5)``), on cumulative sums of thousands, so up to ~1e-8 moves;
-* ROC-AUC standard error ``2e-3`` relative: the same formula, but the scores tie (3 decimals)
-  and each positive's rank among equal scores follows the sort: nannyml's ``np.argsort`` is
-  quicksort (unstable), ours is stable; nannyml also drops a positive at rank 0. Measured
+* ROC-AUC standard error ``2e-3`` relative, on nannyml's term (the positives' component; ours
+  adds the negatives', DeLong's, since nannyml's band alone under-covers): the same formula,
+  but the scores tie (3 decimals) and each positive's rank among equal scores follows the
+  sort: nannyml's ``np.argsort`` is quicksort (unstable), ours is stable; nannyml also drops a
+  positive at rank 0. Measured
   0.7e-3 relative, i.e. 8e-6 on a 0.012 error, 1.6e-5 on the band's edge.
 
 Not compared: nannyml's business-value sampling error, which is reference-based
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 from types import ModuleType
 
@@ -80,8 +83,12 @@ def test_cbpe_matches_nannyml_on_the_fixture() -> None:
         # nannyml's value matrix holds minus the costs; its total / rows * 1000 is our cost
         assert e.cost_per_1000 == pytest.approx(-1000 * n["business_value"] / e.rows, abs=1e-6)
         assert e.roc_auc == pytest.approx(n["roc_auc"], abs=1e-6)
+        # nannyml's standard error is the positive-side term of ours
+        nannyml_term = reference.auc_component_sd / math.sqrt(reference.positive_rate * e.rows)
+        assert nannyml_term == pytest.approx(n["roc_auc_sampling_error"], rel=2e-3)
         assert e.roc_auc_high is not None
         se = e.roc_auc_high - e.roc_auc  # z = 1, far from the clip at 1
-        assert se == pytest.approx(n["roc_auc_sampling_error"], rel=2e-3)
+        assert se == pytest.approx(reference.roc_auc_standard_error(e.rows))
+        assert se > n["roc_auc_sampling_error"]
     # the covariate-shifted half moves the estimate (more rows flagged), as it moved nannyml's
     assert ours[-1].alert_rate > 2 * ours[0].alert_rate
