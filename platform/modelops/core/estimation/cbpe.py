@@ -35,8 +35,8 @@ The band (``z`` standard errors, 1.96 by default: a 95 % sampling band):
   ``sd_neg`` (the two structural components of the Mann-Whitney statistic, DeLong's); with
   ``r`` the holdout's positive rate, the standard error of a chunk of ``n`` rows is
   ``sqrt(sd_pos^2 / (r n) + sd_neg^2 / ((1 - r) n))`` (:class:`Reference`). nannyml 0.13.1
-  keeps the first term only (``sd_pos / sqrt(r n)``); on seeded healthy data its 95 % band
-  covered the realised ROC-AUC in about 85 % of chunks, with both terms about 90 %. None
+  keeps the first term only (``sd_pos / sqrt(r n)``); on 150 seeded chunks of 1,000 rows its
+  95 % band covered the realised ROC-AUC in 85-87 % of chunks, with both terms 89-90 %. None
   without a reference.
 
 Every estimate is labelled "expected performance if P(y|x) is unchanged". Pure numpy, no I/O.
@@ -183,8 +183,7 @@ def estimate_chunk(
     n = len(s)
     if n == 0:
         raise ValueError("an empty chunk has no expected performance")
-    order = np.argsort(s, kind="stable")
-    sorted_s = s[order]
+    sorted_s = np.sort(s)
     sorted_q = calibrate(calibration, sorted_s)
     below = int(np.searchsorted(sorted_s, threshold, side="left"))  # unflagged rows
     flagged = n - below
