@@ -87,6 +87,25 @@ def test_nothing_flagged_and_certain_scores() -> None:
     assert e.recall is None and e.roc_auc is None
 
 
+def test_expected_roc_auc_is_the_weighted_mann_whitney_of_scikit_learn() -> None:
+    # Each row is a positive with weight q and a negative with weight 1 - q: the expected
+    # ROC-AUC is scikit-learn's ROC-AUC of the rows doubled with those weights (ties included).
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    s = np.round(rng.beta(2, 5, size=400), 2)  # many ties
+    e = estimate_chunk(s, calibration=IDENTITY, threshold=0.3, costs=COSTS)
+    expected = roc_auc_score(
+        np.r_[np.ones(400), np.zeros(400)], np.r_[s, s], sample_weight=np.r_[s, 1 - s]
+    )
+    assert e.roc_auc == pytest.approx(expected, abs=1e-12)
+    # and the expected counts are the sums over rows, threshold included (>=)
+    flagged = s >= 0.3
+    assert e.alert_rate == flagged.mean()
+    assert e.precision == pytest.approx(s[flagged].mean())
+    assert e.recall == pytest.approx(s[flagged].sum() / s.sum())
+
+
 def test_isotonic_map_interpolates_and_clips() -> None:
     # knots (.2, .1) and (.8, .5): .5 is halfway -> .3; beyond the ends the end values.
     cal = Calibration(
@@ -176,8 +195,12 @@ def test_bad_chunking_fails_with_a_reason(kwargs: dict[str, object], message: st
 def test_bad_input_fails() -> None:
     with pytest.raises(ValueError, match="empty chunk"):
         estimate_chunk([], calibration=IDENTITY, threshold=0.5, costs=COSTS)
-    with pytest.raises(ValueError, match="finite"):
-        estimate_chunk([0.1, float("nan")], calibration=IDENTITY, threshold=0.5, costs=COSTS)
+    for bad in ([0.1, float("nan")], [0.1, 1.5], [-0.1, 0.5], [float("inf")]):
+        with pytest.raises(ValueError, match=r"finite probabilities in \[0, 1\]"):
+            estimate_chunk(bad, calibration=IDENTITY, threshold=0.5, costs=COSTS)
+    for threshold, z in ((float("nan"), 1.96), (0.5, -1.0)):
+        with pytest.raises(ValueError, match="must be finite"):
+            estimate_chunk([0.1], calibration=IDENTITY, threshold=threshold, costs=COSTS, z=z)
     with pytest.raises(ValueError, match="equal length"):
         estimate_chunks(
             [0.1, 0.2], ["2026-01-01"], calibration=IDENTITY, threshold=0.5, costs=COSTS

@@ -175,7 +175,8 @@ def estimate_chunk(
 ) -> ChunkEstimate:
     """The :class:`ChunkEstimate` of one chunk of raw scores (formulas: module docstring).
 
-    Raises ValueError for an empty chunk or non-finite scores.
+    Raises ValueError for an empty chunk, scores that are not finite probabilities in [0, 1],
+    a threshold that is not finite, or a negative ``z``.
     """
     import numpy as np
 
@@ -183,7 +184,13 @@ def estimate_chunk(
     n = len(s)
     if n == 0:
         raise ValueError("an empty chunk has no expected performance")
-    sorted_s = np.sort(s)
+    if not (math.isfinite(threshold) and math.isfinite(z) and z >= 0):
+        raise ValueError(f"threshold {threshold} and z {z} must be finite, z >= 0")
+    sorted_s = np.sort(s)  # NaN sorts last
+    if not (sorted_s[0] >= 0.0 and sorted_s[-1] <= 1.0):
+        raise ValueError(
+            f"scores must be finite probabilities in [0, 1], got {sorted_s[0]} to {sorted_s[-1]}"
+        )
     sorted_q = calibrate(calibration, sorted_s)
     below = int(np.searchsorted(sorted_s, threshold, side="left"))  # unflagged rows
     flagged = n - below
