@@ -175,6 +175,9 @@ def test_chunks_by_period_and_by_size() -> None:
     naive = np.array(["2026-01-01T01:00", "2026-01-01T02:00"], dtype="datetime64[m]")
     one = estimate_chunks([0.1, 0.9], naive, period="1D", **common)  # type: ignore[arg-type]
     assert one[0].start == datetime(2026, 1, 1, tzinfo=UTC) and one[0].rows == 2
+    # an empty log has no chunks, by period or by size
+    assert estimate_chunks([], [], **common) == []  # type: ignore[arg-type]
+    assert estimate_chunks([], [], size=5, **common) == []  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -298,8 +298,8 @@ def estimate_chunks(
     ``size`` given: consecutive chunks of ``size`` rows in timestamp order (the last may be
     smaller), ``start``/``end`` the first and last timestamp in the chunk. Otherwise ``period``
     (a fixed duration pandas reads: ``1D``, ``6h``, ``7D``): chunks ``[start, end)`` aligned to
-    the epoch, UTC; periods without rows are left out. Raises ValueError for mismatched
-    lengths, unreadable timestamps, a bad period or size.
+    the epoch, UTC; periods without rows are left out (no rows: no chunks). Raises ValueError
+    for mismatched lengths, unreadable timestamps, a bad period or size.
     """
     import numpy as np
 
@@ -311,19 +311,21 @@ def estimate_chunks(
         "calibration": calibration, "threshold": threshold, "costs": costs,
         "reference": reference, "z": z,
     }  # fmt: skip
+    if size is not None and size <= 0:
+        raise ValueError(f"chunk size must be positive, got {size}")
+    if size is None and period is None:
+        raise ValueError("give a chunk period or a chunk size")
+    step = _period_ns(period) if size is None and period is not None else 0
+    if len(s) == 0:
+        return []  # no predictions, no chunks
     order = np.argsort(ns, kind="stable")
     s, ns = s[order], ns[order]
     if size is not None:
-        if size <= 0:
-            raise ValueError(f"chunk size must be positive, got {size}")
         return [
             estimate_chunk(s[i : i + size], start=_at(int(ns[i])),
                            end=_at(int(ns[min(i + size, len(s)) - 1])), **common)
             for i in range(0, len(s), size)
         ]  # fmt: skip
-    if period is None:
-        raise ValueError("give a chunk period or a chunk size")
-    step = _period_ns(period)
     bucket = ns // step
     edges = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1], True])
     return [
