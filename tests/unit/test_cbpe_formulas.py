@@ -175,6 +175,16 @@ def test_chunks_by_period_and_by_size() -> None:
     naive = np.array(["2026-01-01T01:00", "2026-01-01T02:00"], dtype="datetime64[m]")
     one = estimate_chunks([0.1, 0.9], naive, period="1D", **common)  # type: ignore[arg-type]
     assert one[0].start == datetime(2026, 1, 1, tzinfo=UTC) and one[0].rows == 2
+    # zone-aware timestamps are chunked in UTC: Berlin 22:00-03:00 across the spring DST
+    # change is 21:00-02:00 UTC, three rows on each UTC day
+    import pandas as pd
+
+    berlin = pd.Series(pd.date_range("2026-03-28 22:00", periods=6, freq="h", tz="Europe/Berlin"))
+    zoned = estimate_chunks(np.linspace(0.1, 0.9, 6), berlin, **common)  # type: ignore[arg-type]
+    assert [(z.start, z.rows) for z in zoned] == [
+        (datetime(2026, 3, 28, tzinfo=UTC), 3),
+        (datetime(2026, 3, 29, tzinfo=UTC), 3),
+    ]
     # an empty log has no chunks, by period or by size
     assert estimate_chunks([], [], **common) == []  # type: ignore[arg-type]
     assert estimate_chunks([], [], size=5, **common) == []  # type: ignore[arg-type]
