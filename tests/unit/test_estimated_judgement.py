@@ -294,3 +294,31 @@ def test_the_estimation_settings_are_strict_with_documented_defaults() -> None:
     for bad in ({"chunk": "1 day"}, {"chunk": "0D"}, {"z": 0}, {"window": 3}):
         with pytest.raises(ValidationError):
             Monitoring.model_validate({"estimation": bad})
+
+
+def test_the_paired_gain_by_hand_counts_only_rows_decided_differently() -> None:
+    # threshold 0.5: current flags rows 1 and 3, previous flags row 1 only; q 0.7, 0.1, 0.3
+    # current expected cost: 0.3*1 + 0.1*10 + 0.7*1 = 2.0; previous: 0.3 + 1.0 + 0.3*10 = 4.3
+    # gain (current - previous) per 1,000 = 1000 * (2.0 - 4.3) / 3 = -766.7: previous is worse
+    # only row 3 differs: b = -1 - 10 = -11, variance 121 * 0.3 * 0.7 = 25.41
+    q = [0.7, 0.1, 0.3]
+    interval = ej.paired_cost_gain(
+        ([0.9, 0.2, 0.6], q, 0.5), ([0.8, 0.3, 0.4], q, 0.5), COSTS, calibration_se=(30, 40)
+    )
+    assert interval["estimate"] == pytest.approx(-2300 / 3)
+    assert interval["se_rows"] == pytest.approx(1000 * np.sqrt(25.41) / 3)
+    assert interval["se"] == pytest.approx(np.sqrt(interval["se_rows"] ** 2 + 30**2 + 40**2))
+    assert interval["rows_decided_differently"] == 1
+    current, previous = chunk(2000 / 3, 5, rows=3), chunk(4300 / 3, 5, rows=3)
+    assert not ej.compare_estimates("1", "2", current, previous, interval=interval).better
+    # the same rows, the versions swapped: the gain is positive but 766.7 - 1.96 * 1681 < 0
+    swapped = ej.paired_cost_gain(([0.8, 0.3, 0.4], q, 0.5), ([0.9, 0.2, 0.6], q, 0.5), COSTS)
+    assert swapped["estimate"] == pytest.approx(2300 / 3) and swapped["low"] < 0
+    # many such rows: the interval narrows as 1/sqrt(rows) and the previous version is better
+    many = ej.paired_cost_gain(
+        ([0.8, 0.3, 0.4] * 400, q * 400, 0.5), ([0.9, 0.2, 0.6] * 400, q * 400, 0.5), COSTS
+    )
+    assert many["low"] > 0
+    assert ej.compare_estimates("1", "2", previous, current, interval=many).better
+    with pytest.raises(ValueError, match="same, non-empty rows"):
+        ej.paired_cost_gain(([0.1], [0.1], 0.5), ([0.1, 0.2], [0.1, 0.2], 0.5), COSTS)

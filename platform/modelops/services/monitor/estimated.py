@@ -34,6 +34,7 @@ from modelops.core.estimated_judgement import (
     check_estimate,
     compare_estimates,
     judge_window,
+    paired_cost_gain,
     previous_not_compared,
 )
 from modelops.core.estimation.calibration import Calibration, calibrate, fit_calibration
@@ -207,6 +208,7 @@ def estimate_previous(
     environment: str,
     served: pd.DataFrame,
     current: Estimated,
+    current_basis: Basis,
     target: str,
 ) -> PreviousEstimate:
     """``target`` (the version a rollback returns to) estimated on ``served`` (the serving
@@ -240,15 +242,24 @@ def estimate_previous(
     except ModelopsError as exc:
         return previous_not_compared(target, holder, f"v{target} not estimated: {exc}")
     scores = models[1].scores(frame)
+    z, costs = spec.monitoring.estimation.z, costs_of(project)
     previous = estimate_chunk(
         scores,
         calibration=found.calibration,
         threshold=models[1].threshold,
-        costs=costs_of(project),
+        costs=costs,
         reference=found.reference,
-        z=spec.monitoring.estimation.z,
+        z=z,
     )
-    return compare_estimates(target, holder, current.window, previous)
+    logged = served["score"].to_numpy(dtype="float64")
+    interval = paired_cost_gain(
+        (logged, calibrate(current_basis.calibration, logged), current.threshold),
+        (scores, calibrate(found.calibration, scores), models[1].threshold),
+        costs,
+        calibration_se=(current_basis.cost_se, found.cost_se),
+        z=z,
+    )
+    return compare_estimates(target, holder, current.window, previous, interval=interval)
 
 
 def check(
@@ -324,7 +335,7 @@ def measure(
     target = tenure.rollback_target
     if estimated.worse and target is not None and policy_core.in_probation(tenure, policy):
         previous = estimate_previous(
-            settings, client, project, environment, served, estimated, target
+            settings, client, project, environment, served, estimated, found, target
         )
         estimated = with_previous(estimated, previous)
     return estimated, check(project, lineage, found, labelled, policy)
