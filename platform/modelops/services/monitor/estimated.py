@@ -75,8 +75,8 @@ def costs_of(project: Project) -> CostModel:
 
 def basis(project: Project, lineage: Lineage, ref: reference_io.Reference) -> Basis:
     """The version's calibration and estimation reference from its reference's holdout rows:
-    from the cache beside the reference when it matches the reference's checksum, else fitted
-    (and cached).
+    from the cache beside the reference when it matches the reference's checksum and the
+    version's threshold, else fitted (and cached).
 
     Raises:
         MonitorError: the reference holds no holdout rows with both classes.
@@ -86,7 +86,11 @@ def basis(project: Project, lineage: Lineage, ref: reference_io.Reference) -> Ba
     if cache.is_file():
         try:
             body = json.loads(cache.read_text())
-            if body.get("format") == _FORMAT and body.get("sha256") == sha:
+            if (
+                body.get("format") == _FORMAT
+                and body.get("sha256") == sha
+                and body.get("threshold") == lineage.threshold
+            ):
                 return Basis(
                     Calibration.model_validate(body["calibration"]),
                     Reference.model_validate(body["reference"]),
@@ -110,6 +114,7 @@ def basis(project: Project, lineage: Lineage, ref: reference_io.Reference) -> Ba
         "format": _FORMAT,
         "sha256": sha,
         "version": lineage.version,
+        "threshold": lineage.threshold,  # the cost's standard error depends on it
         "calibration": fitted.calibration.model_dump(mode="json"),
         "reference": fitted.reference.model_dump(mode="json"),
         "cost_se": fitted.cost_se,
