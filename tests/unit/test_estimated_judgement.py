@@ -4,13 +4,16 @@ rules, seeded worlds for the statistics (no I/O)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from modelops.core import estimated_judgement as ej
 from modelops.core import monitoring as m
+from modelops.core.errors import ModelopsError
 from modelops.core.estimation.calibration import Calibration, calibrate, fit_calibration
 from modelops.core.estimation.cbpe import (
     ChunkEstimate,
@@ -322,3 +325,54 @@ def test_the_paired_gain_by_hand_counts_only_rows_decided_differently() -> None:
     assert ej.compare_estimates("1", "2", previous, current, interval=many).better
     with pytest.raises(ValueError, match="same, non-empty rows"):
         ej.paired_cost_gain(([0.1], [0.1], 0.5), ([0.1, 0.2], [0.1, 0.2], 0.5), COSTS)
+
+
+def test_the_basis_is_fitted_on_the_references_holdout_rows_only_and_cached(
+    tmp_path: Path,
+) -> None:
+    """The monitor's reference holds training and holdout rows with the version's scores; the
+    calibration sees only the holdout rows (the training rows here carry labels that would
+    pull it far off), and is cached beside the reference, refitted when the threshold or the
+    reference changes."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from modelops.services.monitor import estimated
+    from modelops.services.monitor.common import SCORE
+    from modelops.services.monitor.reference import Reference as MonitorReference
+
+    rng = np.random.default_rng(3)
+    scores, labels = _world(rng, 3000)
+    frame = pd.DataFrame(
+        {
+            SCORE: np.r_[scores, scores],
+            "defaulted": np.r_[1 - labels, labels],  # training rows: labels flipped
+            "_window": ["train"] * 3000 + ["holdout"] * 3000,
+        }
+    )
+    parquet = tmp_path / "v2-abc-100000.parquet"
+    parquet.write_bytes(b"not read")
+    ref = MonitorReference(frame, {"sha256": "abc"}, parquet)
+    project = SimpleNamespace(
+        spec=SimpleNamespace(
+            label=SimpleNamespace(column="defaulted"),
+            decision_costs=SimpleNamespace(false_negative=10.0, false_positive=1.0),
+        )
+    )
+    lineage = SimpleNamespace(version="2", threshold=THRESHOLD)
+    found = estimated.basis(project, lineage, ref)  # type: ignore[arg-type]
+    assert found.calibration.rows == 3000 and found.calibration.positives == int(labels.sum())
+    holdout_only = fit_calibration(scores, labels)
+    assert found.calibration.y == holdout_only.y
+    cache = tmp_path / "v2-abc-100000.estimation.json"
+    body = json.loads(cache.read_text())
+    assert body["sha256"] == "abc" and body["threshold"] == THRESHOLD
+    body["cost_se"] = 123.0  # a cached value is used as it is...
+    cache.write_text(json.dumps(body))
+    assert estimated.basis(project, lineage, ref).cost_se == 123.0  # type: ignore[arg-type]
+    moved = SimpleNamespace(version="2", threshold=0.3)  # ...until the threshold changes
+    assert estimated.basis(project, moved, ref).cost_se != 123.0  # type: ignore[arg-type]
+    only_train = MonitorReference(frame[frame["_window"] == "train"], {"sha256": "d"}, parquet)
+    with pytest.raises(ModelopsError, match="nothing to calibrate on"):
+        estimated.basis(project, lineage, only_train)  # type: ignore[arg-type]
