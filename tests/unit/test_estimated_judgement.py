@@ -4,13 +4,16 @@ rules, seeded worlds for the statistics (no I/O)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from modelops.core import estimated_judgement as ej
 from modelops.core import monitoring as m
+from modelops.core.errors import ModelopsError
 from modelops.core.estimation.calibration import Calibration, calibrate, fit_calibration
 from modelops.core.estimation.cbpe import (
     ChunkEstimate,
@@ -294,3 +297,82 @@ def test_the_estimation_settings_are_strict_with_documented_defaults() -> None:
     for bad in ({"chunk": "1 day"}, {"chunk": "0D"}, {"z": 0}, {"window": 3}):
         with pytest.raises(ValidationError):
             Monitoring.model_validate({"estimation": bad})
+
+
+def test_the_paired_gain_by_hand_counts_only_rows_decided_differently() -> None:
+    # threshold 0.5: current flags rows 1 and 3, previous flags row 1 only; q 0.7, 0.1, 0.3
+    # current expected cost: 0.3*1 + 0.1*10 + 0.7*1 = 2.0; previous: 0.3 + 1.0 + 0.3*10 = 4.3
+    # gain (current - previous) per 1,000 = 1000 * (2.0 - 4.3) / 3 = -766.7: previous is worse
+    # only row 3 differs: b = -1 - 10 = -11, variance 121 * 0.3 * 0.7 = 25.41
+    q = [0.7, 0.1, 0.3]
+    interval = ej.paired_cost_gain(
+        ([0.9, 0.2, 0.6], q, 0.5), ([0.8, 0.3, 0.4], q, 0.5), COSTS, calibration_se=(30, 40)
+    )
+    assert interval["estimate"] == pytest.approx(-2300 / 3)
+    assert interval["se_rows"] == pytest.approx(1000 * np.sqrt(25.41) / 3)
+    assert interval["se"] == pytest.approx(np.sqrt(interval["se_rows"] ** 2 + 30**2 + 40**2))
+    assert interval["rows_decided_differently"] == 1
+    current, previous = chunk(2000 / 3, 5, rows=3), chunk(4300 / 3, 5, rows=3)
+    assert not ej.compare_estimates("1", "2", current, previous, interval=interval).better
+    # the same rows, the versions swapped: the gain is positive but 766.7 - 1.96 * 1681 < 0
+    swapped = ej.paired_cost_gain(([0.8, 0.3, 0.4], q, 0.5), ([0.9, 0.2, 0.6], q, 0.5), COSTS)
+    assert swapped["estimate"] == pytest.approx(2300 / 3) and swapped["low"] < 0
+    # many such rows: the interval narrows as 1/sqrt(rows) and the previous version is better
+    many = ej.paired_cost_gain(
+        ([0.8, 0.3, 0.4] * 400, q * 400, 0.5), ([0.9, 0.2, 0.6] * 400, q * 400, 0.5), COSTS
+    )
+    assert many["low"] > 0
+    assert ej.compare_estimates("1", "2", previous, current, interval=many).better
+    with pytest.raises(ValueError, match="same, non-empty rows"):
+        ej.paired_cost_gain(([0.1], [0.1], 0.5), ([0.1, 0.2], [0.1, 0.2], 0.5), COSTS)
+
+
+def test_the_basis_is_fitted_on_the_references_holdout_rows_only_and_cached(
+    tmp_path: Path,
+) -> None:
+    """The monitor's reference holds training and holdout rows with the version's scores; the
+    calibration sees only the holdout rows (the training rows here carry labels that would
+    pull it far off), and is cached beside the reference, refitted when the threshold or the
+    reference changes."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from modelops.services.monitor import estimated
+    from modelops.services.monitor.common import SCORE
+    from modelops.services.monitor.reference import Reference as MonitorReference
+
+    rng = np.random.default_rng(3)
+    scores, labels = _world(rng, 3000)
+    frame = pd.DataFrame(
+        {
+            SCORE: np.r_[scores, scores],
+            "defaulted": np.r_[1 - labels, labels],  # training rows: labels flipped
+            "_window": ["train"] * 3000 + ["holdout"] * 3000,
+        }
+    )
+    parquet = tmp_path / "v2-abc-100000.parquet"
+    parquet.write_bytes(b"not read")
+    ref = MonitorReference(frame, {"sha256": "abc"}, parquet)
+    project = SimpleNamespace(
+        spec=SimpleNamespace(
+            label=SimpleNamespace(column="defaulted"),
+            decision_costs=SimpleNamespace(false_negative=10.0, false_positive=1.0),
+        )
+    )
+    lineage = SimpleNamespace(version="2", threshold=THRESHOLD)
+    found = estimated.basis(project, lineage, ref)  # type: ignore[arg-type]
+    assert found.calibration.rows == 3000 and found.calibration.positives == int(labels.sum())
+    holdout_only = fit_calibration(scores, labels)
+    assert found.calibration.y == holdout_only.y
+    cache = tmp_path / "v2-abc-100000.estimation.json"
+    body = json.loads(cache.read_text())
+    assert body["sha256"] == "abc" and body["threshold"] == THRESHOLD
+    body["cost_se"] = 123.0  # a cached value is used as it is...
+    cache.write_text(json.dumps(body))
+    assert estimated.basis(project, lineage, ref).cost_se == 123.0  # type: ignore[arg-type]
+    moved = SimpleNamespace(version="2", threshold=0.3)  # ...until the threshold changes
+    assert estimated.basis(project, moved, ref).cost_se != 123.0  # type: ignore[arg-type]
+    only_train = MonitorReference(frame[frame["_window"] == "train"], {"sha256": "d"}, parquet)
+    with pytest.raises(ModelopsError, match="nothing to calibrate on"):
+        estimated.basis(project, lineage, only_train)  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from modelops.cli.main import main
 from modelops.config.project import load_project
 from modelops.config.settings import Settings, load_settings
 from modelops.core import ledger as chain
-from modelops.core import monitor_record
+from modelops.core import monitor_record, tags
 from modelops.core import monitoring as policy
 from modelops.core.scorer import build_scorer
 from modelops.integrations import mlflow as mlflow_io
@@ -341,6 +341,25 @@ def test_label_maturity_leaves_out_predictions_whose_labels_are_still_arriving(
 # --- covariate drift ---------------------------------------------------------------------------
 
 
+@pytest.fixture
+def without_estimation(trained: dict[str, Any]) -> Any:
+    """project.yaml with ``monitoring.estimation.enabled: false`` for one test. The drifted
+    traffic below moves the payments' features but keeps their labels: P(y|x) changes with
+    it, and the realised-against-estimated check rightly reports concept drift in the first
+    window (realised cost about twice the estimate). A test of the drift-window rule alone
+    switches the estimate off; the estimate's own rules are tested further down."""
+    spec_file = Path(trained["root"]) / "projects" / PROJECT / "project.yaml"
+    original = spec_file.read_text()
+    spec = yaml.safe_load(original)
+    spec["monitoring"]["estimation"] = {"enabled": False}
+    spec_file.write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        yield
+    finally:
+        spec_file.write_text(original)
+
+
+@pytest.mark.usefixtures("without_estimation")
 def test_sustained_covariate_drift_retrains_gates_and_respects_the_cooldown(
     platform_: Settings, trained: dict[str, Any]
 ) -> None:
@@ -469,6 +488,125 @@ def test_concept_drift_that_hurts_both_versions_retrains_instead_of_rolling_back
     perf = dry.findings.performance
     assert perf is not None and perf.drop is not None and perf.drop.worse
     assert perf.previous is not None and perf.previous.evaluated and not perf.previous.better
+
+
+@pytest.fixture
+def gate_cost(trained: dict[str, Any]) -> Any:
+    """Sets a version's registered holdout cost per 1,000 (the gate-time cost the monitor reads
+    without a promoting verdict) for one test, and puts the recorded one back."""
+    key = tags.holdout_metric("cost_per_1000")
+    saved: dict[str, str] = {}
+
+    def set_cost(settings: Settings, version: str, factor: float) -> float:
+        with mlflow_io.session(tracking(settings)) as client:
+            recorded = client.get_model_version(PROJECT, version).tags[key]
+            saved.setdefault(version, recorded)
+            value = float(saved[version]) * factor
+            client.set_model_version_tag(PROJECT, version, key, str(value))
+        return value
+
+    yield set_cost
+    settings = load_settings(trained["root"])
+    with mlflow_io.session(tracking(settings)) as client:
+        for version, value in saved.items():
+            client.set_model_version_tag(PROJECT, version, key, value)
+
+
+@pytest.fixture
+def threshold_tag(trained: dict[str, Any]) -> Any:
+    """Sets a version's registered threshold for one test, and puts the recorded one back."""
+    saved: dict[str, str] = {}
+
+    def set_threshold(settings: Settings, version: str, value: float) -> None:
+        with mlflow_io.session(tracking(settings)) as client:
+            recorded = client.get_model_version(PROJECT, version).tags[tags.THRESHOLD]
+            saved.setdefault(version, recorded)
+            client.set_model_version_tag(PROJECT, version, tags.THRESHOLD, str(value))
+
+    yield set_threshold
+    settings = load_settings(trained["root"])
+    with mlflow_io.session(tracking(settings)) as client:
+        for version, value in saved.items():
+            client.set_model_version_tag(PROJECT, version, tags.THRESHOLD, value)
+
+
+def _december_without_labels(
+    settings: Settings, trained: dict[str, Any], version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """December's payments logged as served by ``version``; no label known yet."""
+    december = _traffic(trained)[
+        lambda f: f["event_timestamp"] >= pd.Timestamp("2025-12-01", tz="UTC")
+    ]
+    _log(settings, trained, december, version)
+    none = _known_labels(trained).iloc[0:0]
+    monkeypatch.setattr(monitor.labels, "read_known_labels", lambda s, p, as_of: none)
+
+
+def test_a_promotion_estimated_worse_rolls_back_before_any_label(
+    platform_: Settings,
+    trained: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    threshold_tag: Any,
+) -> None:
+    """v-new goes to production with its threshold edited after its gate (0: every payment
+    blocked). No label is known, so the realised rule cannot judge; the estimate can: v-new's
+    expected cost is far above its gate-time cost, v-old estimated on the same logged
+    payments (its own model on the logged features, its own holdout calibration and
+    threshold) is shown better, and the monitor rolls back through the usual move."""
+    old, new = trained["old"], trained["new"]
+    _seed(platform_, "production", old, new)
+    _december_without_labels(platform_, trained, new, monkeypatch)
+    threshold_tag(platform_, new, 0.0)
+    as_of = _at(date(2025, 12, 29))
+    before = _ledger(platform_)
+
+    dry = monitor.run(platform_, PROJECT, as_of=as_of, dry_run=True)
+    assert dry.decision.kinds == [policy.ROLLBACK], dry.decision.to_dict()
+    assert dry.findings.performance is None and _ledger(platform_) == before
+    est = dry.findings.estimated
+    assert est is not None and est.judged and est.worse and est.threshold == 0.0
+    assert est.gate_cost_per_1000 is not None
+    assert est.window.cost_per_1000_low > est.gate_cost_per_1000
+    assert est.window.rows == sum(c.rows for c in est.chunks) and len(est.chunks) >= 20
+    assert est.calibration["rows"] > 0  # the holdout rows of the reference, only those
+    previous = est.previous
+    assert previous is not None and previous.evaluated and previous.better
+    assert previous.previous_version == old and previous.interval is not None
+    assert previous.interval["low"] > 0 and previous.rows == est.window.rows
+
+    run = monitor.run(platform_, PROJECT, as_of=as_of)
+    assert run.decision.kinds == [policy.ROLLBACK] and run.outcomes[0].done
+    assert promote.holders(platform_, PROJECT)["production"] == old
+    assert _aliases(platform_)["production"] == old
+    entry = _ledger(platform_)[-1]
+    assert entry.action == "rollback" and (entry.from_version, entry.to_version) == (new, old)
+    assert "before labels" in entry.reason
+    assert entry.details["evidence"]["estimated"]["previous_on_same_rows"]["better"] is True
+    summary = monitor_record.MonitorSummary.model_validate_json(run.summary_json.read_text())
+    assert summary.findings.estimated is not None and summary.findings.estimated.worse
+    assert summary.findings.estimated.previous is not None
+    assert summary.findings.estimate_check is None  # no label matured
+
+
+def test_an_estimated_drop_both_versions_share_retrains_before_any_label(
+    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch, gate_cost: Any
+) -> None:
+    """v-new's gate-time cost recorded at 40 % of what it was: December's estimate is worse
+    than that, but v-old, estimated on the same payments, is not shown better (the interval
+    of the gain holds 0): rolling back would not help; a retraining."""
+    old, new = trained["old"], trained["new"]
+    _seed(platform_, "production", old, new)
+    _december_without_labels(platform_, trained, new, monkeypatch)
+    gate_cost(platform_, new, 0.4)
+
+    dry = monitor.run(platform_, PROJECT, as_of=_at(date(2025, 12, 29)), dry_run=True)
+
+    assert dry.decision.kinds == [policy.RETRAIN], dry.decision.to_dict()
+    assert "rolling back would not help" in dry.decision.actions[0].reason
+    est = dry.findings.estimated
+    assert est is not None and est.worse and est.previous is not None
+    assert est.previous.evaluated and not est.previous.better
+    assert est.previous.interval is not None and est.previous.interval["low"] < 0
 
 
 def test_a_real_runs_summary_and_ledger_details_follow_their_models(

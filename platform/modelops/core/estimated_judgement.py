@@ -14,10 +14,10 @@ Three questions:
    band excludes it, on the bad side).
 2. :func:`compare_estimates` - would the version a rollback returns to do better on *the same*
    logged rows? Its own holdout-calibrated estimate on the serving version's logged features
-   must be better with the bands apart: the previous version's high end below the serving
-   version's low end. Both bands come from the same rows' outcomes, so they are correlated and
-   non-overlap is conservative: a rollback is never decided on overlapping bands. A previous
-   version with the same model artifact is the same model: never better.
+   must be better: the paired interval of ``current - previous`` expected cost per 1,000
+   (:func:`paired_cost_gain`: rows both versions decide alike carry no variance; each
+   calibration's own standard error is added) must lie above 0. A previous version with the
+   same model artifact is the same model: never better.
 3. :func:`check_estimate` - once labels mature, does the estimate still hold? On the same
    matured predictions (the cohorts), realised cost per 1,000 minus estimated cost per 1,000
    (the gap) with the interval ``gap +- z * se``, where ``se`` combines (a) the Poisson-binomial
@@ -60,6 +60,7 @@ class PreviousEstimate:
     previous_cost_per_1000: float | None = None
     previous_high: float | None = None
     detail: str = ""
+    interval: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,20 +128,37 @@ def compare_estimates(
     previous: ChunkEstimate,
     *,
     identical: bool = False,
+    interval: dict[str, Any] | None = None,
 ) -> PreviousEstimate:
-    """Whether ``previous`` (estimated on the same rows as ``current``) is better: its band
-    apart from and below the serving version's (cost: lower is better)."""
-    better = (not identical) and previous.cost_per_1000_high < current.cost_per_1000_low
+    """Whether ``previous`` (estimated on the same rows as ``current``) is better (cost: lower
+    is better): with ``interval`` (:func:`paired_cost_gain`), its low end above 0; without,
+    the two bands apart, the previous one below (conservative: they are correlated)."""
+    if identical:
+        better = False
+    elif interval is not None:
+        better = float(interval["low"]) > 0
+    else:
+        better = previous.cost_per_1000_high < current.cost_per_1000_low
     if identical:
         detail = f"v{previous_version} is the same model as v{current_version}"
     else:
-        relation = "below" if better else "not apart from and below"
-        detail = (
+        said = (
             f"v{previous_version}'s estimated cost {previous.cost_per_1000:,.1f} per 1,000 "
-            f"(band high {previous.cost_per_1000_high:,.1f}) is {relation} v{current_version}'s "
-            f"{current.cost_per_1000:,.1f} (band low {current.cost_per_1000_low:,.1f}) on the "
-            f"same {current.rows} logged predictions"
+            f"against v{current_version}'s {current.cost_per_1000:,.1f} on the same "
+            f"{current.rows} logged predictions"
         )
+        if interval is not None:
+            verdict = "better" if better else "not shown better"
+            detail = (
+                f"{said}: gain {interval['estimate']:+,.1f}, interval {interval['low']:+,.1f} "
+                f".. {interval['high']:+,.1f}: {verdict}"
+            )
+        else:
+            relation = "apart and below" if better else "not apart and below"
+            detail = (
+                f"{said}: band high {previous.cost_per_1000_high:,.1f} {relation} band low "
+                f"{current.cost_per_1000_low:,.1f}"
+            )
     return PreviousEstimate(
         previous_version=previous_version,
         current_version=current_version,
@@ -153,7 +171,56 @@ def compare_estimates(
         previous_cost_per_1000=previous.cost_per_1000,
         previous_high=previous.cost_per_1000_high,
         detail=detail,
+        interval=interval,
     )
+
+
+def paired_cost_gain(
+    current: tuple[Any, Any, float],
+    previous: tuple[Any, Any, float],
+    costs: CostModel,
+    *,
+    calibration_se: tuple[float, float] = (0.0, 0.0),
+    z: float = 1.96,
+) -> dict[str, Any]:
+    """The interval of ``current - previous`` expected cost per 1,000 on the same rows
+    (positive: the previous version is better).
+
+    ``current`` and ``previous``: each version's ``(scores, q, threshold)`` on the same rows,
+    ``q`` its own calibrated probabilities. A row's realised cost difference is linear in its
+    label: ``d = a + b y`` with ``b = b_cur - b_prev``, ``b = -c_fp`` for a flagged row and
+    ``c_fn`` for an unflagged one, so rows both versions decide alike contribute no variance.
+    ``se``: the Poisson-binomial standard error ``sqrt(sum b^2 q(1-q))`` (``q``: the two
+    versions' mean probability), per 1,000 rows, combined with each calibration's own standard
+    error (:func:`calibration_se`)."""
+    import numpy as np
+
+    s_cur, q_cur, t_cur = (np.asarray(v, dtype=np.float64) for v in current)
+    s_prev, q_prev, t_prev = (np.asarray(v, dtype=np.float64) for v in previous)
+    n = len(s_cur)
+    if n == 0 or len(s_prev) != n:
+        raise ValueError("the two versions need the same, non-empty rows")
+    f_cur, f_prev = s_cur >= t_cur, s_prev >= t_prev
+    e_cur, _ = expected_cost_terms(q_cur, f_cur, costs)
+    e_prev, _ = expected_cost_terms(q_prev, f_prev, costs)
+    slope = np.where(f_cur, -costs.false_positive, costs.false_negative) - np.where(
+        f_prev, -costs.false_positive, costs.false_negative
+    )
+    q = (q_cur + q_prev) / 2
+    se_rows = 1000.0 * math.sqrt(float((slope * slope * q * (1 - q)).sum())) / n
+    se = math.sqrt(se_rows**2 + calibration_se[0] ** 2 + calibration_se[1] ** 2)
+    gain = 1000.0 * (e_cur - e_prev) / n
+    return {
+        "estimate": gain,
+        "low": gain - z * se,
+        "high": gain + z * se,
+        "z": z,
+        "se": se,
+        "se_rows": se_rows,
+        "se_calibration": list(calibration_se),
+        "rows_decided_differently": int((f_cur != f_prev).sum()),
+        "statistic": "current - previous expected cost per 1,000 on the same rows",
+    }
 
 
 def previous_not_compared(

@@ -178,7 +178,7 @@ class PreviousEstimateRecord(Record):
     identical: bool = Field(False, description="The same model artifact: never better.")
     better: bool = Field(
         False,
-        description="The previous version's band lies apart from and below the serving one's.",
+        description="The interval of its cost gain over the serving one lies above 0.",
     )
     rows: int = 0
     current_cost_per_1000: Number = None
@@ -186,6 +186,11 @@ class PreviousEstimateRecord(Record):
     previous_cost_per_1000: Number = None
     previous_high: Number = None
     detail: str = ""
+    interval: dict[str, Any] | None = Field(
+        None,
+        description="current - previous expected cost per 1,000 on the same rows (positive: "
+        "the previous version is better): estimate, low, high, z, se.",
+    )
 
 
 class EstimatedRecord(Record):

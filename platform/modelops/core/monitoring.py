@@ -23,7 +23,8 @@ The rules, in order of precedence (one incident, one action):
    rule runs on estimated performance (:mod:`modelops.core.estimated_judgement`): the look-back
    window's estimated cost per 1,000 is worse than the gate-time cost with the band excluding
    it, *and* the version before it, estimated on the same logged predictions with its own
-   holdout calibration, has a band apart from and below it: a rollback. Not better: a
+   holdout calibration, is better (the paired interval of the cost gain is above 0;
+   :func:`~modelops.core.estimated_judgement.paired_cost_gain`): a rollback. Not better: a
    retraining; not estimated: an alert. ``act_on_estimate`` False (project.yaml's
    ``monitoring.estimation.act_in_probation``) only notes it.
 3. **Proposal**: a shadow version beats the serving one on the same live labelled requests by

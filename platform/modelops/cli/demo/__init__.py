@@ -14,7 +14,7 @@ import typer
 
 from modelops.cli.demo.common import DEMO_ACTOR, DEMO_APPROVER, DEMO_REQUESTS, TIMELINE, _step
 from modelops.cli.demo.local import _send, _Service, _start_service, _stop_service
-from modelops.cli.demo.story import _labels_in_time, _monitoring_story
+from modelops.cli.demo.story import _labels_in_time, _monitoring_story, estimated_over_time
 from modelops.cli.state import STATE, echo_table
 
 
@@ -199,6 +199,11 @@ def _serve_and_monitor(packaged: list[str]) -> None:
                 else:
                     _stop_service(service)
         _monitoring_story(monitored, services)
+        late = [p for p in packaged if p not in monitored]
+        if late:
+            _step("12b. labels a year late: the monitor's estimated cost per 1,000 over time")
+            for project in late:
+                estimated_over_time(project)
     finally:
         for service in services.values():
             _stop_service(service)

@@ -42,10 +42,52 @@ def _monitor(project: str, as_of: datetime) -> MonitorRun:
 
     run = monitor.run(STATE.settings, project, as_of=as_of, actor=DEMO_ACTOR)
     typer.echo(f"  monitor as of {as_of:%Y-%m-%d %H:%M}: {run.decision.headline()}")
+    _estimate_line(run)
     for outcome in run.outcomes:
         typer.echo(f"    {outcome.kind}: {outcome.detail}")
     TIMELINE.mark(f"{project}: monitor run {run.run_id}: {run.decision.headline()}", as_of)
     return run
+
+
+def _estimate_line(run: MonitorRun) -> None:
+    """The run's estimated cost per 1,000 (before labels) against the gate-time cost."""
+    est = run.findings.estimated
+    if est is None:
+        return
+    w = est.window
+    gate = f"{est.gate_cost_per_1000:,.0f}" if est.gate_cost_per_1000 is not None else "none"
+    typer.echo(
+        f"  estimated cost {w.cost_per_1000:,.0f} per 1,000 (band {w.cost_per_1000_low:,.0f} .. "
+        f"{w.cost_per_1000_high:,.0f}, {w.rows:,} predictions; gate-time {gate}; calibration "
+        f"{est.calibration.get('method')} on {est.calibration.get('rows')} holdout rows)"
+    )
+
+
+def estimated_over_time(project: str, days: int = 60) -> None:
+    """For a project whose labels arrive too late to judge a version on probation: simulated
+    healthy traffic, then covariate drift, and one monitor run each week that estimates the
+    cost per 1,000 of the look-back from the calibrated scores, before any label."""
+    from modelops.services import simulate
+
+    settings = STATE.settings
+    half = max(1, days // 2)
+    typer.echo(f"  {project}: estimated performance before labels, {days} simulated days")
+    first = simulate.simulate(settings, project, scenario="healthy", days=half, materialize=True)
+    second = simulate.simulate(
+        settings, project, scenario="covariate-drift", days=days - half, materialize=True
+    )
+    TIMELINE.mark(f"{project}: covariate drift starts (estimated only)", second.period[0])
+    as_of = first.period[0]
+    run = None
+    while as_of < second.period[1]:
+        as_of = min(as_of + timedelta(days=7), second.period[1])
+        run = _monitor(project, as_of)
+    if run is not None and run.findings.estimated is not None:
+        rows = sum(c.rows for c in run.findings.estimated.chunks)
+        typer.echo(
+            f"  {project}: {len(run.findings.estimated.chunks)} daily chunks ({rows:,} "
+            f"predictions) estimated in the last run; summary {run.summary_json}"
+        )
 
 
 def _healthy_week(project: str) -> None:

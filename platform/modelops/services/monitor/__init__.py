@@ -13,6 +13,9 @@ One run (:func:`run`):
    labels are known by now, with the business cost per 1,000 decisions, against the version's
    gate-time metrics as an interval and, when that shows a drop on probation, the version a
    rollback would return to scored on the same rows; a shadow version side by side;
+   **estimated** performance before the labels (:mod:`.estimated`: the serving version's
+   logged scores per chunk of the look-back, calibrated on its holdout rows) and, once labels
+   mature, realised against estimated cost on the same predictions;
 4. **decide** with :mod:`modelops.core.monitoring` (the policy of ``project.yaml``);
 5. **save** the Evidently reports and ``summary.json`` in ``<state_dir>/monitoring/<project>/<run
    id>/``, the same files in an MLflow run of the ``modelops-monitoring`` experiment, and the
@@ -25,8 +28,8 @@ One run (:func:`run`):
 
 The modules, in the order of a run: :mod:`.lineage`, :mod:`.reference`, :mod:`.window` (the log's
 rows as frames; the log is read by :mod:`modelops.serving.log_reader`), :mod:`.measure` (quality,
-drift), :mod:`.labels`, :mod:`.performance` (live, gate-time, shadow), :mod:`.decide` (policy,
-tenure, history), :mod:`.record` (``summary.json`` as
+drift), :mod:`.labels`, :mod:`.performance` (live, gate-time, shadow), :mod:`.estimated`,
+:mod:`.decide` (policy, tenure, history), :mod:`.record` (``summary.json`` as
 :class:`~modelops.core.monitor_record.MonitorSummary`, the MLflow run), :mod:`.prometheus`,
 :mod:`.act` (rollback, propose, alert, GitOps), :mod:`.retrain`; :mod:`.runner` strings them
 together (:func:`run`, :func:`watch`).

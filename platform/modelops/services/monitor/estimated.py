@@ -34,6 +34,7 @@ from modelops.core.estimated_judgement import (
     check_estimate,
     compare_estimates,
     judge_window,
+    paired_cost_gain,
     previous_not_compared,
 )
 from modelops.core.estimation.calibration import Calibration, calibrate, fit_calibration
@@ -74,8 +75,8 @@ def costs_of(project: Project) -> CostModel:
 
 def basis(project: Project, lineage: Lineage, ref: reference_io.Reference) -> Basis:
     """The version's calibration and estimation reference from its reference's holdout rows:
-    from the cache beside the reference when it matches the reference's checksum, else fitted
-    (and cached).
+    from the cache beside the reference when it matches the reference's checksum and the
+    version's threshold, else fitted (and cached).
 
     Raises:
         MonitorError: the reference holds no holdout rows with both classes.
@@ -85,7 +86,11 @@ def basis(project: Project, lineage: Lineage, ref: reference_io.Reference) -> Ba
     if cache.is_file():
         try:
             body = json.loads(cache.read_text())
-            if body.get("format") == _FORMAT and body.get("sha256") == sha:
+            if (
+                body.get("format") == _FORMAT
+                and body.get("sha256") == sha
+                and body.get("threshold") == lineage.threshold
+            ):
                 return Basis(
                     Calibration.model_validate(body["calibration"]),
                     Reference.model_validate(body["reference"]),
@@ -109,6 +114,7 @@ def basis(project: Project, lineage: Lineage, ref: reference_io.Reference) -> Ba
         "format": _FORMAT,
         "sha256": sha,
         "version": lineage.version,
+        "threshold": lineage.threshold,  # the cost's standard error depends on it
         "calibration": fitted.calibration.model_dump(mode="json"),
         "reference": fitted.reference.model_dump(mode="json"),
         "cost_se": fitted.cost_se,
@@ -207,6 +213,7 @@ def estimate_previous(
     environment: str,
     served: pd.DataFrame,
     current: Estimated,
+    current_basis: Basis,
     target: str,
 ) -> PreviousEstimate:
     """``target`` (the version a rollback returns to) estimated on ``served`` (the serving
@@ -240,15 +247,24 @@ def estimate_previous(
     except ModelopsError as exc:
         return previous_not_compared(target, holder, f"v{target} not estimated: {exc}")
     scores = models[1].scores(frame)
+    z, costs = spec.monitoring.estimation.z, costs_of(project)
     previous = estimate_chunk(
         scores,
         calibration=found.calibration,
         threshold=models[1].threshold,
-        costs=costs_of(project),
+        costs=costs,
         reference=found.reference,
-        z=spec.monitoring.estimation.z,
+        z=z,
     )
-    return compare_estimates(target, holder, current.window, previous)
+    logged = served["score"].to_numpy(dtype="float64")
+    interval = paired_cost_gain(
+        (logged, calibrate(current_basis.calibration, logged), current.threshold),
+        (scores, calibrate(found.calibration, scores), models[1].threshold),
+        costs,
+        calibration_se=(current_basis.cost_se, found.cost_se),
+        z=z,
+    )
+    return compare_estimates(target, holder, current.window, previous, interval=interval)
 
 
 def check(
@@ -324,7 +340,7 @@ def measure(
     target = tenure.rollback_target
     if estimated.worse and target is not None and policy_core.in_probation(tenure, policy):
         previous = estimate_previous(
-            settings, client, project, environment, served, estimated, target
+            settings, client, project, environment, served, estimated, found, target
         )
         estimated = with_previous(estimated, previous)
     return estimated, check(project, lineage, found, labelled, policy)
