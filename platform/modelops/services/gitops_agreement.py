@@ -135,7 +135,7 @@ def _release_of(
         moves = [e for e in moves if e.seq == move_seq]
     if not moves:
         raise DeployError(f"the ledger records no such move of {project} {environment}")
-    return release_from(settings, project, environment, entries, moves[-1])
+    return release_from(settings, ledger, project, environment, entries, moves[-1])
 
 
 def _fields(
