@@ -150,6 +150,7 @@ def test_the_steps_build_then_push_then_deploy(doc: dict[str, Any]) -> None:
         "actions/checkout",
         "actions/setup-python",
         "Install modelops (main)",
+        "Record the image digest",
         "Clone the GitOps repository",
         "Deploy and push the GitOps commit",
         "Remove the deploy key",
@@ -221,15 +222,20 @@ def test_the_plan_refuses_a_value_that_could_inject(tmp_path: Path) -> None:
     assert "unexpected value" in result.stdout and outputs == {}
 
 
+DIGEST = "sha256:" + "d1" * 32
+
 DOCKER_STUB = r"""
 input=""
 if [ "$1" = login ] || [ "$1" = load ]; then input=$(cat); fi
 jq -cn --arg stdin "${#input}" '$ARGS.positional + ["stdin:" + $stdin]' --args -- "$@" \
   >> "$STUB_LOG"
+if [ "$1" = inspect ]; then printf '%s\n' "$REPO_DIGEST"; fi
 """
 
 
-def _push(tmp_path: Path, image: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+def _push(
+    tmp_path: Path, image: str, repo_digest: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     require("bash", "jq", "gzip")
     job = _load(NAME)["jobs"]["push-image"]
     archive = tmp_path / "runner" / "image" / "image.tar.gz"
@@ -245,7 +251,12 @@ def _push(tmp_path: Path, image: str) -> tuple[subprocess.CompletedProcess[str],
             **{"runner.temp": str(tmp_path / "runner"), "needs.build.outputs.image": image}
         ),
         stub_bin=stubs,
-        extra_env={"STUB_LOG": str(log)},
+        extra_env={
+            "STUB_LOG": str(log),
+            "REPO_DIGEST": (
+                f"{image.rpartition(':')[0]}@{DIGEST}" if repo_digest is None else repo_digest
+            ),
+        },
     )
     return result, _calls(log)
 
@@ -259,9 +270,24 @@ def test_the_push_job_logs_in_with_the_token_on_stdin_and_pushes_the_image(
         ["load", "stdin:6"],
         ["login", "ghcr.io", "--username", "octocat", "--password-stdin", "stdin:9"],
         ["push", IMAGE, "stdin:0"],
+        ["inspect", "--format", "{{index .RepoDigests 0}}", IMAGE, "stdin:0"],
         ["logout", "ghcr.io", "stdin:0"],
     ]
     assert "ghs_token" not in json.dumps(calls)
+    assert (tmp_path / "github_output").read_text().splitlines() == [f"digest={DIGEST}"]
+
+
+@pytest.mark.parametrize(
+    "repo_digest",
+    ["", "ghcr.io/acme/other@" + DIGEST, "ghcr.io/acme/modelops-fraud@sha256:abc"],
+    ids=["no digest", "another repository", "not a sha256 digest"],
+)
+def test_the_push_job_fails_without_the_images_registry_digest(
+    tmp_path: Path, repo_digest: str
+) -> None:
+    result, calls = _push(tmp_path, IMAGE, repo_digest)
+    assert result.returncode == 1 and "no registry digest" in result.stdout
+    assert calls[-1][0] == "inspect"  # never logged out cleanly: the job fails
 
 
 @pytest.mark.parametrize(
@@ -312,6 +338,48 @@ def test_the_deploy_step_commits_only_the_version_built_and_pushes(tmp_path: Pat
     ]
     summary = (tmp_path / "step_summary.md").read_text()
     assert summary.startswith("GitOps commit ") and "deploy fraud staging v8" in summary
+
+
+RECORD_STUB = r"""
+jq -cn '$ARGS.positional' --args -- "$@" >> "$STUB_LOG"
+env | grep -E '^MODELOPS_(PROFILE|IMAGE_REGISTRY)=' | sort >> "$STUB_LOG.env"
+"""
+
+
+def _record(tmp_path: Path, digest: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    require("bash", "jq")
+    job = _load(NAME)["jobs"]["deploy"]
+    root = _checkout(tmp_path)
+    _stub(root / ".venv" / "bin", "modelops", RECORD_STUB)
+    log = tmp_path / "modelops.log"
+    result, _ = _run_step(
+        _step(job, "Record the image digest"),
+        cwd=root,
+        tmp_path=tmp_path,
+        context=_context(**{"needs.push-image.outputs.digest": digest}),
+        job_env=job["env"],
+        extra_env={"STUB_LOG": str(log)},
+    )
+    return result, log
+
+
+def test_the_deploy_job_records_the_pushed_digest_before_it_deploys(tmp_path: Path) -> None:
+    doc = _load(NAME)
+    assert doc["jobs"]["push-image"]["outputs"]["digest"] == "${{ steps.push.outputs.digest }}"
+    result, log = _record(tmp_path, DIGEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _calls(log) == [["ledger", "record-image", "fraud", "8", "--image", f"{IMAGE}@{DIGEST}"]]
+    assert Path(f"{log}.env").read_text().splitlines() == [
+        "MODELOPS_IMAGE_REGISTRY=ghcr.io/acme",
+        "MODELOPS_PROFILE=production",
+    ]
+
+
+@pytest.mark.parametrize("digest", ["", "sha256:abc", "sha256:" + "d1" * 32 + "; id"])
+def test_the_deploy_job_refuses_a_missing_or_odd_digest(tmp_path: Path, digest: str) -> None:
+    result, log = _record(tmp_path, digest)
+    assert result.returncode == 1 and "handed on no digest" in result.stdout
+    assert not log.exists()
 
 
 # --- gitops-clone.sh -----------------------------------------------------------------------------
