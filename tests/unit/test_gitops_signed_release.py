@@ -317,3 +317,16 @@ def test_a_deploy_with_a_digest_makes_one_commit(settings: Settings) -> None:
     assert service.deploy(settings, "fraud", "dev").already_deployed
     assert commits(repo) == before
     assert f"Image: {REPOSITORY}:{TAG3}" in GitOpsRepo(repo).head().message
+
+
+def test_a_direct_patch_pins_the_recorded_digest(settings: Settings) -> None:
+    promote(settings, "fraud", "dev", "3")
+    plain = service.deploy(settings, "fraud", "dev", direct=True, dry_run=True)
+    assert plain.direct is not None
+    assert f"{REPOSITORY}:{TAG3}" in json.dumps(plain.direct["patch"])
+    assert "@sha256:" not in json.dumps(plain.direct["patch"])
+
+    release_ledger.record_image(settings, "fraud", "3", f"{REPOSITORY}:{TAG3}@{DIGEST_A}", "ci")
+    pinned = service.deploy(settings, "fraud", "dev", direct=True, dry_run=True)
+    assert pinned.direct is not None
+    assert f"{REPOSITORY}:{TAG3}@{DIGEST_A}" in json.dumps(pinned.direct["patch"])

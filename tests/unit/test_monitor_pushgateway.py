@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,7 +64,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _gateway(status: int) -> Iterator[_Gateway]:
+@contextmanager
+def serving_gateway(status: int = 200) -> Iterator[_Gateway]:
+    """A gateway stand-in listening on a free localhost port while the block runs."""
     server = _Gateway(status)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -77,12 +80,14 @@ def _gateway(status: int) -> Iterator[_Gateway]:
 
 @pytest.fixture
 def gateway() -> Iterator[_Gateway]:
-    yield from _gateway(200)
+    with serving_gateway(200) as server:
+        yield server
 
 
 @pytest.fixture
 def broken_gateway() -> Iterator[_Gateway]:
-    yield from _gateway(500)
+    with serving_gateway(500) as server:
+        yield server
 
 
 def _run_outputs(action: str = policy.ROLLBACK) -> tuple[policy.Findings, policy.Decision]:
