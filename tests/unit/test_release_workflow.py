@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -56,6 +57,7 @@ def _context(**overrides: str) -> dict[str, str]:
         "needs.build.outputs.image": IMAGE,
         "needs.build.outputs.version": "8",
         "needs.build.outputs.registry": "ghcr.io/acme",
+        "steps.holder.outputs.version": "8",
         "steps.plan.outputs.version": "8",
         "steps.plan.outputs.bento_tag": "modelops-fraud:v8-0123456789ab",
         "steps.plan.outputs.image": IMAGE,
@@ -139,9 +141,10 @@ def test_the_steps_build_then_push_then_deploy(doc: dict[str, Any]) -> None:
         "actions/setup-python",
         "Install modelops (main)",
         "Check inputs and production configuration",
-        "Resolve the holder and its image",
+        "Resolve the holder",
         "Provide the offline-store data",
         "Package the Bento",
+        "Resolve the signed release and its image",
         "Containerize",
         "actions/upload-artifact",
     ]
@@ -159,6 +162,8 @@ def test_the_steps_build_then_push_then_deploy(doc: dict[str, Any]) -> None:
     outputs = jobs["build"]["outputs"]
     assert outputs["image"] == "${{ steps.plan.outputs.image }}"
     assert "modelops package" in _step(jobs["build"], "Package the Bento")["run"]
+    package_env = _step(jobs["build"], "Package the Bento")["env"]
+    assert package_env["VERSION"] == "${{ steps.holder.outputs.version }}"
     assert "bentoml containerize" in _step(jobs["build"], "Containerize")["run"]
 
 
@@ -205,7 +210,9 @@ def test_the_plan_reads_the_holder_and_image_from_a_dry_run(tmp_path: Path) -> N
     }
     result, (outputs, calls, log) = _plan(tmp_path, plan)
     assert result.returncode == 0, result.stderr
-    assert calls == [["deploy", "fraud", "--env", "staging", "--dry-run", "--json"]]
+    assert calls == [
+        ["deploy", "fraud", "--env", "staging", "--expect-version", "8", "--dry-run", "--json"]
+    ]
     assert Path(f"{log}.registry").read_text().strip() == "ghcr.io/acme"  # owner lower-cased
     assert outputs == {
         "registry": "ghcr.io/acme",
@@ -213,6 +220,45 @@ def test_the_plan_reads_the_holder_and_image_from_a_dry_run(tmp_path: Path) -> N
         "bento_tag": "modelops-fraud:v8-0123456789ab",
         "image": IMAGE,
     }
+
+
+HISTORY_STUB = r"""
+jq -cn '$ARGS.positional' --args -- "$@" >> "$STUB_LOG"
+printf '%s\n' "$HOLDER_JSON"
+"""
+
+
+def _holder(tmp_path: Path, version: Any) -> tuple[subprocess.CompletedProcess[str], Any, Any]:
+    require("bash", "jq")
+    job = _load(NAME)["jobs"]["build"]
+    root = _checkout(tmp_path)
+    _stub(root / ".venv" / "bin", "modelops", HISTORY_STUB)
+    log = tmp_path / "modelops.log"
+    doc = {"project": "fraud", "environment": "staging", "at": "now", "version": version}
+    result, outputs = _run_step(
+        _step(job, "holder"),
+        cwd=root,
+        tmp_path=tmp_path,
+        context=_context(),
+        job_env=job["env"],
+        extra_env={"STUB_LOG": str(log), "HOLDER_JSON": json.dumps(doc)},
+    )
+    return result, outputs, _calls(log) if log.exists() else []
+
+
+def test_the_holder_is_resolved_before_packaging_from_the_ledger(tmp_path: Path) -> None:
+    result, outputs, calls = _holder(tmp_path, "8")
+    assert result.returncode == 0, result.stderr
+    assert outputs == {"version": "8"}
+    ((*command, at, json_flag),) = calls
+    assert command == ["history", "fraud", "--env", "staging", "--at"] and json_flag == "--json"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", at)
+
+
+@pytest.mark.parametrize("version", [None, "8; id", ""])
+def test_no_holder_or_an_odd_one_stops_the_release(tmp_path: Path, version: Any) -> None:
+    result, outputs, _ = _holder(tmp_path, version)
+    assert result.returncode != 0 and outputs == {}
 
 
 def test_the_plan_refuses_a_value_that_could_inject(tmp_path: Path) -> None:
