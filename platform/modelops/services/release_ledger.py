@@ -57,6 +57,14 @@ def _packages(ledger: Ledger, project: str, version: str) -> list[RecordedEntry]
     ]
 
 
+def packaged(settings: Settings, project: str, version: str) -> bool:
+    """Whether the ledger holds a ``package`` entry of ``version`` (whether it verifies is for
+    the deploy that reads it to say)."""
+    from modelops.services.context import ledger as ledger_for
+
+    return bool(_packages(ledger_for(settings), project, version))
+
+
 def _record(entry: RecordedEntry) -> ReleaseRecord:
     try:
         return ReleaseRecord.model_validate(entry.details)
