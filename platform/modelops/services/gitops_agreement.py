@@ -10,7 +10,7 @@ environment, model version, image repository, tag and digest, the Bento tag anno
 ``MODELOPS_SERVING_*`` set through ``extraEnv`` or ``secretEnv``. Any difference is a
 disagreement, named by field, except one: when the values file holds exactly what the last
 deploy wrote for an earlier holder and the ledger moved since, the environment is ``deploy
-pending``, a promotion not deployed yet, reported as a warning. """
+pending``, a promotion not deployed yet, reported as a warning."""
 
 from __future__ import annotations
 
