@@ -83,14 +83,49 @@ def validate(
     )
 
 
+def package(settings: Settings, project: str, version: str, **changes: Any) -> RecordedEntry | None:
+    """The signed release record of ``version`` (of the bytes ``SHA`` names), recorded as
+    ``modelops package`` records it, once per Bento; ``changes`` replace record fields (a
+    record that names something else than the ledger's move) and always record."""
+    from datetime import UTC, datetime
+
+    from modelops.core import release_record
+    from modelops.services import signing
+
+    tag = bento_tag(project, version, SHA[version])
+    ledger = ledger_for(settings)
+    if not changes and any(
+        e.action == "package" and e.details.get("bento_tag") == tag for e in ledger.entries(project)
+    ):
+        return None
+    fields: dict[str, Any] = {
+        "project": project,
+        "registered_model": project,
+        "model_version": version,
+        "bento_tag": tag,
+        "manifest": {
+            "project": project,
+            "bento_tag": tag,
+            "model": {"version": version, "artifact_sha256": SHA[version], "threshold": 0.5},
+        },
+        "files": {"release/manifest.json": "0" * 64},
+        "signed_at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    fields.update(changes)
+    record = release_record.sign(signing.signing_key(settings), **fields)
+    return signing.record_release(settings, record, "ci")
+
+
 def promote(
     settings: Settings, project: str, environment: str, version: str, actor: str = "alice"
 ) -> RecordedEntry:
-    """A passing verdict and the promotion it allows, as the gate and `promote` record them."""
+    """A passing verdict, the promotion it allows and the signed release of the version
+    judged (packaged once, after the move, as release.yml does), as the gate, `promote` and
+    `package` record them."""
     verdict = validate(settings, project, environment, version)
     ledger = ledger_for(settings)
     holder = ledger.holder(project, environment)
-    return ledger.transition(
+    moved = ledger.transition(
         LedgerEntry(
             action="promote",
             project=project,
@@ -103,6 +138,8 @@ def promote(
         ),
         expected=holder,
     )
+    package(settings, project, version)
+    return moved
 
 
 def roll_back(settings: Settings, project: str, environment: str, version: str) -> RecordedEntry:
@@ -281,6 +318,7 @@ def test_a_broken_values_file_is_named_in_one_line(settings: Settings) -> None:
 def test_the_commit_names_project_version_verdict_actor_and_anchors_the_ledger(
     settings: Settings,
 ) -> None:
+    package(settings, "fraud", "3")  # packaged first: the promotion is the ledger's head
     entry = promote(settings, "fraud", "staging", "3", actor="alice")
     anchor = ledger_for(settings).anchor()
 

@@ -309,6 +309,30 @@ def test_healthy_traffic_leads_to_no_action(platform_: Settings, trained: dict[s
     assert families["modelops_monitor_live_metric"].type == "gauge"
 
 
+def test_a_run_pushes_its_gauges_to_the_configured_pushgateway(
+    platform_: Settings, trained: dict[str, Any]
+) -> None:
+    """``pushgateway_url`` set: the run's gauges reach a real HTTP endpoint as one PUT of the
+    project's and environment's group, the same series as the textfile."""
+    from test_monitor_pushgateway import serving_gateway
+
+    _seed(platform_, "production", trained["old"], trained["new"])
+    _log(platform_, trained, _traffic(trained), trained["new"])
+    with serving_gateway() as gateway:
+        settings = platform_.model_copy(update={"pushgateway_url": gateway.url})
+        run = monitor.run(settings, PROJECT, as_of=_at(date(2025, 12, 29)))
+    (request,) = gateway.requests
+    assert request["method"] == "PUT"
+    assert request["path"].endswith("/environment/production/project/fraud")
+    assert f"metrics pushed to {gateway.url}" in run.notes
+    pushed = {f.name: f for f in text_string_to_metric_families(request["body"])}
+    assert run.prometheus is not None  # the textfile is still written
+    written = {f.name: f for f in text_string_to_metric_families(run.prometheus.read_text())}
+    assert set(pushed) == set(written) and "modelops_monitor_action" in pushed
+    (rows,) = pushed["modelops_monitor_rows"].samples
+    assert rows.value == run.findings.quality.rows and rows.labels["version"] == trained["new"]
+
+
 def test_label_maturity_leaves_out_predictions_whose_labels_are_still_arriving(
     platform_: Settings, trained: dict[str, Any]
 ) -> None:

@@ -281,6 +281,20 @@ def test_the_platform_key_signs_and_the_ledger_records_the_release(
     assert signing.recorded_release(ledger, "payments", "8") is None
 
 
+def test_a_reused_bento_whose_record_never_reached_the_ledger_is_recorded_once(
+    workspace: Settings, tmp_path: Path
+) -> None:
+    """Deploys read the release from the ledger: an interrupted package (Bento built, entry not
+    written) is repaired by the next package that reuses the Bento, and never recorded twice."""
+    paths = _bento(tmp_path, private=signing.signing_key(workspace))
+    record = _verify(paths, key=signing.public_key(workspace))
+    first = signing.ensure_recorded(workspace, record, "packager")
+    assert first is not None and first.action == "package"
+    assert signing.ensure_recorded(workspace, record, "packager") is None
+    ledger = ledger_for(workspace)
+    assert [e.seq for e in ledger.entries("payments") if e.action == "package"] == [first.seq]
+
+
 def test_no_ledger_key_means_nothing_is_signed(workspace: Settings) -> None:
     """An embedded ledger with plain entries and no key file: packaging refuses, in one line."""
     from modelops.integrations.database import Ledger, LedgerEntry

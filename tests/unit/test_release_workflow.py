@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -56,6 +57,7 @@ def _context(**overrides: str) -> dict[str, str]:
         "needs.build.outputs.image": IMAGE,
         "needs.build.outputs.version": "8",
         "needs.build.outputs.registry": "ghcr.io/acme",
+        "steps.holder.outputs.version": "8",
         "steps.plan.outputs.version": "8",
         "steps.plan.outputs.bento_tag": "modelops-fraud:v8-0123456789ab",
         "steps.plan.outputs.image": IMAGE,
@@ -139,9 +141,10 @@ def test_the_steps_build_then_push_then_deploy(doc: dict[str, Any]) -> None:
         "actions/setup-python",
         "Install modelops (main)",
         "Check inputs and production configuration",
-        "Resolve the holder and its image",
+        "Resolve the holder",
         "Provide the offline-store data",
         "Package the Bento",
+        "Resolve the signed release and its image",
         "Containerize",
         "actions/upload-artifact",
     ]
@@ -150,6 +153,7 @@ def test_the_steps_build_then_push_then_deploy(doc: dict[str, Any]) -> None:
         "actions/checkout",
         "actions/setup-python",
         "Install modelops (main)",
+        "Record the image digest",
         "Clone the GitOps repository",
         "Deploy and push the GitOps commit",
         "Remove the deploy key",
@@ -158,6 +162,8 @@ def test_the_steps_build_then_push_then_deploy(doc: dict[str, Any]) -> None:
     outputs = jobs["build"]["outputs"]
     assert outputs["image"] == "${{ steps.plan.outputs.image }}"
     assert "modelops package" in _step(jobs["build"], "Package the Bento")["run"]
+    package_env = _step(jobs["build"], "Package the Bento")["env"]
+    assert package_env["VERSION"] == "${{ steps.holder.outputs.version }}"
     assert "bentoml containerize" in _step(jobs["build"], "Containerize")["run"]
 
 
@@ -204,7 +210,9 @@ def test_the_plan_reads_the_holder_and_image_from_a_dry_run(tmp_path: Path) -> N
     }
     result, (outputs, calls, log) = _plan(tmp_path, plan)
     assert result.returncode == 0, result.stderr
-    assert calls == [["deploy", "fraud", "--env", "staging", "--dry-run", "--json"]]
+    assert calls == [
+        ["deploy", "fraud", "--env", "staging", "--expect-version", "8", "--dry-run", "--json"]
+    ]
     assert Path(f"{log}.registry").read_text().strip() == "ghcr.io/acme"  # owner lower-cased
     assert outputs == {
         "registry": "ghcr.io/acme",
@@ -214,6 +222,45 @@ def test_the_plan_reads_the_holder_and_image_from_a_dry_run(tmp_path: Path) -> N
     }
 
 
+HISTORY_STUB = r"""
+jq -cn '$ARGS.positional' --args -- "$@" >> "$STUB_LOG"
+printf '%s\n' "$HOLDER_JSON"
+"""
+
+
+def _holder(tmp_path: Path, version: Any) -> tuple[subprocess.CompletedProcess[str], Any, Any]:
+    require("bash", "jq")
+    job = _load(NAME)["jobs"]["build"]
+    root = _checkout(tmp_path)
+    _stub(root / ".venv" / "bin", "modelops", HISTORY_STUB)
+    log = tmp_path / "modelops.log"
+    doc = {"project": "fraud", "environment": "staging", "at": "now", "version": version}
+    result, outputs = _run_step(
+        _step(job, "holder"),
+        cwd=root,
+        tmp_path=tmp_path,
+        context=_context(),
+        job_env=job["env"],
+        extra_env={"STUB_LOG": str(log), "HOLDER_JSON": json.dumps(doc)},
+    )
+    return result, outputs, _calls(log) if log.exists() else []
+
+
+def test_the_holder_is_resolved_before_packaging_from_the_ledger(tmp_path: Path) -> None:
+    result, outputs, calls = _holder(tmp_path, "8")
+    assert result.returncode == 0, result.stderr
+    assert outputs == {"version": "8"}
+    ((*command, at, json_flag),) = calls
+    assert command == ["history", "fraud", "--env", "staging", "--at"] and json_flag == "--json"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", at)
+
+
+@pytest.mark.parametrize("version", [None, "8; id", ""])
+def test_no_holder_or_an_odd_one_stops_the_release(tmp_path: Path, version: Any) -> None:
+    result, outputs, _ = _holder(tmp_path, version)
+    assert result.returncode != 0 and outputs == {}
+
+
 def test_the_plan_refuses_a_value_that_could_inject(tmp_path: Path) -> None:
     plan = {"model_version": "8", "bento_tag": "x:y", "image": "ghcr.io/a/b:$(id)"}
     result, (outputs, _, _) = _plan(tmp_path, plan)
@@ -221,15 +268,20 @@ def test_the_plan_refuses_a_value_that_could_inject(tmp_path: Path) -> None:
     assert "unexpected value" in result.stdout and outputs == {}
 
 
+DIGEST = "sha256:" + "d1" * 32
+
 DOCKER_STUB = r"""
 input=""
 if [ "$1" = login ] || [ "$1" = load ]; then input=$(cat); fi
 jq -cn --arg stdin "${#input}" '$ARGS.positional + ["stdin:" + $stdin]' --args -- "$@" \
   >> "$STUB_LOG"
+if [ "$1" = inspect ]; then printf '%s\n' "$REPO_DIGEST"; fi
 """
 
 
-def _push(tmp_path: Path, image: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+def _push(
+    tmp_path: Path, image: str, repo_digest: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     require("bash", "jq", "gzip")
     job = _load(NAME)["jobs"]["push-image"]
     archive = tmp_path / "runner" / "image" / "image.tar.gz"
@@ -245,7 +297,12 @@ def _push(tmp_path: Path, image: str) -> tuple[subprocess.CompletedProcess[str],
             **{"runner.temp": str(tmp_path / "runner"), "needs.build.outputs.image": image}
         ),
         stub_bin=stubs,
-        extra_env={"STUB_LOG": str(log)},
+        extra_env={
+            "STUB_LOG": str(log),
+            "REPO_DIGEST": (
+                f"{image.rpartition(':')[0]}@{DIGEST}" if repo_digest is None else repo_digest
+            ),
+        },
     )
     return result, _calls(log)
 
@@ -259,9 +316,24 @@ def test_the_push_job_logs_in_with_the_token_on_stdin_and_pushes_the_image(
         ["load", "stdin:6"],
         ["login", "ghcr.io", "--username", "octocat", "--password-stdin", "stdin:9"],
         ["push", IMAGE, "stdin:0"],
+        ["inspect", "--format", "{{index .RepoDigests 0}}", IMAGE, "stdin:0"],
         ["logout", "ghcr.io", "stdin:0"],
     ]
     assert "ghs_token" not in json.dumps(calls)
+    assert (tmp_path / "github_output").read_text().splitlines() == [f"digest={DIGEST}"]
+
+
+@pytest.mark.parametrize(
+    "repo_digest",
+    ["", "ghcr.io/acme/other@" + DIGEST, "ghcr.io/acme/modelops-fraud@sha256:abc"],
+    ids=["no digest", "another repository", "not a sha256 digest"],
+)
+def test_the_push_job_fails_without_the_images_registry_digest(
+    tmp_path: Path, repo_digest: str
+) -> None:
+    result, calls = _push(tmp_path, IMAGE, repo_digest)
+    assert result.returncode == 1 and "no registry digest" in result.stdout
+    assert calls[-1][0] == "inspect"  # never logged out cleanly: the job fails
 
 
 @pytest.mark.parametrize(
@@ -312,6 +384,48 @@ def test_the_deploy_step_commits_only_the_version_built_and_pushes(tmp_path: Pat
     ]
     summary = (tmp_path / "step_summary.md").read_text()
     assert summary.startswith("GitOps commit ") and "deploy fraud staging v8" in summary
+
+
+RECORD_STUB = r"""
+jq -cn '$ARGS.positional' --args -- "$@" >> "$STUB_LOG"
+env | grep -E '^MODELOPS_(PROFILE|IMAGE_REGISTRY)=' | sort >> "$STUB_LOG.env"
+"""
+
+
+def _record(tmp_path: Path, digest: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    require("bash", "jq")
+    job = _load(NAME)["jobs"]["deploy"]
+    root = _checkout(tmp_path)
+    _stub(root / ".venv" / "bin", "modelops", RECORD_STUB)
+    log = tmp_path / "modelops.log"
+    result, _ = _run_step(
+        _step(job, "Record the image digest"),
+        cwd=root,
+        tmp_path=tmp_path,
+        context=_context(**{"needs.push-image.outputs.digest": digest}),
+        job_env=job["env"],
+        extra_env={"STUB_LOG": str(log)},
+    )
+    return result, log
+
+
+def test_the_deploy_job_records_the_pushed_digest_before_it_deploys(tmp_path: Path) -> None:
+    doc = _load(NAME)
+    assert doc["jobs"]["push-image"]["outputs"]["digest"] == "${{ steps.push.outputs.digest }}"
+    result, log = _record(tmp_path, DIGEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _calls(log) == [["ledger", "record-image", "fraud", "8", "--image", f"{IMAGE}@{DIGEST}"]]
+    assert Path(f"{log}.env").read_text().splitlines() == [
+        "MODELOPS_IMAGE_REGISTRY=ghcr.io/acme",
+        "MODELOPS_PROFILE=production",
+    ]
+
+
+@pytest.mark.parametrize("digest", ["", "sha256:abc", "sha256:" + "d1" * 32 + "; id"])
+def test_the_deploy_job_refuses_a_missing_or_odd_digest(tmp_path: Path, digest: str) -> None:
+    result, log = _record(tmp_path, digest)
+    assert result.returncode == 1 and "handed on no digest" in result.stdout
+    assert not log.exists()
 
 
 # --- gitops-clone.sh -----------------------------------------------------------------------------

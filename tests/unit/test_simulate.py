@@ -324,10 +324,38 @@ def test_through_a_service_posts_batches_and_labels_follow_its_clock(
     assert simulate.service_version(fake_service) == "7"
 
 
+def _signed_release(settings: Settings, version: str) -> None:
+    """``version``'s signed release in the ledger, as ``modelops package`` records it (no Bento
+    is built here: the drill's deploy reads the record, never the Bento)."""
+    from modelops.core import release_record
+    from modelops.core.release import bento_tag
+    from modelops.services import signing
+
+    sha = _sha(settings, version)
+    tag = bento_tag(PROJECT, version, sha)
+    record = release_record.sign(
+        signing.signing_key(settings),
+        project=PROJECT,
+        registered_model=PROJECT,
+        model_version=version,
+        bento_tag=tag,
+        manifest={
+            "project": PROJECT,
+            "bento_tag": tag,
+            "model": {"version": version, "artifact_sha256": sha},
+        },
+        files={},
+        signed_at=datetime.now(UTC),
+    )
+    signing.record_release(settings, record, "ci")
+
+
 def test_bad_model_goes_through_the_gate_and_an_approval_that_says_so(
     platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = platform_
+    for version in (trained["other"], trained["twin"]):  # packaged by CI, as a deploy needs
+        _signed_release(settings, version)
     offered = SimpleNamespace(
         candidate=SimpleNamespace(version=trained["other"]),
         baseline=SimpleNamespace(version=trained["twin"]),

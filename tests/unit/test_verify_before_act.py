@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_deploy import package
 
 from ledger_suite import tamper
 from modelops.config.settings import Settings, load_settings
@@ -87,10 +88,12 @@ def _promote(settings: Settings, version: str) -> None:
 
 @pytest.fixture
 def served(settings: Settings) -> Settings:
-    """v3 then v4 promoted to production (entries 1-4) and deployed: a verified checkpoint."""
+    """v3 then v4 promoted to production (entries 1-4), v4's signed release recorded (entry 5,
+    as ``package`` records it) and deployed: a verified checkpoint."""
     settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
     _promote(settings, "3")
     _promote(settings, "4")
+    assert package(settings, PROJECT, "4") is not None
     deploy_service.deploy(settings, PROJECT, ENV, actor="bob")
     assert checkpoint_file(settings).exists()
     return settings
@@ -111,8 +114,8 @@ def _middle_deletion(settings: Settings) -> str:
 
 
 def _tail_truncation(settings: Settings) -> str:
-    """Entries 3 and 4 cut, the head and the holder table moved back to match: a consistent
-    chain that only the checkpoint (entry 4 verified) contradicts."""
+    """Entries 3 to 5 cut, the head and the holder table moved back to match: a consistent
+    chain that only the checkpoint (entry 5 verified) contradicts."""
     second = ledger_for(settings).entries()[1]
     tamper(
         _url(settings),
@@ -121,7 +124,7 @@ def _tail_truncation(settings: Settings) -> str:
         "UPDATE modelops_environment SET version = '3', revision = 1",
     )
     assert ledger_for(settings).verify().ok  # nothing left in the database shows it
-    return "entry 4 is missing"
+    return "entry 5 is missing"
 
 
 def _holder_edit(settings: Settings) -> str:
@@ -188,7 +191,7 @@ def test_a_wiped_ledger_never_makes_models_sync_unset_the_aliases(served: Settin
         "DELETE FROM modelops_environment",
         f"UPDATE modelops_ledger_head SET last_seq = 0, last_hash = '{GENESIS_HASH}'",
     )
-    with pytest.raises(LedgerIntegrityError, match="entry 4 is missing"):
+    with pytest.raises(LedgerIntegrityError, match="entry 5 is missing"):
         promote_service.sync_aliases(served, PROJECT)
     checkpoint_file(served).unlink()  # no trace of the ledger that was: still no sync
     with pytest.raises(LedgerIntegrityError, match=r"^models sync refused: the ledger is empty"):
@@ -204,11 +207,11 @@ def test_verification_after_the_first_replays_only_what_was_appended(served: Set
     assert again.ok and again.checked == 3 and again.anchor == ledger.anchor()
     checkpoint_file(served).unlink()
     full = ledger.verified(checkpoint_file(served))
-    assert full.ok and full.checked == 6
+    assert full.ok and full.checked == 7
 
 
 def test_a_row_edited_after_the_checkpoint_is_caught_incrementally(served: Settings) -> None:
-    _promote(served, "3")  # entries 5 and 6, after the checkpoint at entry 4
-    tamper(_url(served), "UPDATE modelops_ledger SET actor = 'mallory' WHERE seq = 6")
-    with pytest.raises(LedgerIntegrityError, match="entry 6: HMAC does not match its content"):
+    _promote(served, "3")  # entries 6 and 7, after the checkpoint at entry 5
+    tamper(_url(served), "UPDATE modelops_ledger SET actor = 'mallory' WHERE seq = 7")
+    with pytest.raises(LedgerIntegrityError, match="entry 7: HMAC does not match its content"):
         verified_ledger(served, "rollback")

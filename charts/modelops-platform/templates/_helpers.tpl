@@ -223,6 +223,9 @@ spec:
               workingDir: /tmp
               env:
                 {{- include "platform.jobEnv" $ | nindent 16 }}
+                {{- with .env }}
+                {{- . | nindent 16 }}
+                {{- end }}
               resources:
                 {{- toYaml .resources | nindent 16 }}
               volumeMounts:

@@ -28,6 +28,7 @@ MARKDOWN_FILE = Path("docs/project-yaml.md")
 SCHEMA_FILE = Path("docs/project.schema.json")
 MONITOR_SUMMARY_SCHEMA_FILE = Path("docs/schemas/monitor-summary.schema.json")
 RELEASE_RECORD_SCHEMA_FILE = Path("docs/schemas/release-record.schema.json")
+IMAGE_RECORD_SCHEMA_FILE = Path("docs/schemas/image-record.schema.json")
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../../docs/project.schema.json"
 """First line of every bundled ``projects/<name>/project.yaml``: editors that run the YAML
 language server complete and check the file against :data:`SCHEMA_FILE`."""
@@ -217,7 +218,7 @@ def render_markdown(schema: dict[str, Any]) -> str:
 def expected_files() -> dict[Path, str]:
     """Relative path -> the text it must hold, rendered from the current pydantic models."""
     from modelops.config.project import json_schema
-    from modelops.core import monitor_record, release_record
+    from modelops.core import image_record, monitor_record, release_record
 
     schema = json_schema()
     return {
@@ -225,6 +226,7 @@ def expected_files() -> dict[Path, str]:
         SCHEMA_FILE: render_schema(schema),
         MONITOR_SUMMARY_SCHEMA_FILE: render_schema(monitor_record.json_schema()),
         RELEASE_RECORD_SCHEMA_FILE: render_schema(release_record.json_schema()),
+        IMAGE_RECORD_SCHEMA_FILE: render_schema(image_record.json_schema()),
     }
 
 

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         "partitioned by date) or a SQLAlchemy URL (a PostgreSQL table). Default: "
         "<state_dir>/predictions, or the platform database in the production profile.",
     )
+    pushgateway_url: str | None = Field(
+        None,
+        description="Prometheus Pushgateway (http(s)://host:port) the monitor pushes each run's "
+        "gauges to, grouped by job modelops_monitor, project and environment; needed where "
+        "no node_exporter collects its textfile (a CronJob). Default: none, textfile only.",
+    )
     environments: tuple[str, ...] = Field(
         ("dev", "staging", "production"), description="Promotion order, lowest first."
     )
@@ -120,6 +126,17 @@ class Settings(BaseSettings):
         description="Verdicts allow a promotion only when made from a clean commit on this "
         "branch. Default: main in the production profile, no check in the embedded one.",
     )
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        """An http(s) URL without credentials (a Pushgateway has no authentication of its own;
+        restrict who reaches it with a NetworkPolicy)."""
+        if not value:
+            return None
+        if not re.fullmatch(r"https?://[^/@\s]+(/\S*)?", value):
+            raise ValueError("expected http(s)://host[:port][/path] without credentials")
+        return value.rstrip("/")
 
     @field_validator("database_url", "feast_registry_url", "prediction_log_url")
     @classmethod

@@ -1,11 +1,12 @@
 """The fields of a GitOps values file that modelops owns, compared one by one (pure; no I/O).
 
-A deploy writes, from the ledger's holder, the chart version, the image (repository, tag, no
-digest unless one was recorded), the model version, the project and environment (from which the
-``model-service`` chart sets ``MODELOPS_SERVING_PROJECT``, ``..._MODEL_VERSION`` and
-``..._ENVIRONMENT``) and the Bento tag annotation. Every other ``MODELOPS_SERVING_*`` variable is
-set by the chart from its own values, never through ``extraEnv`` or ``secretEnv``: an entry
-there with that prefix is a difference whatever its value.
+A deploy writes, from the signed release record of the ledger's holder (verified by
+:mod:`modelops.services.release_ledger`), the chart version, the image (repository, tag, and the
+digest recorded for it, none when none was), the model version, the project and environment
+(from which the ``model-service`` chart sets ``MODELOPS_SERVING_PROJECT``, ``..._MODEL_VERSION``
+and ``..._ENVIRONMENT``) and the Bento tag annotation. Every other ``MODELOPS_SERVING_*``
+variable is set by the chart from its own values, never through ``extraEnv`` or ``secretEnv``:
+an entry there with that prefix is a difference whatever its value.
 
 :func:`apply` is what a deploy writes; :func:`differences` is what ``history --verify`` reports.
 Both read the same :class:`ExpectedValues`, and ``differences(apply(v, e), e)`` is always empty.

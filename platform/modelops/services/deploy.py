@@ -4,8 +4,9 @@ The ledger decides what serves where; the GitOps repository says what should run
 makes it so. A deploy writes, for one project and environment:
 
 - ``environments/<env>/<project>/values.yaml``: the Helm values of ``charts/model-service``:
-  the chart version, the image (``<image_registry>/<bento name>:<bento version>``, no digest),
-  the model version, the Bento tag (pod annotation ``modelops.io/bento-tag``), replicas and
+  the chart version, the image (``<image_registry>/<bento name>:<bento version>``, and the
+  digest recorded for it by ``modelops ledger record-image``, none when none was), the model
+  version, the Bento tag (pod annotation ``modelops.io/bento-tag``), replicas and
   resources (per-environment defaults when the file is new; later edits by hand are kept, only
   the fields modelops owns change, and ``MODELOPS_SERVING_*`` entries leave ``extraEnv`` and
   ``secretEnv``: :mod:`modelops.core.gitops_fields`; a deploy restoring drifted fields names
@@ -15,8 +16,11 @@ makes it so. A deploy writes, for one project and environment:
 
 and commits them with a message naming the project, version, verdict and actor, whose trailer
 ``Modelops-Ledger-Head: <seq>:<hash>`` anchors the ledger outside its database. Nothing changed,
-nothing committed. Only the ledger is read: the Bento tag comes from the artifact SHA-256 that
-the promoting verdict judged (the same bytes ``modelops package`` verifies).
+nothing committed. Only the ledger is read: the release is the signed release record that
+``modelops package`` recorded for the artifact SHA-256 the promoting verdict judged, verified
+under the platform's release key and checked against the move field by field
+(:mod:`modelops.services.release_ledger`); a version never packaged, or a record that does not
+verify, is refused.
 
 ``--direct`` patches the running Deployment instead, for clusters without GitOps.
 """
@@ -30,7 +34,8 @@ from typing import Any, Literal
 
 from modelops.config.settings import Settings
 from modelops.core.gitops_fields import ExpectedValues, FieldDifference
-from modelops.core.release import bento_name, bento_tag, bento_version, values_path
+from modelops.core.release import values_path
+from modelops.core.release_record import ReleaseRefusedError
 from modelops.integrations import gitops as gitops_io
 from modelops.integrations.database import Ledger, RecordedEntry
 from modelops.services.context import check_environment, verified_ledger
@@ -65,6 +70,7 @@ from modelops.services.gitops_manifests import (  # noqa: F401 (re-exported)
     render_values,
 )
 from modelops.services.identity import resolve_actor
+from modelops.services.release_ledger import recorded_image, signed_release
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,8 @@ class DeployResult:
             "image": r.image,
             "image_repository": r.image_repository,
             "image_tag": r.image_tag,
+            "image_digest": r.image_digest,
+            "release_key_id": r.release_key_id,
             "artifact_sha256": r.artifact_sha256,
             "verdict_id": r.verdict_id,
             "ledger_entry": r.moved_by.seq,
@@ -152,21 +160,26 @@ def _release(settings: Settings, ledger: Ledger, project: str, environment: str)
             f"{project} {environment}: the holder table says v{holder} but the ledger's chain "
             f"says {chain}; run 'modelops history --verify' before deploying"
         )
-    return release_from(settings, project, environment, entries, moves[-1])
+    return release_from(settings, ledger, project, environment, entries, moves[-1])
 
 
 def release_from(
     settings: Settings,
+    ledger: Ledger,
     project: str,
     environment: str,
     entries: list[RecordedEntry],
     moved_by: RecordedEntry,
 ) -> Release:
     """The release the promote or rollback ``moved_by`` put in ``environment``, from the ledger
-    ``entries`` of (project, environment) up to it: what a deploy right after it wrote.
+    ``entries`` of (project, environment) up to it and the signed release record of the bytes
+    its verdict judged (:func:`modelops.services.release_ledger.signed_release`): the model
+    version, Bento tag, image repository and tag are the record's, the digest the newest one
+    recorded for it (``modelops ledger record-image``).
 
     Raises:
-        DeployError: the ledger records no artifact SHA-256 for that version.
+        DeployError: the ledger records no artifact SHA-256 for that version, no signed release
+            of it, or a record that does not verify or names another release (fail closed).
     """
     holder = str(moved_by.to_version)
     known = [e for e in entries if e.seq <= moved_by.seq]
@@ -187,16 +200,25 @@ def release_from(
             f"{project} v{holder} holds {environment}, but the ledger records no artifact "
             f"SHA-256 for it (verdict {verdict_id or 'none'}); the image tag cannot be derived"
         )
+    try:
+        record = signed_release(settings, ledger, project, holder, sha)
+        name, _, tag = record.bento_tag.partition(":")
+        repository = f"{settings.image_registry.rstrip('/')}/{name}"
+        image = recorded_image(ledger, record, repository)
+    except ReleaseRefusedError as error:
+        raise DeployError(f"{project} {environment}: {error}") from None
     return Release(
-        project=project,
+        project=record.project,
         environment=environment,
-        version=holder,
+        version=record.model_version,
         artifact_sha256=sha,
-        bento_tag=bento_tag(project, holder, sha),
-        image_repository=f"{settings.image_registry.rstrip('/')}/{bento_name(project)}",
-        image_tag=bento_version(holder, sha),
+        bento_tag=record.bento_tag,
+        image_repository=repository,
+        image_tag=tag,
         verdict_id=verdict_id,
         moved_by=moved_by,
+        image_digest=None if image is None else image[1].digest,
+        release_key_id=record.key_id,
     )
 
 
@@ -254,7 +276,7 @@ def commit_message(
     body = (
         f"Ledger entry {moved.seq} ({moved.action} by {_one_line(moved.actor)}: "
         f"{_one_line(moved.reason)}) moved {r.environment} from {was} to v{r.version}.\n"
-        f"Image: {r.image}"
+        f"Image: {r.pinned_image}"
     )
     if restored:
         lines = "\n".join(f"- {d.describe()}" for d in restored)
@@ -372,7 +394,9 @@ def _baseline(
     if move is None or move.action not in ("promote", "rollback"):
         return None
     try:
-        previous = release_from(settings, release.project, release.environment, entries, move)
+        previous = release_from(
+            settings, ledger, release.project, release.environment, entries, move
+        )
         return expected_values(settings, previous)
     except DeployError:
         return None
@@ -526,7 +550,7 @@ def _direct(
         namespace=namespace or DEFAULT_NAMESPACE,
         name=deployment_name(release.project, release.environment),
         container=CONTAINER,
-        image=release.image,
+        image=release.pinned_image,
         env={VERSION_VARIABLE: release.version},
         labels={MODEL_VERSION_KEY: release.version},
         annotations={

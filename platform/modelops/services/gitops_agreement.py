@@ -2,13 +2,15 @@
 
 Git is the truth for what should run, the ledger for what was decided (docs/deploy-gitops.md).
 Each values file is compared, field by field, with what ``modelops deploy`` writes for the
-ledger's holder (:func:`modelops.services.gitops_manifests.expected_values`, the one function
-both use): chart version, project, environment, model version, image repository, tag and
-digest, the Bento tag annotation, and no ``MODELOPS_SERVING_*`` set through ``extraEnv`` or
-``secretEnv``. Any difference is a disagreement, named by field, except one: when the values
-file holds exactly what the last deploy wrote for an earlier holder and the ledger moved since,
-the environment is ``deploy pending``, a promotion not deployed yet, reported as a warning.
-"""
+ledger's holder, read from its verified signed release record and recorded image digest
+(:func:`modelops.services.gitops_manifests.expected_values` over
+:func:`modelops.services.deploy.release_from`, the functions both use; a record that is missing
+or does not verify makes the environment differ, saying why): chart version, project,
+environment, model version, image repository, tag and digest, the Bento tag annotation, and no
+``MODELOPS_SERVING_*`` set through ``extraEnv`` or ``secretEnv``. Any difference is a
+disagreement, named by field, except one: when the values file holds exactly what the last
+deploy wrote for an earlier holder and the ledger moved since, the environment is ``deploy
+pending``, a promotion not deployed yet, reported as a warning."""
 
 from __future__ import annotations
 
@@ -135,7 +137,7 @@ def _release_of(
         moves = [e for e in moves if e.seq == move_seq]
     if not moves:
         raise DeployError(f"the ledger records no such move of {project} {environment}")
-    return release_from(settings, project, environment, entries, moves[-1])
+    return release_from(settings, ledger, project, environment, entries, moves[-1])
 
 
 def _fields(

@@ -98,12 +98,21 @@ class Release:
     moved_by: RecordedEntry
     """The promote or rollback entry that made ``version`` the holder."""
     image_digest: str | None = None
-    """The image's ``sha256:`` digest when one was recorded; nothing records one yet, so the
-    values pin none and a digest added by hand is a difference."""
+    """The image's ``sha256:`` digest recorded for this release (``modelops ledger
+    record-image``); None when none was: the values then pin none, and a digest added by hand is
+    a difference."""
+    release_key_id: str | None = None
+    """The key that signed the release record this release was read from."""
 
     @property
     def image(self) -> str:
+        """``repository:tag``: what CI builds and pushes."""
         return f"{self.image_repository}:{self.image_tag}"
+
+    @property
+    def pinned_image(self) -> str:
+        """``repository:tag@digest`` when a digest was recorded, else :attr:`image`."""
+        return self.image if self.image_digest is None else f"{self.image}@{self.image_digest}"
 
 
 # ----------------------------------------------------------------------------- names

@@ -56,6 +56,7 @@ from modelops.services.context import project as project_for
 from modelops.services.features import project_service
 from modelops.services.identity import resolve_actor
 from modelops.services.signing import (
+    ensure_recorded,
     model_folders,
     public_key,
     record_release,
@@ -505,6 +506,7 @@ def package(
     existing = bentoml_io.find_bento(store, tag)
     if existing is not None and not rebuild:
         record = verify_bento(settings, store, existing, prepared.primary.version)
+        ensure_recorded(settings, record, manifest.packaged_by)
         return _result(prepared, existing, store, reused=True, record=record)
     if existing is not None:
         bentoml_io.delete_bento(store, tag)

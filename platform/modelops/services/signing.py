@@ -146,3 +146,14 @@ def recorded_release(
             continue
         found = entry
     return None if found is None else ReleaseRecord.model_validate(found.details)
+
+
+def ensure_recorded(
+    settings: Settings, record: ReleaseRecord, actor: str | None
+) -> RecordedEntry | None:
+    """Record ``record`` unless it is already the ledger's newest record of its Bento: a Bento
+    reused by ``package`` whose entry never reached the ledger (an interrupted package) gets it
+    now, since deploys read the release from the ledger. None when nothing was recorded."""
+    ledger = verified_ledger(settings, "recording the package")
+    found = recorded_release(ledger, record.project, record.model_version, record.bento_tag)
+    return None if found == record else record_release(settings, record, actor)

@@ -135,7 +135,7 @@ def _drift_and_retrain(project: str) -> MonitorRun | None:
 
 def _approve_pending(project: str, run: MonitorRun, service: _Service | None) -> None:
     """The platform team approves the monitor's pending production promotion."""
-    from modelops.services import deploy, promote
+    from modelops.services import deploy, package, promote
 
     settings = STATE.settings
     pending = run.pending_promotion
@@ -157,6 +157,10 @@ def _approve_pending(project: str, run: MonitorRun, service: _Service | None) ->
         f"  {project}: {DEMO_APPROVER} approved; {environment} v{move.from_version} -> "
         f"v{move.to_version} (ledger entry {move.entry.seq})"
     )
+    # a deploy writes the signed release the ledger recorded: package it first (the local
+    # service's reload then reuses the Bento)
+    packaged = package.package(settings, project, version, environment=environment)
+    typer.echo(f"  {project} v{version}: Bento {packaged.bento_tag} signed and recorded")
     result = deploy.deploy(settings, project, environment, actor=DEMO_ACTOR)
     said = "already deployed" if result.commit is None else f"commit {result.commit[:12]}"
     typer.echo(f"  {result.values_path}: {said}")

@@ -30,9 +30,11 @@ ACTIONS = (
     "propose",
     "alert",
     "package",
+    "image",
 )
-"""Every kind of entry: the gate, moves and approvals, what the monitor decided, and the signed
-release record of each package (details: :class:`modelops.core.release_record.ReleaseRecord`)."""
+"""Every kind of entry: the gate, moves and approvals, what the monitor decided, the signed
+release record of each package (details: :class:`modelops.core.release_record.ReleaseRecord`)
+and the pushed image of a release (details: :class:`modelops.core.image_record.ImageRecord`)."""
 TRANSITIONS = ("promote", "rollback")
 GENESIS_HASH = "0" * 64
 

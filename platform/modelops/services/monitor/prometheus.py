@@ -1,6 +1,12 @@
 """The run's headline numbers as Prometheus gauges, written as a textfile for node_exporter's
 textfile collector (``prometheus_client`` renders the exposition format and replaces the file
-atomically)."""
+atomically) and, where ``pushgateway_url`` is set, pushed to a Prometheus Pushgateway: a
+CronJob's pod has no node_exporter beside it, and is gone before any scrape.
+
+The push replaces the group ``job="modelops_monitor", project, environment`` (HTTP PUT), so a
+version's series leave the gateway when another version is monitored; the gauges keep their
+own ``project``, ``environment`` and ``version`` labels, the ones the PrometheusRule reads.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 _BASE = ("project", "environment", "version")
+PUSH_JOB = "modelops_monitor"
+"""The Pushgateway job the monitor's runs are grouped under."""
+PUSH_TIMEOUT_SECONDS = 10.0
 
 
 class _Gauges:
@@ -174,3 +183,33 @@ def write_textfile(
     )
     write_to_textfile(str(path), found)
     return path
+
+
+def push(
+    url: str,
+    project: str,
+    environment: str,
+    version: str,
+    findings: policy_core.Findings,
+    decision: policy_core.Decision,
+    primary_metric: str,
+) -> str | None:
+    """Push the run's gauges to the Pushgateway at ``url`` (replacing the group of ``project``
+    and ``environment``). Returns None when pushed, else one line saying why not (the caller
+    reports it: the run's work is done either way)."""
+    from prometheus_client import push_to_gateway
+
+    found = registry(
+        project, environment, version, findings, decision, primary_metric, datetime.now(UTC)
+    )
+    try:
+        push_to_gateway(
+            url,
+            job=PUSH_JOB,
+            registry=found,
+            grouping_key={"project": project, "environment": environment},
+            timeout=PUSH_TIMEOUT_SECONDS,
+        )
+    except OSError as error:  # URLError and HTTPError are OSErrors
+        return f"pushing the monitor's metrics to {url} failed: {error}"
+    return None

@@ -30,6 +30,7 @@ from modelops.services.monitor import estimated as estimated_io
 from modelops.services.monitor.common import MONITOR_ACTOR, MonitorError, Outcome, _seed, _utc
 from modelops.services.monitor.lineage import Lineage, lineage_of
 from modelops.services.monitor.measure import measure_drift, measure_quality
+from modelops.services.monitor.prometheus import push as push_gauges
 from modelops.services.monitor.prometheus import write_textfile
 from modelops.services.monitor.reference import Reference, load_reference, monitoring_dir
 
@@ -171,15 +172,14 @@ def run(
         laps.lap("act")
     prometheus = None
     if not dry_run:
+        gauges = (ctx.name, environment, ctx.holder, seen.findings, decision)
+        primary = ctx.project.spec.primary_metric
         prometheus = write_textfile(
-            textfile_dir or settings.resolved_state_dir / "prometheus",
-            ctx.name,
-            environment,
-            ctx.holder,
-            seen.findings,
-            decision,
-            ctx.project.spec.primary_metric,
+            textfile_dir or settings.resolved_state_dir / "prometheus", *gauges, primary
         )
+        if settings.pushgateway_url:
+            failed = push_gauges(settings.pushgateway_url, *gauges, primary)
+            seen.notes.append(failed or f"metrics pushed to {settings.pushgateway_url}")
     seconds = laps.seconds()
     final = record.finished(base, outcomes, laps.timings, seconds, mlflow_run_id)
     _save_final(settings, summary_path, final, mlflow_run_id)

@@ -158,10 +158,10 @@ def promote_through_environments(
             f"v{previous}; not a release"
         )
 
-    def deployed(env: str, _: str) -> str | None:
+    def deployed(env: str, version: str) -> str | None:
         if env != environment and not is_deployed(settings, name, env):
             return None
-        return promotion.deploy_reported(settings, name, env, actor)
+        return promotion.deploy_reported(settings, name, env, actor, package_version=version)
 
     options = promotion.WalkOptions(
         target=environment,

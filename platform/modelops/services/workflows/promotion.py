@@ -273,14 +273,27 @@ def _move(
 
 
 def deploy_reported(
-    settings: Settings, project: str, environment: str, actor: str | None, push: bool = False
+    settings: Settings,
+    project: str,
+    environment: str,
+    actor: str | None,
+    push: bool = False,
+    *,
+    package_version: str | None = None,
 ) -> str:
     """The GitOps commit of ``environment``'s new holder, as ``modelops deploy`` writes it; a
     failure is reported, never raised (the ledger is the truth, and ``modelops deploy`` writes
-    the commit later)."""
+    the commit later). A deploy writes the signed release the ledger recorded: with
+    ``package_version``, that version is packaged first unless the ledger holds a package entry
+    of it already."""
     from modelops.services import deploy
 
     try:
+        if package_version is not None:
+            from modelops.services import package, release_ledger
+
+            if not release_ledger.packaged(settings, project, package_version):
+                package.package(settings, project, package_version, environment=environment)
         done = deploy.deploy(settings, project, environment, actor=actor, push=push)
     except ModelopsError as exc:
         return f"GitOps not updated ({exc}); run 'modelops deploy {project} --env {environment}'"
