@@ -26,6 +26,7 @@ from modelops.core.errors import ConfigError, DataError, FeatureStoreError
 from modelops.core.fingerprint import DatasetFingerprint, fingerprint
 from modelops.core.splits import WINDOWS, TimeWindow, assign_windows
 from modelops.integrations import feast as feast_io
+from modelops.integrations import parquet
 from modelops.services.context import feature_repo
 from modelops.services.features import project_service
 
@@ -380,7 +381,7 @@ def _write_built(folder: Path, key: str, built: TrainingSet) -> None:
     dtypes: dict[str, list[list[str]]] = {}
     for name, frame in built.frames.items():
         path = folder / f"{key}.{name}.parquet"
-        _write_atomically(path, lambda p, f=frame: f.to_parquet(p, index=False))
+        _write_atomically(path, lambda p, f=frame: parquet.write_frame(f, p))
         files[name] = _file_sha256(path)
         dtypes[name] = [[str(c), str(t)] for c, t in frame.dtypes.items()]
     _write_json(
@@ -402,7 +403,6 @@ def _write_built(folder: Path, key: str, built: TrainingSet) -> None:
 def _read_built(folder: Path, key: str, windows: tuple[str, ...]) -> TrainingSet | None:
     """The training set cached under ``key``, or None (damaged files are discarded with a
     warning naming them)."""
-    import pandas as pd
 
     meta = _read_json(folder / f"{key}.json")
     if meta is None or meta.get("format") != _CACHE_FORMAT or set(meta["files"]) != set(windows):
@@ -416,7 +416,7 @@ def _read_built(folder: Path, key: str, windows: tuple[str, ...]) -> TrainingSet
                 raise ValueError(
                     f"sha256 {actual[:12]} does not match the recorded {meta['files'][name][:12]}"
                 )
-            frame = pd.read_parquet(path)
+            frame = _as_recorded(parquet.read_frame(path), meta["dtypes"][name])
             kinds = [[str(c), str(t)] for c, t in frame.dtypes.items()]
             if kinds != meta["dtypes"][name]:
                 raise ValueError("its columns or types differ from the ones recorded")
@@ -440,6 +440,20 @@ def _read_built(folder: Path, key: str, windows: tuple[str, ...]) -> TrainingSet
             for a in meta["availability"]
         ],
     )
+
+
+def _as_recorded(frame: pd.DataFrame, recorded: list[list[str]]) -> pd.DataFrame:
+    """Timestamp columns back in the unit (and zone) the cached frame had: files store
+    microseconds in UTC (:mod:`modelops.integrations.parquet`)."""
+    for column, dtype in recorded:
+        if (
+            column in frame.columns
+            and dtype.startswith("datetime64")
+            and str(frame[column].dtype) != dtype
+        ):
+            values = frame[column] if "UTC" in dtype else frame[column].dt.tz_localize(None)
+            frame[column] = values.astype(dtype)
+    return frame
 
 
 def _labels_digest(
