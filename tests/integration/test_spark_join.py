@@ -199,3 +199,36 @@ def test_the_checks_of_a_spark_join_fail_as_the_single_machine_ones_do(
     output = spark_output(workspace, project, "holdout")
     assert output == str(workspace.resolved_state_dir / "spark" / "credit_risk" / "holdout")
     assert len(pd.read_parquet(output)) == len(entities)
+
+
+def test_a_training_set_built_on_spark_equals_the_single_machine_one(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """``build_training_set`` in the cluster profile (join and checks on Spark) gives the
+    embedded profile's training set: the same rows, values, types, fingerprints and checks."""
+    from datetime import UTC, datetime
+
+    from modelops.config.settings import load_settings
+    from modelops.services import data, datasets
+    from modelops.services.context import project as load_project
+    from support import copy_workspace
+
+    embedded = load_settings(copy_workspace(tmp_path / "repo"))
+    data.generate(embedded, ["credit_risk"], rows=1500, seed=13)
+    features.apply(embedded)
+    cluster = embedded.model_copy(update={"profile": "cluster"})
+    store = feast_io.open_store(feature_repo(embedded))
+    project = load_project(embedded, "credit_risk")
+    as_of = datetime(2027, 1, 1, tzinfo=UTC)
+    windows = ("train", "holdout")
+
+    single = datasets.build_training_set(embedded, project, as_of, windows=windows, store=store)
+    spread = datasets.build_training_set(cluster, project, as_of, windows=windows, store=store)
+
+    assert Path(cluster.resolved_spark_output, "credit_risk", "training-train-holdout").is_dir()
+    for name in windows:
+        pd.testing.assert_frame_equal(spread.frames[name], single.frames[name], check_exact=True)
+    assert spread.fingerprints == single.fingerprints
+    assert spread.joins == single.joins
+    assert spread.availability == single.availability
+    assert (spread.features, spread.request_fields) == (single.features, single.request_fields)

@@ -212,7 +212,16 @@ def build_training_set(
     built = _read_built(join_cache, key, windows) if join_cache is not None and key else None
     if built is None:
         with progress.stage(f"point-in-time join {'+'.join(windows)}", len(entity_frame)):
-            built = _build(store, service, project, entity_frame, windows, features, request_fields)
+            if settings.profile == "cluster":  # the join and its checks on Spark
+                from modelops.services.datasets_spark import build_on_spark
+
+                built = build_on_spark(
+                    settings, store, service, project, entity_frame, windows, request_fields
+                )
+            else:
+                built = _build(
+                    store, service, project, entity_frame, windows, features, request_fields
+                )
         if join_cache is not None and key is not None:
             _write_built(join_cache, key, built)
     built = dataclasses.replace(built, unlabelled_rows=unlabelled)
@@ -247,29 +256,48 @@ def _build(
 ) -> TrainingSet:
     """Join, measure and sort: everything of a training set that its join inputs determine
     (the checks against tolerances are :func:`_check`'s)."""
-    import pandas as pd
-
     spec = project.spec
     joined = _joined(store, service, entity_frame)
-    missing_segments = [s for s in spec.segments if s not in joined.columns]
+    _check_segments(project, joined)
+    stored = feast_io.batch_features(store, service)
+    window = joined["_window"]
+    reports = {}
+    for name in windows:
+        rows = (window == name).to_numpy(dtype=bool, na_value=False)
+        chosen = joined if rows.all() else joined[rows].reset_index(drop=True)
+        reports[name] = datachecks.join_report(chosen, stored)  # reads features and *_id only
+    availability = feast_io.availability_violations(
+        store, service, entity_frame[[spec.entity, "event_timestamp"]]
+    )
+    return assemble(project, joined, windows, features, request_fields, reports, availability)
+
+
+def _check_segments(project: Project, joined: pd.DataFrame) -> None:
+    missing_segments = [s for s in project.spec.segments if s not in joined.columns]
     if missing_segments:
         raise ConfigError(
             f"{project.spec_file}: field 'segments': {missing_segments} are neither label "
             "columns nor features"
         )
-    stored = feast_io.batch_features(store, service)
+
+
+def assemble(
+    project: Project,
+    joined: pd.DataFrame,
+    windows: tuple[str, ...],
+    features: list[str],
+    request_fields: list[str],
+    reports: dict[str, datachecks.JoinReport],
+    availability: list[datachecks.AvailabilityResult],
+) -> TrainingSet:
+    """The training set of joined rows (with their ``_window`` column) and their data checks:
+    each window's rows sorted by time and entity, and fingerprinted."""
+    import pandas as pd
+
+    _check_segments(project, joined)
     window = joined.pop("_window")
     in_window = {name: (window == name).to_numpy(dtype=bool, na_value=False) for name in windows}
-    reports = {
-        name: datachecks.join_report(
-            joined if rows.all() else joined[rows].reset_index(drop=True), stored
-        )
-        for name, rows in in_window.items()
-    }
-    availability = feast_io.availability_violations(
-        store, service, entity_frame[[spec.entity, "event_timestamp"]]
-    )
-    order = _time_order(joined, spec.entity)
+    order = _time_order(joined, project.spec.entity)
     frames = {}
     for name in windows:
         frame = joined.take(order[in_window[name][order]])

@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from modelops.core import datachecks
-from modelops.core.errors import ConfigError
+from modelops.core.errors import ConfigError, FeatureStoreError
 from modelops.integrations import feast as feast_io
 from modelops.services.context import feature_repo
 from modelops.services.features import project_service
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from modelops.config.project import Project
     from modelops.config.settings import Settings
     from modelops.integrations.feast.spark_join import SparkJoin
+    from modelops.services.datasets import TrainingSet
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -81,3 +82,59 @@ def join_on_spark(
         where=f"'{spec.feature_service}' for {spec.name}",
     )
     return result
+
+
+def build_on_spark(
+    settings: Settings,
+    store: Any,
+    service: Any,
+    project: Project,
+    entity_frame: pd.DataFrame,
+    windows: tuple[str, ...],
+    request_fields: list[str],
+) -> TrainingSet:
+    """:func:`modelops.services.datasets.build_training_set`'s join in the cluster profile:
+    Feast's Spark join of the labelled rows (with their ``_window``), its missing-feature
+    reports per window and its availability results computed by Spark, then the rows read back
+    for training, with the caller's own event times, assembled exactly as the single-machine
+    build assembles them."""
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from modelops.integrations.feast.spark_join import spark_join_report
+    from modelops.integrations.parquet import read_frame
+    from modelops.integrations.spark.session import spark_session
+    from modelops.services.datasets import assemble
+
+    spark = spark_session(settings)
+    rows = entity_frame.assign(**{feast_io.ROW_ID: np.arange(len(entity_frame))})
+    output = spark_output(settings, project, f"training-{'-'.join(windows)}")
+    result = feast_io.spark_historical_features(
+        spark, store, service, spark.createDataFrame(rows), output
+    )
+    written = spark.read.parquet(result.path)
+    stored = feast_io.batch_features(store, service)
+    reports = {
+        name: spark_join_report(written.where(F.col("_window") == name), stored) for name in windows
+    }
+    # the caller's own columns (event times to the nanosecond, types) with Spark's features
+    # beside them in row order, as the single-machine join merges them back
+    added = [c for c in written.columns if c not in rows.columns]
+    spark_rows = read_frame(result.path, columns=[feast_io.ROW_ID, *added])
+    spark_rows = spark_rows.sort_values(feast_io.ROW_ID, kind="stable").reset_index(drop=True)
+    if not np.array_equal(spark_rows[feast_io.ROW_ID].to_numpy(), rows[feast_io.ROW_ID].to_numpy()):
+        raise FeatureStoreError("the Spark join lost or added rows")
+    joined = pd.concat(
+        [entity_frame.reset_index(drop=True), spark_rows.drop(columns=feast_io.ROW_ID)], axis=1
+    )
+    features = feast_io.service_features(service)
+    return assemble(
+        project,
+        joined,
+        windows,
+        features,
+        request_fields,
+        reports,
+        result.availability,
+    )
