@@ -172,7 +172,25 @@ def test_artifacts_round_trip_through_a_server_that_proxies_s3(
     _round_trip(tracking, s3, "proxied/", tmp_path)
 
 
-def test_artifacts_round_trip_written_directly_to_s3(s3: object, tmp_path: Path) -> None:
+def test_artifacts_round_trip_written_directly_to_s3(
+    s3: object, moto_s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint comes from the settings (s3_endpoint_url), not from the variable."""
+    import os
+
+    from modelops.config.settings import Settings
+    from modelops.services.context import tracking as tracking_of
+
+    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL")
     uri = f"sqlite:///{tmp_path / 'direct.db'}"
-    tracking = mlflow_io.Tracking(uri, uri, f"s3://{BUCKET}/direct")
+    settings = Settings(
+        root=tmp_path,
+        profile="cluster",
+        mlflow_tracking_uri=uri,
+        artifact_location=f"s3://{BUCKET}/direct",
+        s3_endpoint_url=moto_s3,
+    )
+    tracking = tracking_of(settings)
+    assert tracking.s3_endpoint_url == moto_s3
     _round_trip(tracking, s3, "direct/", tmp_path)
+    assert "MLFLOW_S3_ENDPOINT_URL" not in os.environ  # set for the block only

@@ -30,6 +30,7 @@ def tracking(settings: Settings) -> Tracking:
         tracking_uri=settings.tracking_uri,
         registry_uri=settings.registry_uri,
         artifact_location=settings.artifact_root,
+        s3_endpoint_url=settings.s3_endpoint_url,
     )
 
 
