@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 _TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
 _REGISTRY_VARIABLE = "MLFLOW_REGISTRY_URI"
+_S3_ENDPOINT_VARIABLE = "MLFLOW_S3_ENDPOINT_URL"
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Tracking:
     tracking_uri: str
     registry_uri: str
     artifact_location: str | None = None
+    s3_endpoint_url: str | None = None  # an S3-compatible store's endpoint (MinIO, moto...)
 
 
 @dataclass
@@ -85,11 +87,19 @@ def session(tracking: Tracking) -> Iterator[MlflowClient]:
     # resolved defaults, e.g. ``sqlite:///mlflow.db`` in the working directory) leaves the
     # process exactly as it was.
     previous = {name: os.environ.get(name) for name in (_TRACKING_VARIABLE, _REGISTRY_VARIABLE)}
+    endpoint = os.environ.get(_S3_ENDPOINT_VARIABLE)
+    if tracking.s3_endpoint_url:  # the setting wins over the variable, for the block only
+        os.environ[_S3_ENDPOINT_VARIABLE] = tracking.s3_endpoint_url
     mlflow.set_tracking_uri(tracking.tracking_uri)
     mlflow.set_registry_uri(tracking.registry_uri)
     try:
         yield mlflow.MlflowClient(tracking.tracking_uri, tracking.registry_uri)
     finally:
+        if tracking.s3_endpoint_url:
+            if endpoint is None:
+                os.environ.pop(_S3_ENDPOINT_VARIABLE, None)
+            else:
+                os.environ[_S3_ENDPOINT_VARIABLE] = endpoint
         mlflow.set_tracking_uri(previous[_TRACKING_VARIABLE])  # type: ignore[arg-type]  # None unsets
         registry = previous[_REGISTRY_VARIABLE]
         if registry is None:

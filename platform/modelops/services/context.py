@@ -30,6 +30,7 @@ def tracking(settings: Settings) -> Tracking:
         tracking_uri=settings.tracking_uri,
         registry_uri=settings.registry_uri,
         artifact_location=settings.artifact_root,
+        s3_endpoint_url=settings.s3_endpoint_url,
     )
 
 
@@ -66,10 +67,10 @@ def ledger_key(settings: Settings) -> bytes | None:
     """
     if settings.ledger_key:
         return settings.ledger_key.get_secret_value().encode()
-    if settings.profile == "production":
+    if settings.servers:
         raise ConfigError(
-            "the production profile keys the ledger's hash chain: set MODELOPS_LEDGER_KEY from "
-            "a secret (never stored in the database)"
+            f"the {settings.profile} profile keys the ledger's hash chain: set "
+            "MODELOPS_LEDGER_KEY from a secret (never stored in the database)"
         )
     return _embedded_key(settings, create=True)
 
