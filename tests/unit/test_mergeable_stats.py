@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from modelops.core.live_judgement import judge_drop, judge_drop_merged
 from modelops.core.metrics import CostModel, classification_metrics
 from modelops.core.stats import decide, paired_interval
 from modelops.core.stats.kernels import Gain, Kernel
@@ -20,6 +21,7 @@ from modelops.core.stats.mergeable import (
     ScoreHistogram,
     poisson_paired,
     poisson_weights,
+    row_hashes,
     segment_report,
     splitmix64,
 )
@@ -208,3 +210,48 @@ def test_segment_report_screens_on_every_row_and_flags_a_worse_segment() -> None
     assert not report.passed
     tiny = segment_report(stats, "roc_auc", "non_inferiority", 0.01, costs=COSTS, min_rows=len(y))
     assert set(tiny.skipped) == {"region=north", "region=south"}
+
+
+def test_row_hashes_agree_for_spark_naive_and_pandas_aware_timestamps() -> None:
+    import pandas as pd
+
+    aware = pd.DataFrame(
+        {
+            "account": ["a", "b", "c"],
+            "event_timestamp": pd.to_datetime(
+                ["2026-01-01 10:00:00.000001", "2026-01-02 00:00:00.0", "2026-01-03 00:00:00.0"],
+                utc=True,
+            ),
+        }
+    )
+    naive = aware.assign(
+        event_timestamp=aware["event_timestamp"].dt.tz_localize(None).astype("datetime64[us]")
+    )
+    cols = ["account", "event_timestamp"]
+    assert np.array_equal(row_hashes(aware, cols), row_hashes(naive, cols))
+    assert len(set(row_hashes(aware, cols).tolist())) == 3
+    shifted = aware.assign(event_timestamp=aware["event_timestamp"] + pd.Timedelta("1us"))
+    assert not np.array_equal(row_hashes(shifted, cols), row_hashes(aware, cols))
+    with pytest.raises(ValueError, match="not in the rows"):
+        row_hashes(aware, ["nope"])
+
+
+@pytest.mark.parametrize(("gate_value", "worse"), [(0.80, False), (0.86, True)])
+def test_live_drop_from_merged_statistics_judges_as_on_rows(gate_value, worse) -> None:
+    y, c, _, _, h = _holdout(40_000, 10, lift=(1.2, 1.2))
+    stats = HoldoutStats.of(y, {"live": c}, {"live": 0.1}, h)
+    merged = judge_drop_merged(
+        "roc_auc", stats.overall, "live", gate_value, max_drop=0.02, costs=COSTS
+    )
+    rows = judge_drop("roc_auc", y, c, gate_value, max_drop=0.02, threshold=0.1, costs=COSTS)
+    assert abs(merged.live - rows.live) < 1e-4
+    assert merged.judged == rows.judged
+    assert merged.worse == rows.worse == worse
+    assert merged.interval["method"] == "Poisson BCa"
+
+
+def test_live_drop_from_merged_statistics_fails_closed_on_one_class() -> None:
+    y = np.zeros(500, dtype=np.int64)
+    stats = HoldoutStats.of(y, {"live": np.full(500, 0.2)}, {"live": 0.1}, np.arange(500))
+    drop = judge_drop_merged("roc_auc", stats.overall, "live", 0.8, max_drop=0.02, costs=COSTS)
+    assert not drop.judged and not drop.worse and "rarer class" in drop.detail

@@ -46,7 +46,7 @@ from modelops.core.metrics import (
 from modelops.core.stats.bca import bca_bounds
 from modelops.core.stats.decide import DecisionKind, bound_for
 from modelops.core.stats.interval import DEFAULT_MAX_ROWS, Interval, PairedBootstrap
-from modelops.core.stats.kernels import Gain, Kernel
+from modelops.core.stats.kernels import Fixed, Gain, Kernel
 from modelops.core.stats.segments import SEGMENT_RESAMPLES, SegmentReport, _holm_compared
 
 if TYPE_CHECKING:
@@ -94,6 +94,29 @@ def poisson_weights(row_hash: Any, replicates: int, seed: int = 0, first: int = 
     mixed = splitmix64(h[None, :] ^ keys[:, None])
     uniforms = (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
     return np.searchsorted(_poisson1_cdf(), uniforms, side="right").astype(np.uint8)
+
+
+def row_hashes(frame: Any, columns: list[str] | tuple[str, ...]) -> np.ndarray:
+    """A uint64 hash of each row's ``columns`` (the row id: entity keys and event time), the
+    same for the same values whichever process reads them: timestamps count as UTC
+    microseconds, so Spark's naive timestamps and pandas' tz-aware ones hash alike, whatever
+    their unit; other values by pandas' fixed-key hash."""
+    import pandas as pd
+
+    if not columns:
+        raise ValueError("a row hash needs at least one id column")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"row id columns {missing} are not in the rows")
+    ids = {}
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            stamps = values.dt.tz_convert("UTC") if values.dt.tz is not None else values
+            values = stamps.dt.tz_localize(None).astype("datetime64[us]").astype("int64")
+        ids[column] = values.to_numpy()
+    hashed = pd.util.hash_pandas_object(pd.DataFrame(ids), index=False)
+    return splitmix64(hashed.to_numpy(dtype="uint64"))
 
 
 def bin_index(scores: Any, bins: int) -> np.ndarray:
@@ -359,14 +382,6 @@ class HoldoutStats:
         return HoldoutStats(self.roles, self.overall.merge(other.overall), segments)
 
 
-def gain_estimate(
-    metric: str, candidate: ScoreHistogram, reference: ScoreHistogram, costs: CostModel
-) -> float:
-    """The candidate's gain over the reference on every row, from the histograms."""
-    c, r = candidate.metrics(costs)[metric], reference.metrics(costs)[metric]
-    return float(DIRECTION[metric] * (c - r))
-
-
 def poisson_paired(
     metric: str,
     part: Slice,
@@ -380,11 +395,51 @@ def poisson_paired(
 ) -> PairedBootstrap:
     """The gain of ``roles[0]`` over ``roles[1]`` on ``metric``: estimate from the histograms,
     interval from a Poisson bootstrap of the stratified hash sample (see the module)."""
+    return _poisson(metric, part, roles[0], roles[1], costs, (level, replicates, seed, max_rows))
+
+
+def poisson_metric_interval(
+    metric: str,
+    part: Slice,
+    role: str,
+    against: float,
+    *,
+    costs: CostModel,
+    level: float = 0.95,
+    replicates: int = REPLICATES,
+    seed: int = 0,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> Interval:
+    """One model's ``metric`` minus a known value ``against`` (negated for lower-is-better
+    metrics), as :func:`~modelops.core.stats.interval.metric_interval` bounds it on rows, here
+    from the merged statistics: what the monitor's live-drop judgement reads on Spark."""
+    if not math.isfinite(against):
+        raise ValueError(f"the value {metric} is compared with must be finite, got {against}")
+    bootstrap = (level, replicates, seed, max_rows)
+    return _poisson(metric, part, role, float(against), costs, bootstrap).interval
+
+
+def _poisson(
+    metric: str,
+    part: Slice,
+    role: str,
+    reference: str | float,
+    costs: CostModel,
+    bootstrap: tuple[float, int, int, int],
+) -> PairedBootstrap:
+    """``role``'s gain over ``reference`` (another role, or a fixed value) on ``metric``."""
     import numpy as np
 
-    c_hist, r_hist = part.histograms[roles[0]], part.histograms[roles[1]]
+    level, replicates, seed, max_rows = bootstrap
+    sign = DIRECTION[metric]
+    c_hist = part.histograms[role]
+    r_hist = part.histograms[reference] if isinstance(reference, str) else None
     total, positives = c_hist.rows, int(c_hist.positives.sum())
-    estimate = gain_estimate(metric, c_hist, r_hist, costs) if total else math.nan
+    estimate = math.nan
+    if total:
+        c_value = c_hist.metrics(costs)[metric]
+        r_value = r_hist.metrics(costs)[metric] if r_hist is not None else reference
+        estimate = float(sign * (c_value - float(r_value)))
     rows = part.sample.stratified(positives, total, max_rows)
     used = len(rows)
     method = "Poisson BCa"
@@ -402,12 +457,14 @@ def poisson_paired(
     order = list(part.histograms)
     y = part.sample.labels[rows].astype(np.int64)
     scores = part.sample.scores[rows]
-    c, r = scores[:, order.index(roles[0])], scores[:, order.index(roles[1])]
-    statistic = Gain(
-        Kernel(metric, y, c, c_hist.threshold, costs),
-        Kernel(metric, y, r, r_hist.threshold, costs),
-        DIRECTION[metric],
-    )
+    candidate = Kernel(metric, y, scores[:, order.index(role)], c_hist.threshold, costs)
+    if r_hist is not None:
+        other: Kernel | Fixed = Kernel(
+            metric, y, scores[:, order.index(str(reference))], r_hist.threshold, costs
+        )
+    else:
+        other = Fixed(float(reference), used)
+    statistic = Gain(candidate, other, sign)
     sub_estimate = float(statistic(np.arange(used)))
     batch = max(1, _BATCH_CELLS // used)
     hashes = part.sample.hashes[rows]
