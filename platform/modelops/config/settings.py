@@ -12,6 +12,11 @@ Profiles:
     production: an MLflow tracking server (backed by PostgreSQL, local artifact root) at
         ``mlflow_tracking_uri``, the Feast registry on PostgreSQL and online store on Redis,
         the platform database on PostgreSQL.
+    cluster: the production profile past one machine (docs/scale-out.md): point-in-time joins
+        on Spark (Feast's Spark offline store, ``feature_store.cluster.yaml``) at
+        ``spark_master``, their results written as parquet under ``spark_output_uri``, MLflow
+        artifacts on S3 or any S3-compatible store (``s3_endpoint_url``; credentials from the
+        standard AWS variables, never from this file), the ledger on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from modelops.core.redact import redact, register_secret, uri_password
 CONFIG_FILE = "modelops.yaml"
 ENV_PREFIX = "MODELOPS_"
 
-Profile = Literal["embedded", "production"]
+Profile = Literal["embedded", "production", "cluster"]
+SERVER_PROFILES: frozenset[str] = frozenset({"production", "cluster"})
+"""Profiles whose state lives in servers (PostgreSQL, Redis, an MLflow server)."""
 
 _PRODUCTION_DEFAULTS: dict[str, str] = {
     "mlflow_tracking_uri": "http://127.0.0.1:5000",
@@ -50,7 +57,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
-    profile: Profile = Field("embedded", description="embedded (no servers) or production.")
+    profile: Profile = Field(
+        "embedded",
+        description="embedded (no servers), production (PostgreSQL, Redis, an MLflow server) or "
+        "cluster (production with Spark joins and S3 artifacts).",
+    )
     root: Path = Field(Path("."), description="Repository root; other relative paths start here.")
     state_dir: Path = Field(Path(".modelops"), description="Platform state (embedded profile).")
     projects_dir: Path = Field(Path("projects"), description="Folder holding one folder a project.")
@@ -58,7 +69,8 @@ class Settings(BaseSettings):
     feature_store_yaml: Path | None = Field(
         None,
         description="Feast config, relative to feature_repo. Default: feature_store.yaml "
-        "(embedded) or feature_store.production.yaml (production).",
+        "(embedded), feature_store.production.yaml (production) or feature_store.cluster.yaml "
+        "(cluster).",
     )
     feast_registry_url: str = Field(
         "postgresql+psycopg://postgres@127.0.0.1:5432/modelops_feast",
@@ -114,6 +126,27 @@ class Settings(BaseSettings):
     )
     lock_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest wait for a ledger lock or statement, in seconds."
+    )
+    spark_master: str = Field(
+        "local[2]",
+        description="Spark master of the cluster profile's joins, gate and monitor: local[N] "
+        "(one machine, the tests), spark://host:7077, k8s://https://host or yarn.",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra Spark configuration (spark.executor.memory, spark.hadoop.fs.s3a.*, "
+        "spark.jars.packages...), applied over the platform's defaults when the session starts.",
+    )
+    spark_output_uri: str | None = Field(
+        None,
+        description="Where Spark writes joined training sets, holdouts and references as "
+        "parquet: a directory or an s3a:// URI. Default: <state_dir>/spark.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint of MLflow's artifacts (MLFLOW_S3_ENDPOINT_URL) in "
+        "the cluster profile; unset for AWS S3. Credentials come from the standard AWS "
+        "variables or the instance's role, never from modelops.yaml.",
     )
     trusted_branch: str | None = Field(
         None,
@@ -188,11 +221,10 @@ class Settings(BaseSettings):
 
     @property
     def resolved_feature_store_yaml(self) -> Path:
-        default = (
-            "feature_store.production.yaml"
-            if self.profile == "production"
-            else "feature_store.yaml"
-        )
+        default = {
+            "production": "feature_store.production.yaml",
+            "cluster": "feature_store.cluster.yaml",
+        }.get(self.profile, "feature_store.yaml")
         name = self.feature_store_yaml or Path(default)
         return name if name.is_absolute() else self.resolved_feature_repo / name
 
@@ -202,16 +234,30 @@ class Settings(BaseSettings):
         return self.resolved_feature_repo / "data"
 
     @property
+    def servers(self) -> bool:
+        """True for the profiles whose state lives in servers (production, cluster)."""
+        return self.profile in SERVER_PROFILES
+
+    @property
+    def resolved_spark_output(self) -> str:
+        """Directory or URI under which Spark writes its parquet results."""
+        if self.spark_output_uri:
+            if "://" in self.spark_output_uri:
+                return self.spark_output_uri
+            return str(self.path(Path(self.spark_output_uri)))
+        return str(self.resolved_state_dir / "spark")
+
+    @property
     def resolved_trusted_branch(self) -> str | None:
         if self.trusted_branch:
             return self.trusted_branch
-        return "main" if self.profile == "production" else None
+        return "main" if self.servers else None
 
     @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        if self.profile == "production":
+        if self.servers:
             return _PRODUCTION_DEFAULTS["mlflow_tracking_uri"]
         return f"sqlite:///{self.resolved_state_dir / 'mlflow.db'}"
 
@@ -232,7 +278,7 @@ class Settings(BaseSettings):
     def platform_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        if self.profile == "production":
+        if self.servers:
             return _PRODUCTION_DEFAULTS["database_url"]
         return f"sqlite:///{self.resolved_state_dir / 'platform.db'}"
 
@@ -243,7 +289,7 @@ class Settings(BaseSettings):
             if "://" in self.prediction_log_url:
                 return self.prediction_log_url
             return str(self.path(Path(self.prediction_log_url)))
-        if self.profile == "production":
+        if self.servers:
             return self.platform_database_url
         return str(self.resolved_state_dir / "predictions")
 
@@ -361,6 +407,7 @@ def register_secrets(settings: Settings) -> None:
         settings.feast_registry_url,
         settings.prediction_log_url,
         settings.artifact_location,
+        settings.spark_output_uri,
     ):
         register_secret(uri_password(uri))
     if "password=" in settings.redis_connection:

@@ -66,10 +66,10 @@ def ledger_key(settings: Settings) -> bytes | None:
     """
     if settings.ledger_key:
         return settings.ledger_key.get_secret_value().encode()
-    if settings.profile == "production":
+    if settings.servers:
         raise ConfigError(
-            "the production profile keys the ledger's hash chain: set MODELOPS_LEDGER_KEY from "
-            "a secret (never stored in the database)"
+            f"the {settings.profile} profile keys the ledger's hash chain: set "
+            "MODELOPS_LEDGER_KEY from a secret (never stored in the database)"
         )
     return _embedded_key(settings, create=True)
 
