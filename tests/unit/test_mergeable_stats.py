@@ -60,8 +60,18 @@ def test_histogram_auc_matches_sklearn_within_1e4_at_4096_bins(seed: int) -> Non
 
 def test_coarse_bins_are_measurably_worse_so_the_auc_test_can_fail() -> None:
     y, c, _, _, _ = _holdout(100_000, 0)
-    coarse = ScoreHistogram.of(y, c, 0.1, 16).metrics(COSTS)
-    assert abs(coarse["roc_auc"] - roc_auc_score(y, c)) > 1e-4
+    coarse = ScoreHistogram.of(y, c, 0.1, 16)
+    error = abs(coarse.metrics(COSTS)["roc_auc"] - roc_auc_score(y, c))
+    assert 1e-4 < error <= coarse.roc_auc_error_bound()
+
+
+def test_the_error_bound_holds_for_scores_on_few_values() -> None:
+    rng = np.random.default_rng(11)
+    y = (rng.random(50_000) < 0.2).astype(np.int64)
+    s = np.round(np.clip(0.15 + 0.05 * y + rng.normal(0, 0.03, len(y)), 0, 1), 3)  # 3 decimals
+    hist = ScoreHistogram.of(y, s, 0.2)
+    error = abs(hist.metrics(COSTS)["roc_auc"] - roc_auc_score(y, s))
+    assert error <= hist.roc_auc_error_bound()
 
 
 def test_decision_metrics_counts_and_losses_are_exact() -> None:

@@ -196,6 +196,14 @@ class ScoreHistogram:
     def rows(self) -> int:
         return int(self.positives.sum() + self.negatives.sum())
 
+    def roc_auc_error_bound(self) -> float:
+        """The most the bins' ROC-AUC can differ from the exact one: a positive and a negative
+        in the same bin count one half, exactly they count 0, 1/2 or 1, so the error is at most
+        half the share of positive-negative pairs that share a bin. NaN without both classes."""
+        pos, neg = self.positives.astype("float64"), self.negatives.astype("float64")
+        pairs = float(pos.sum() * neg.sum())
+        return float((pos * neg).sum() / (2 * pairs)) if pairs else math.nan
+
     def ece(self) -> float:
         """Equal-count ECE over ``ECE_CHUNKS`` chunks whose cuts fall on bin edges (each chunk
         ends at the first bin where the running count reaches its equal share)."""
@@ -506,17 +514,18 @@ def segment_report(
     level: float = 0.95,
     seed: int = 0,
     max_rows: int = DEFAULT_MAX_ROWS,
+    roles: tuple[str, str] | None = None,
 ) -> SegmentReport:
     """:func:`~modelops.core.stats.segments.segment_decisions` on the merged statistics: the
     same screening (on every row's counts), the same degradation test of each segment's
-    replicates against the bound, Holm-corrected the same way; the candidate is the first role,
-    the reference the second."""
+    replicates against the bound, Holm-corrected the same way. ``roles``: (candidate,
+    reference), by default the first two of ``stats``."""
     if replicates < 1000:
         raise ValueError(f"segments need at least 1,000 resamples, got {replicates}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     bound = bound_for(decision, margin)
-    roles = (stats.roles[0], stats.roles[1])
+    roles = roles or (stats.roles[0], stats.roles[1])
     skipped: dict[str, str] = {}
     runs: dict[str, PairedBootstrap] = {}
     for key, part in stats.segments.items():
