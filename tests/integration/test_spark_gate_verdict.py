@@ -196,3 +196,44 @@ def test_spark_verdict_equals_the_single_machine_verdict(
     assert on_spark.segments is not None and single.segments is not None
     assert set(on_spark.segments.compared) == set(single.segments.compared)
     assert set(on_spark.segments.failed) == set(single.segments.failed)
+
+
+@pytest.mark.parametrize(("gate_value", "worse"), [(0.78, False), (0.83, True)])
+def test_the_monitor_live_drop_on_spark_judges_as_on_rows(
+    spark: SparkSession, tmp_path: Path, case: dict[str, Any], gate_value: float, worse: bool
+) -> None:
+    """The labelled predictions of a window (score logged, label joined), reduced on Spark:
+    the live-drop judgement equals the one on rows."""
+    from modelops.core.live_judgement import judge_drop, judge_drop_merged
+    from modelops.core.metrics import CostModel
+    from modelops.integrations.spark.gate import reduce_logged
+
+    served = case["models"]["candidate"]
+    logged = case["holdout"].assign(score=served.scores(case["holdout"]))
+    logged.loc[logged.index[::97], "score"] = np.nan  # rows the service did not score
+    path = tmp_path / "labelled.parquet"
+    logged.to_parquet(path, coerce_timestamps="us", allow_truncated_timestamps=False)
+    costs = CostModel(10.0, 1.0)
+    stats = reduce_logged(
+        spark.read.parquet(str(path)),
+        served.threshold,
+        label="label",
+        id_columns=["account_id", "event_timestamp"],
+    )
+    on_spark = judge_drop_merged(
+        "roc_auc", stats.overall, "live", gate_value, max_drop=0.02, costs=costs
+    )
+    kept = logged[logged["score"].notna()]
+    on_rows = judge_drop(
+        "roc_auc",
+        kept["label"],
+        kept["score"],
+        gate_value,
+        max_drop=0.02,
+        threshold=served.threshold,
+        costs=costs,
+    )
+    assert on_spark.rows == on_rows.rows == len(kept)
+    assert abs(on_spark.live - on_rows.live) < 1e-4
+    assert (on_spark.judged, on_spark.worse) == (on_rows.judged, on_rows.worse)
+    assert on_spark.worse is worse

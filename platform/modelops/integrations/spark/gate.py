@@ -5,6 +5,8 @@ they arrive, and never holds rows.
 
 * :func:`reduce_scored` - scores and statistics of a Spark DataFrame (a holdout, or the labelled
   predictions of a look-back window), overall and per segment.
+* :func:`reduce_logged` - the monitor's labelled predictions (scores already logged), reduced
+  the same way for the live-drop judgement.
 * :func:`score_only` - the same scoring with nothing kept: the floor the benchmark compares the
   gate with.
 
@@ -118,6 +120,42 @@ def reduce_scored(
 
 def _merge(a: HoldoutStats, b: HoldoutStats) -> HoldoutStats:
     return a.merge(b)
+
+
+class LoggedScore:
+    """A "scorer" that reads a score already logged in the rows (the prediction log's
+    ``score``): what the monitor reduces, since the serving version scored them."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[self.column].to_numpy(dtype="float64")
+
+
+def reduce_logged(
+    frame: DataFrame,
+    threshold: float,
+    *,
+    label: str,
+    id_columns: Sequence[str],
+    score: str = "score",
+    role: str = "live",
+    sample_rows: int = DEFAULT_MAX_ROWS,
+) -> HoldoutStats:
+    """The labelled predictions of a look-back window (their logged ``score`` and ``label``)
+    reduced to mergeable statistics under ``role``: what the monitor's live-drop judgement
+    (:func:`~modelops.core.live_judgement.judge_drop_merged`) reads on Spark."""
+    if score not in frame.columns:
+        raise ValueError(f"column {score!r} is not in the labelled predictions")
+    return reduce_scored(
+        frame.where(frame[score].isNotNull()),
+        {role: LoggedScore(score)},
+        {role: threshold},
+        label=label,
+        id_columns=id_columns,
+        sample_rows=sample_rows,
+    )
 
 
 def score_only(frame: DataFrame, scorers: Mapping[str, Scorer]) -> int:
