@@ -150,28 +150,63 @@ class ScoreHistogram:
         import numpy as np
 
         y = np.asarray(labels, dtype=np.int64)
+        return cls.grouped(y, scores, threshold, np.zeros(len(y), dtype=np.intp), 1, bins)[0]
+
+    @classmethod
+    def grouped(
+        cls,
+        labels: Any,
+        scores: Any,
+        threshold: float,
+        groups: Any,
+        count: int,
+        bins: int = DEFAULT_BINS,
+    ) -> list[ScoreHistogram]:
+        """The histograms of ``count`` groups of rows at once (``groups``: each row's group in
+        ``[0, count)``): one pass over the rows whatever the number of groups."""
+        import numpy as np
+
+        y = np.asarray(labels, dtype=np.int64)
         s = np.asarray(scores, dtype=np.float64)
-        if y.shape != s.shape or y.ndim != 1:
+        g = np.asarray(groups, dtype=np.intp)
+        if y.shape != s.shape or y.ndim != 1 or g.shape != y.shape:
             raise ValueError(f"labels {y.shape} and scores {s.shape} must be 1-d of equal length")
-        if len(y) and not np.isin(y, (0, 1)).all():
+        if len(y) and not ((y == 0) | (y == 1)).all():
             raise ValueError("labels must be 0 or 1")
         if len(s) and not (np.isfinite(s).all() and s.min() >= 0 and s.max() <= 1):
             raise ValueError("scores must be finite probabilities in [0, 1]")
-        b = bin_index(s, bins)
+        cell = g * bins + bin_index(s, bins)
         pos = y == 1
         flagged = s >= threshold
         clipped = np.clip(s, 1e-15, 1 - 1e-15)
-        return cls(
-            threshold=float(threshold),
-            bins=bins,
-            positives=np.bincount(b[pos], minlength=bins).astype(np.int64),
-            negatives=np.bincount(b[~pos], minlength=bins).astype(np.int64),
-            score_sum=np.bincount(b, weights=s, minlength=bins),
-            flagged_positives=int(np.count_nonzero(flagged & pos)),
-            flagged_negatives=int(np.count_nonzero(flagged & ~pos)),
-            log_loss_sum=float(-np.log(np.where(pos, clipped, 1 - clipped)).sum()),
-            brier_sum=float(np.square(s - y).sum()),
-        )
+
+        def per_cell(weights: Any = None) -> np.ndarray:
+            return np.bincount(cell, weights=weights, minlength=count * bins).reshape(count, bins)
+
+        def per_group(weights: Any) -> np.ndarray:
+            return np.bincount(g, weights=weights, minlength=count)
+
+        positives = per_cell(pos).astype(np.int64)
+        negatives = per_cell().astype(np.int64) - positives
+        score_sum = per_cell(s)
+        flagged_pos = per_group(flagged & pos).astype(np.int64)
+        flagged_neg = per_group(flagged & ~pos).astype(np.int64)
+        log_loss = per_group(-np.log(np.where(pos, clipped, 1 - clipped)))
+        brier = per_group(np.square(s - y))
+        return [
+            cls(
+                threshold=float(threshold),
+                bins=bins,
+                positives=positives[i],
+                negatives=negatives[i],
+                score_sum=score_sum[i],
+                flagged_positives=int(flagged_pos[i]),
+                flagged_negatives=int(flagged_neg[i]),
+                log_loss_sum=float(log_loss[i]),
+                brier_sum=float(brier[i]),
+            )
+            for i in range(count)
+        ]
 
     def merge(self, other: ScoreHistogram) -> ScoreHistogram:
         """The histogram of the union of both row sets."""
@@ -277,12 +312,16 @@ class RowSample:
     def _kept(self) -> RowSample:
         import numpy as np
 
+        positives = int(np.count_nonzero(self.labels))
+        if max(positives, len(self.labels) - positives) <= self.k:
+            return self  # nothing to trim
         keep = []
         for cls_ in (0, 1):
             members = np.flatnonzero(self.labels == cls_)
-            by_hash = members[np.argsort(self.hashes[members], kind="stable")]
-            keep.append(by_hash[: self.k])
-        rows = np.sort(np.concatenate(keep))
+            if len(members) > self.k:  # the k smallest hashes, unordered: linear time
+                members = members[np.argpartition(self.hashes[members], self.k - 1)[: self.k]]
+            keep.append(members)
+        rows = np.concatenate(keep)
         return RowSample(self.k, self.hashes[rows], self.labels[rows], self.scores[rows])
 
     def merge(self, other: RowSample) -> RowSample:
@@ -290,11 +329,17 @@ class RowSample:
 
         if self.k != other.k or self.scores.shape[1] != other.scores.shape[1]:
             raise ValueError("cannot merge row samples of different sizes or models")
+        # a class already holding k rows keeps only the other's rows hashed below its largest
+        wanted = np.ones(len(other.hashes), dtype=bool)
+        for cls_ in (0, 1):
+            held = self.hashes[self.labels == cls_]
+            if len(held) >= self.k:
+                wanted &= (other.labels != cls_) | (other.hashes < held.max())
         return RowSample(
             self.k,
-            np.r_[self.hashes, other.hashes],
-            np.r_[self.labels, other.labels],
-            np.vstack([self.scores, other.scores]),
+            np.r_[self.hashes, other.hashes[wanted]],
+            np.r_[self.labels, other.labels[wanted]],
+            np.vstack([self.scores, other.scores[wanted]]),
         )._kept()
 
     def stratified(self, positives: int, rows: int, max_rows: int) -> np.ndarray:
@@ -363,25 +408,31 @@ class HoldoutStats:
         """``scores`` and ``thresholds`` by role; ``segment_keys``: per segment column, each
         row's value as a string (missing values already named)."""
         import numpy as np
+        import pandas as pd
 
         roles = tuple(scores)
         y = np.asarray(labels, dtype=np.int64)
         h = np.asarray(hashes, dtype=np.uint64)
         matrix = np.column_stack([np.asarray(scores[r], dtype=np.float64) for r in roles])
 
-        def slice_of(rows: Any) -> Slice:
-            hists = {
-                role: ScoreHistogram.of(y[rows], matrix[rows, i], thresholds[role], bins)
+        def sample_of(rows: Any) -> RowSample:
+            return RowSample.of(h[rows], y[rows], matrix[rows], k)
+
+        def histograms(groups: Any, count: int) -> list[dict[str, ScoreHistogram]]:
+            by_role = {
+                role: ScoreHistogram.grouped(y, matrix[:, i], thresholds[role], groups, count, bins)
                 for i, role in enumerate(roles)
             }
-            return Slice(hists, RowSample.of(h[rows], y[rows], matrix[rows], k))
+            return [{role: by_role[role][j] for role in roles} for j in range(count)]
 
+        overall = Slice(histograms(np.zeros(len(y), dtype=np.intp), 1)[0], sample_of(slice(None)))
         segments = {}
         for column, values in (segment_keys or {}).items():
-            keys = np.asarray(values, dtype=object)
-            for value in dict.fromkeys(keys.tolist()):
-                segments[f"{column}={value}"] = slice_of(np.flatnonzero(keys == value))
-        return cls(roles, slice_of(np.arange(len(y))), segments)
+            codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+            for j, hists in enumerate(histograms(codes, len(uniques))):
+                rows = np.flatnonzero(codes == j)
+                segments[f"{column}={uniques[j]}"] = Slice(hists, sample_of(rows))
+        return cls(roles, overall, segments)
 
     def merge(self, other: HoldoutStats) -> HoldoutStats:
         if self.roles != other.roles:

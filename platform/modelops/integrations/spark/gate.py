@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 Scorer = Callable[["pd.DataFrame"], "np.ndarray"]
+BLOCK_ROWS = 200_000
+"""Rows a worker scores (Arrow batch by batch) before reducing them at once: the reduction's
+fixed cost per call is paid once per block, and a block's arrays stay small (a few MiB)."""
 MISSING = "(missing)"
 """How a segment names rows without a value (as the single-machine gate does)."""
 
@@ -60,22 +63,42 @@ def _reducer(
     scorers = dict(scorers)
 
     def reduce_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import numpy as np
         import pandas as pd
 
         merged: HoldoutStats | None = None
-        for batch in batches:
-            if batch.empty:
-                continue
+        block: list[dict[str, Any]] = []
+        held = 0
+
+        def flush() -> None:
+            nonlocal merged, block, held
+            if not block:
+                return
+            joined = {key: np.concatenate([b[key] for b in block]) for key in block[0]}
             stats = HoldoutStats.of(
-                batch[label].to_numpy(),
-                {role: scorers[role](batch) for role in roles},
+                joined["label"],
+                {role: joined[f"score:{role}"] for role in roles},
                 thresholds,
-                row_hashes(batch, ids),
-                {column: segment_values(batch, column) for column in segment_columns},
+                joined["hash"],
+                {column: joined[f"segment:{column}"] for column in segment_columns},
                 bins=bins,
                 k=k,
             )
             merged = stats if merged is None else merged.merge(stats)
+            block, held = [], 0
+
+        for batch in batches:
+            if batch.empty:
+                continue
+            block.append(
+                {"label": batch[label].to_numpy(), "hash": row_hashes(batch, ids)}
+                | {f"score:{role}": scorers[role](batch) for role in roles}
+                | {f"segment:{c}": segment_values(batch, c) for c in segment_columns}
+            )
+            held += len(batch)
+            if held >= BLOCK_ROWS:
+                flush()
+        flush()
         if merged is not None:
             yield pd.DataFrame({"payload": [pickle.dumps(merged, protocol=5)]})
 

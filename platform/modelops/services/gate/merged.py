@@ -15,8 +15,10 @@ only the statistics behind them come from aggregates:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelops.config.project import Project
+from modelops.config.settings import Settings
 from modelops.core.gate_rules import Evaluation
 from modelops.core.metrics import CostModel
 from modelops.core.stats import Interval, SegmentReport
@@ -106,3 +108,40 @@ def merged_statistics(
         interval=interval,
         segments=segments,
     )
+
+
+def spark_statistics(
+    settings: Settings,
+    project: Project,
+    holdout: Any,
+    candidate: GateModel,
+    reference: GateModel,
+) -> MergedStatistics:
+    """The cluster profile's statistics: the holdout scored by both models' serving scorers on
+    the settings' Spark master and reduced there (:func:`~modelops.integrations.spark.gate.
+    reduce_scored`), then :func:`merged_statistics`. ``holdout``: a Spark DataFrame, a parquet
+    path or URI, or (while the holdout join still returns pandas) the pandas frame itself,
+    handed to Spark. Rows are identified by the project's entity and label timestamp."""
+    import pandas as pd
+
+    from modelops.integrations.spark.gate import reduce_scored
+    from modelops.integrations.spark.session import spark_session
+
+    spark = spark_session(settings)
+    if isinstance(holdout, pd.DataFrame):
+        frame = spark.createDataFrame(holdout)
+    elif isinstance(holdout, str):
+        frame = spark.read.parquet(holdout)
+    else:
+        frame = holdout
+    spec = project.spec
+    models = (candidate, reference)
+    stats = reduce_scored(
+        frame,
+        {m.role: m.scores for m in models},
+        {m.role: m.threshold for m in models},
+        label=spec.label.column,
+        id_columns=[spec.entity, spec.label.timestamp],
+        segments=spec.segments,
+    )
+    return merged_statistics(project, stats, candidate, reference)
