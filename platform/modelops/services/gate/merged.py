@@ -121,7 +121,7 @@ def spark_statistics(
     the settings' Spark master and reduced there (:func:`~modelops.integrations.spark.gate.
     reduce_scored`), then :func:`merged_statistics`. ``holdout``: a Spark DataFrame, a parquet
     path or URI, or (while the holdout join still returns pandas) the pandas frame itself,
-    handed to Spark. Rows are identified by the project's entity and label timestamp."""
+    handed to Spark. Rows are identified by the entity and the joined rows' event_timestamp."""
     import pandas as pd
 
     from modelops.integrations.spark.gate import reduce_scored
@@ -141,7 +141,7 @@ def spark_statistics(
         {m.role: m.scores for m in models},
         {m.role: m.threshold for m in models},
         label=spec.label.column,
-        id_columns=[spec.entity, spec.label.timestamp],
+        id_columns=[spec.entity, "event_timestamp"],  # the joined holdout's time column
         segments=spec.segments,
     )
     return merged_statistics(project, stats, candidate, reference)

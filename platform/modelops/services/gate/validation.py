@@ -81,7 +81,12 @@ def _validate(
         merged = None
         if ctx.settings.profile == "cluster":  # metrics, intervals and segments on Spark
             with progress.stage(f"statistics on Spark ({ctx.settings.spark_master})", len(frame)):
-                merged = spark_statistics(ctx.settings, ctx.project, frame, candidate, reference)
+                try:
+                    merged = spark_statistics(
+                        ctx.settings, ctx.project, frame, candidate, reference
+                    )
+                except (ValueError, RuntimeError) as exc:  # a worker's failure, in one line
+                    raise EvaluationError(f"statistics on Spark: {exc}") from exc
         with progress.stage("judge: intervals, segments, leakage, latency", len(frame)):
             verdict = judge_holdout(
                 ctx.project,
