@@ -61,6 +61,7 @@ CASES: dict[tuple[str, str], str] = {
     ("model-service", "production"): "credit-risk-production",
     ("modelops-platform", "default"): "modelops-platform",
     ("modelops-platform", "production"): "modelops",
+    ("modelops-platform", "cluster"): "modelops-cluster",
 }
 
 CASE_IDS = [f"{chart}-{case}" for chart, case in CASES]
@@ -81,6 +82,12 @@ WORKLOADS: dict[tuple[str, str], tuple[str, ...]] = {
         "CronJob/modelops-materialize",
         "CronJob/modelops-monitor-fraud",
         "CronJob/modelops-monitor-credit-risk",
+    ),
+    ("modelops-platform", "cluster"): (
+        "Deployment/modelops-cluster-mlflow",
+        "Deployment/modelops-cluster-feature-server",
+        "CronJob/modelops-cluster-materialize",
+        "CronJob/modelops-cluster-monitor-credit-risk",
     ),
 }
 
@@ -808,12 +815,58 @@ def test_platform_components_run_the_expected_commands(
                 "env"
             ]
         }
-        assert env["MODELOPS_PROFILE"]["value"] == "production"
+        assert env["MODELOPS_PROFILE"]["value"] == render.values.get("profile", "production")
         assert env["MODELOPS_MLFLOW_TRACKING_URI"]["value"] == (
             f"http://{prefix}-mlflow.{NAMESPACE}.svc:5000"
         )
         for secret in ("MODELOPS_DATABASE_URL", "MODELOPS_LEDGER_KEY", "MODELOPS_REDIS_CONNECTION"):
             assert "secretKeyRef" in env[secret]["valueFrom"], secret
+
+
+def test_the_cluster_profile_reaches_spark_and_s3_with_keys_from_a_secret(
+    renders: dict[tuple[str, str], Render],
+) -> None:
+    """profile: cluster: the MLflow server keeps artifacts in the bucket (no volume) and reads
+    it with keys from the existing Secret; every job gets the Spark master, its configuration
+    and output, the endpoint, and the same keys by reference."""
+    render = renders["modelops-platform", "cluster"]
+    values = render.values
+    _, mlflow = workload(render, "Deployment/modelops-cluster-mlflow")
+    server = mlflow["containers"][0]
+    assert "--artifacts-destination=s3://modelops-artifacts/mlflow" in server["args"]
+    assert not [v for v in mlflow.get("volumes", []) if "persistentVolumeClaim" in v]
+    assert not render.objects("PersistentVolumeClaim")
+    server_env = {e["name"]: e for e in server["env"]}
+    assert server_env["MLFLOW_S3_ENDPOINT_URL"]["value"] == values["s3"]["endpointUrl"]
+    for name, key in (
+        ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    ):
+        assert server_env[name]["valueFrom"]["secretKeyRef"] == {"name": "modelops-s3", "key": key}
+    cronjobs = render.objects("CronJob")
+    assert cronjobs
+    for cronjob in cronjobs:
+        container = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["MODELOPS_PROFILE"]["value"] == "cluster"
+        assert env["MODELOPS_SPARK_MASTER"]["value"] == "spark://spark-master.spark.svc:7077"
+        assert json.loads(env["MODELOPS_SPARK_CONF"]["value"]) == values["spark"]["conf"]
+        assert env["MODELOPS_SPARK_OUTPUT_URI"]["value"] == "s3a://modelops-artifacts/joins"
+        assert env["MODELOPS_S3_ENDPOINT_URL"]["value"] == values["s3"]["endpointUrl"]
+        assert env["AWS_DEFAULT_REGION"]["value"] == "eu-west-1"
+        assert "secretKeyRef" in env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]
+
+
+def test_the_production_profile_sets_no_spark_or_s3_variables(
+    renders: dict[tuple[str, str], Render],
+) -> None:
+    render = renders["modelops-platform", "production"]
+    for name, _, pod in pod_specs(render):
+        for container in pod["containers"]:
+            names = {e["name"] for e in container.get("env", [])}
+            assert not {
+                n for n in names if n.startswith(("MODELOPS_SPARK", "AWS_", "MLFLOW_S3"))
+            }, name
 
 
 # --- secrets: referenced, never inlined ----------------------------------------------------------
@@ -961,6 +1014,14 @@ REFUSED: list[tuple[str, dict[str, Any], str]] = [
         "mlflowTrackingUri",
     ),
     ("modelops-platform", {"image": {"tag": "latest"}}, "tag"),
+    (
+        "modelops-platform",
+        {"spark": {"conf": {"spark.hadoop.fs.s3a.secret.key": "hunter2"}}},
+        "conf",
+    ),
+    ("modelops-platform", {"s3": {"endpointUrl": "https://key:hunter2@minio:9000"}}, "endpointUrl"),
+    ("modelops-platform", {"s3": {"accessKey": "AKIA0000"}}, "accessKey"),
+    ("modelops-platform", {"profile": "embedded"}, "profile"),
     (
         "modelops-platform",
         {"securityContext": {"allowPrivilegeEscalation": True}},

@@ -136,7 +136,7 @@ Environment of the modelops CLI jobs: the production profile, every connection f
 */}}
 {{- define "platform.jobEnv" -}}
 - name: MODELOPS_PROFILE
-  value: production
+  value: {{ .Values.profile | quote }}
 - name: MODELOPS_ROOT
   value: {{ .Values.workdir | quote }}
 - name: MODELOPS_STATE_DIR
@@ -147,9 +147,43 @@ Environment of the modelops CLI jobs: the production profile, every connection f
 {{ include "platform.secretEnv" (dict "name" "MODELOPS_FEAST_REGISTRY_URL" "ref" .Values.secrets.feastRegistry) }}
 {{ include "platform.secretEnv" (dict "name" "MODELOPS_REDIS_CONNECTION" "ref" .Values.secrets.redis) }}
 {{ include "platform.secretEnv" (dict "name" "MODELOPS_LEDGER_KEY" "ref" .Values.secrets.ledgerKey) }}
+{{- if eq .Values.profile "cluster" }}
+- name: MODELOPS_SPARK_MASTER
+  value: {{ .Values.spark.master | quote }}
+- name: MODELOPS_SPARK_CONF
+  value: {{ toJson .Values.spark.conf | quote }}
+{{- with .Values.spark.outputUri }}
+- name: MODELOPS_SPARK_OUTPUT_URI
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.s3.endpointUrl }}
+- name: MODELOPS_S3_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{ include "platform.s3Env" . }}
 - name: HOME
   value: /tmp
 {{ include "platform.telemetryEnv" . }}
+{{- end }}
+
+{{/*
+S3 access of the MLflow server and the jobs: the endpoint and region as values, the keys from
+the existing Secret `s3.existingSecret` (none: workload identity). Renders nothing when unset.
+*/}}
+{{- define "platform.s3Env" -}}
+{{- with .Values.s3.endpointUrl }}
+- name: MLFLOW_S3_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.s3.region }}
+- name: AWS_DEFAULT_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.s3.existingSecret }}
+{{ include "platform.secretEnv" (dict "name" "AWS_ACCESS_KEY_ID" "ref" (dict "secretName" . "secretKey" $.Values.s3.accessKeyIdKey)) }}
+{{ include "platform.secretEnv" (dict "name" "AWS_SECRET_ACCESS_KEY" "ref" (dict "secretName" . "secretKey" $.Values.s3.secretAccessKeyKey)) }}
+{{- end }}
 {{- end }}
 
 {{/*

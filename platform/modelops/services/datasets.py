@@ -26,6 +26,7 @@ from modelops.core.errors import ConfigError, DataError, FeatureStoreError
 from modelops.core.fingerprint import DatasetFingerprint, fingerprint
 from modelops.core.splits import WINDOWS, TimeWindow, assign_windows
 from modelops.integrations import feast as feast_io
+from modelops.integrations import parquet
 from modelops.services.context import feature_repo
 from modelops.services.features import project_service
 
@@ -211,7 +212,16 @@ def build_training_set(
     built = _read_built(join_cache, key, windows) if join_cache is not None and key else None
     if built is None:
         with progress.stage(f"point-in-time join {'+'.join(windows)}", len(entity_frame)):
-            built = _build(store, service, project, entity_frame, windows, features, request_fields)
+            if settings.profile == "cluster":  # the join and its checks on Spark
+                from modelops.services.datasets_spark import build_on_spark
+
+                built = build_on_spark(
+                    settings, store, service, project, entity_frame, windows, request_fields
+                )
+            else:
+                built = _build(
+                    store, service, project, entity_frame, windows, features, request_fields
+                )
         if join_cache is not None and key is not None:
             _write_built(join_cache, key, built)
     built = dataclasses.replace(built, unlabelled_rows=unlabelled)
@@ -246,29 +256,48 @@ def _build(
 ) -> TrainingSet:
     """Join, measure and sort: everything of a training set that its join inputs determine
     (the checks against tolerances are :func:`_check`'s)."""
-    import pandas as pd
-
     spec = project.spec
     joined = _joined(store, service, entity_frame)
-    missing_segments = [s for s in spec.segments if s not in joined.columns]
+    _check_segments(project, joined)
+    stored = feast_io.batch_features(store, service)
+    window = joined["_window"]
+    reports = {}
+    for name in windows:
+        rows = (window == name).to_numpy(dtype=bool, na_value=False)
+        chosen = joined if rows.all() else joined[rows].reset_index(drop=True)
+        reports[name] = datachecks.join_report(chosen, stored)  # reads features and *_id only
+    availability = feast_io.availability_violations(
+        store, service, entity_frame[[spec.entity, "event_timestamp"]]
+    )
+    return assemble(project, joined, windows, features, request_fields, reports, availability)
+
+
+def _check_segments(project: Project, joined: pd.DataFrame) -> None:
+    missing_segments = [s for s in project.spec.segments if s not in joined.columns]
     if missing_segments:
         raise ConfigError(
             f"{project.spec_file}: field 'segments': {missing_segments} are neither label "
             "columns nor features"
         )
-    stored = feast_io.batch_features(store, service)
+
+
+def assemble(
+    project: Project,
+    joined: pd.DataFrame,
+    windows: tuple[str, ...],
+    features: list[str],
+    request_fields: list[str],
+    reports: dict[str, datachecks.JoinReport],
+    availability: list[datachecks.AvailabilityResult],
+) -> TrainingSet:
+    """The training set of joined rows (with their ``_window`` column) and their data checks:
+    each window's rows sorted by time and entity, and fingerprinted."""
+    import pandas as pd
+
+    _check_segments(project, joined)
     window = joined.pop("_window")
     in_window = {name: (window == name).to_numpy(dtype=bool, na_value=False) for name in windows}
-    reports = {
-        name: datachecks.join_report(
-            joined if rows.all() else joined[rows].reset_index(drop=True), stored
-        )
-        for name, rows in in_window.items()
-    }
-    availability = feast_io.availability_violations(
-        store, service, entity_frame[[spec.entity, "event_timestamp"]]
-    )
-    order = _time_order(joined, spec.entity)
+    order = _time_order(joined, project.spec.entity)
     frames = {}
     for name in windows:
         frame = joined.take(order[in_window[name][order]])
@@ -380,7 +409,7 @@ def _write_built(folder: Path, key: str, built: TrainingSet) -> None:
     dtypes: dict[str, list[list[str]]] = {}
     for name, frame in built.frames.items():
         path = folder / f"{key}.{name}.parquet"
-        _write_atomically(path, lambda p, f=frame: f.to_parquet(p, index=False))
+        _write_atomically(path, lambda p, f=frame: parquet.write_frame(f, p))
         files[name] = _file_sha256(path)
         dtypes[name] = [[str(c), str(t)] for c, t in frame.dtypes.items()]
     _write_json(
@@ -402,7 +431,6 @@ def _write_built(folder: Path, key: str, built: TrainingSet) -> None:
 def _read_built(folder: Path, key: str, windows: tuple[str, ...]) -> TrainingSet | None:
     """The training set cached under ``key``, or None (damaged files are discarded with a
     warning naming them)."""
-    import pandas as pd
 
     meta = _read_json(folder / f"{key}.json")
     if meta is None or meta.get("format") != _CACHE_FORMAT or set(meta["files"]) != set(windows):
@@ -416,7 +444,7 @@ def _read_built(folder: Path, key: str, windows: tuple[str, ...]) -> TrainingSet
                 raise ValueError(
                     f"sha256 {actual[:12]} does not match the recorded {meta['files'][name][:12]}"
                 )
-            frame = pd.read_parquet(path)
+            frame = _as_recorded(parquet.read_frame(path), meta["dtypes"][name])
             kinds = [[str(c), str(t)] for c, t in frame.dtypes.items()]
             if kinds != meta["dtypes"][name]:
                 raise ValueError("its columns or types differ from the ones recorded")
@@ -440,6 +468,20 @@ def _read_built(folder: Path, key: str, windows: tuple[str, ...]) -> TrainingSet
             for a in meta["availability"]
         ],
     )
+
+
+def _as_recorded(frame: pd.DataFrame, recorded: list[list[str]]) -> pd.DataFrame:
+    """Timestamp columns back in the unit (and zone) the cached frame had: files store
+    microseconds in UTC (:mod:`modelops.integrations.parquet`)."""
+    for column, dtype in recorded:
+        if (
+            column in frame.columns
+            and dtype.startswith("datetime64")
+            and str(frame[column].dtype) != dtype
+        ):
+            values = frame[column] if "UTC" in dtype else frame[column].dt.tz_localize(None)
+            frame[column] = values.astype(dtype)
+    return frame
 
 
 def _labels_digest(

@@ -384,7 +384,9 @@ def _prepare(
 def _write_release(directory: Path, prepared: _Prepared, manifest: Manifest) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     write_manifest(directory, manifest)
-    prepared.samples.to_parquet(directory / SAMPLES_FILE, index=False)
+    from modelops.integrations.parquet import write_frame
+
+    write_frame(prepared.samples, directory / SAMPLES_FILE)
     feast_dir = directory / FEATURE_REPO_DIR
     feast_dir.mkdir(exist_ok=True)
     for path in prepared.feast_files:

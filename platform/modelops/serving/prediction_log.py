@@ -156,7 +156,8 @@ class ParquetSink:
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
+
+        from modelops.integrations import parquet
 
         by_date: dict[date, list[dict[str, Any]]] = {}
         for row in rows:
@@ -168,7 +169,7 @@ class ParquetSink:
             self._sequence += 1
             name = f"part-{time.time_ns()}-{self._prefix}-{self._sequence:06d}.parquet"
             tmp = folder / f".{name}.tmp"
-            pq.write_table(table, tmp)
+            parquet.write_table(table, tmp)  # microseconds, UTC: Spark reads the log
             tmp.replace(folder / name)  # readers never see a half-written file
 
     def close(self) -> None:

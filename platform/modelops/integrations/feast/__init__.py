@@ -1,5 +1,6 @@
 """Feast, behind one adapter: the feature repository and its definitions (:mod:`.repo`,
-:mod:`.definitions`), the point-in-time join (:mod:`.join`) and the online read of a feature
+:mod:`.definitions`), the point-in-time join (:mod:`.join`; on Spark, :mod:`.spark_join`) and
+the online read of a feature
 service (:mod:`.online`). Callers import from here."""
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ from modelops.integrations.feast.repo import (
     online_features,
     open_store,
 )
+from modelops.integrations.feast.spark_join import (
+    ROW_ID,
+    SparkJoin,
+    spark_historical_features,
+)
 
 __all__ = [
     "JOIN_CHUNK_ROWS",
+    "ROW_ID",
     "DirectReader",
     "FeatureRepo",
     "MaterializedView",
     "OnlineRows",
     "SdkReader",
+    "SparkJoin",
     "TypedField",
     "apply",
     "availability_violations",
@@ -64,4 +72,5 @@ __all__ = [
     "service_features",
     "service_request_fields",
     "service_request_schema",
+    "spark_historical_features",
 ]

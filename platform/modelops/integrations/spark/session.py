@@ -119,6 +119,8 @@ def _alive(session: SparkSession) -> bool:
 
 
 def _python_for_workers(*, local: bool) -> None:
+    if local:  # a local master binds to the loopback address (and says nothing about it)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"):
         if local:
             os.environ[name] = sys.executable

@@ -15,6 +15,7 @@ from modelops.config.project import Project
 from modelops.config.settings import Settings
 from modelops.core import tags
 from modelops.integrations import mlflow as mlflow_io
+from modelops.integrations.parquet import read_frame, write_frame
 from modelops.services.monitor.common import (
     MAX_CATEGORIES,
     SCORE,
@@ -86,7 +87,6 @@ def _profile(frame: pd.DataFrame, features: list[str]) -> dict[str, dict[str, An
 
 def load_reference(settings: Settings, project: Project, lineage: Lineage, rows: int) -> Reference:
     """The version's reference: from the cache when its files check out, else rebuilt."""
-    import pandas as pd
 
     folder = reference_dir(settings, project.spec.name)
     key = f"v{lineage.version}-{(lineage.artifact_sha256 or 'nosha')[:12]}-{rows}"
@@ -98,7 +98,7 @@ def load_reference(settings: Settings, project: Project, lineage: Lineage, rows:
                 parquet
             ):
                 raise ValueError("checksum or format differs")
-            return Reference(pd.read_parquet(parquet), profile, parquet)
+            return Reference(read_frame(parquet), profile, parquet)
         except (OSError, ValueError) as exc:
             log.warning("rebuilding the monitoring reference %s (%s)", parquet, exc)
     return _build_reference(settings, project, lineage, rows, parquet, meta)
@@ -173,7 +173,7 @@ def _build_reference(
     )
     scorer = build_scorer(model, lineage.features)
     frame[SCORE] = scorer.score_columns({f: frame[f].to_numpy() for f in lineage.features})
-    _write_atomically(parquet, lambda p: frame.to_parquet(p, index=False))
+    _write_atomically(parquet, lambda p: write_frame(frame, p))
     profile["sha256"] = _sha256(parquet)
     _write_atomically(meta, lambda p: p.write_text(json.dumps(profile, indent=1)))
     return Reference(frame, profile, parquet)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelops.integrations.parquet import write_table
 from modelops.services.project_init.columns import AVAILABLE, CREATED, EVENT
 from modelops.services.project_init.features import Rows
 from modelops.services.project_init.layout import Layout
@@ -50,7 +51,6 @@ def write(
     import os
 
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     written = []
     for path, table in ((layout.features_table, features), (layout.labels_table, labels)):
@@ -58,7 +58,7 @@ def write(
         partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         # dictionary pages only where they pay (text); numbers would be tried and dropped
         strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
-        pq.write_table(table, partial, use_dictionary=strings)
+        write_table(table, partial, use_dictionary=strings)
         partial.replace(path)
         written.append(path)
     for path, text in texts.items():

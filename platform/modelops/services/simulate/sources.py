@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelops.config.project import Project
 from modelops.config.settings import Settings
+from modelops.integrations.parquet import write_table
 from modelops.services.simulate.errors import SimulationError
 from modelops.services.simulate.period import KEEP_DAYS, GeneratedPeriod, day_start
 
@@ -135,7 +136,7 @@ def append(path: Path, rows: pa.Table) -> None:
     combined = pa.concat_tables([current, added])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        pq.write_table(combined, tmp)
+        write_table(combined, tmp)  # timestamps as microseconds, UTC (Spark reads them)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
