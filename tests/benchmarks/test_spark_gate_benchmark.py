@@ -18,9 +18,10 @@ add ``20000000`` for the issue's largest holdout).
    segment decisions). It samples, every 0.2 s, the RSS of the Python driver and of the JVM
    (in local mode the JVM is driver and executors at once); the Python workers are reported
    apart.
-3. On the smallest size, one more process runs the single-machine path: the parquet read into
-   pandas, both models scored (``GateModel.scores``) and ``run_statistics`` (which adds the
-   permutation importance the Spark path does not compute: said in docs/benchmarks.md).
+3. When the smallest size is 1,000,000 rows, one more process runs the single-machine path:
+   the parquet read into pandas, both models scored (``GateModel.scores``) and
+   ``run_statistics`` (which adds the permutation importance the Spark path does not compute:
+   said in docs/benchmarks.md).
 
 Asserted: gate <= 2x floor at every size; the Python driver's peak RSS <= 2 GiB at every size
 and not growing with rows (largest/smallest peak <= 1.25). Printed: the times, their slope
@@ -259,7 +260,8 @@ def test_spark_gate_scales_linearly_within_twice_the_bare_scoring() -> None:
         _write(data, sizes[-1])
         print(f"\n{sizes[-1]:,} rows written as parquet in {time.perf_counter() - started:.0f} s")
         runs = {rows: _run("spark", data, rows) for rows in sizes}
-        single = _run("single", data, sizes[0])
+        # the single-machine comparison on 1M rows (the issue's), skipped for larger-only runs
+        single = _run("single", data, sizes[0]) if sizes[0] <= FILE_ROWS else None
     for rows, r in runs.items():
         rss = r["rss_gib"]
         print(
@@ -273,19 +275,25 @@ def test_spark_gate_scales_linearly_within_twice_the_bare_scoring() -> None:
     slope = _slope(xs, [runs[r]["gate_s"] for r in sizes])
     floor_slope = _slope(xs, [runs[r]["floor_s"] for r in sizes])
     print(f"slope: gate {slope:.1f} s per million rows, bare scoring {floor_slope:.1f}")
-    s = single
-    print(
-        f"single machine on {sizes[0]:,} rows: {s['total_s']:.1f} s (read {s['read_s']:.1f}, "
-        f"score {s['score_s']:.1f}, statistics with permutation importance "
-        f"{s['total_s'] - s['read_s'] - s['score_s']:.1f}); peak RSS {s['rss_gib']['driver']:.2f} "
-        f"GiB; Spark gate {runs[sizes[0]]['gate_s']:.1f} s"
-    )
+    if single is not None:
+        s = single
+        print(
+            f"single machine on {sizes[0]:,} rows: {s['total_s']:.1f} s (read {s['read_s']:.1f}, "
+            f"score {s['score_s']:.1f}, statistics with permutation importance "
+            f"{s['total_s'] - s['read_s'] - s['score_s']:.1f}); peak RSS "
+            f"{s['rss_gib']['driver']:.2f} GiB; Spark gate {runs[sizes[0]]['gate_s']:.1f} s"
+        )
+    missed = []
     for rows, r in runs.items():
         assert r["rows"] == rows
-        assert r["gate_s"] <= RATIO_TARGET * r["floor_s"], f"{rows:,}: gate over 2x the floor"
-        assert r["rss_gib"]["driver"] <= DRIVER_RSS_GIB, f"{rows:,}: driver RSS over 2 GiB"
+        if r["gate_s"] > RATIO_TARGET * r["floor_s"]:
+            missed.append(f"{rows:,}: gate {r['gate_s'] / r['floor_s']:.2f}x the floor, over 2x")
+        if r["rss_gib"]["driver"] > DRIVER_RSS_GIB:
+            missed.append(f"{rows:,}: driver RSS {r['rss_gib']['driver']:.2f} GiB, over 2 GiB")
     smallest, largest = runs[sizes[0]], runs[sizes[-1]]
-    assert largest["rss_gib"]["driver"] <= 1.25 * smallest["rss_gib"]["driver"]
+    if largest["rss_gib"]["driver"] > 1.25 * smallest["rss_gib"]["driver"]:
+        missed.append("driver RSS grows with rows")
+    assert not missed, "; ".join(missed)
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--worker":
