@@ -366,6 +366,13 @@ class RowSample:
         return picked[np.argsort(self.hashes[picked], kind="stable")]
 
 
+def _sum(histograms: list[ScoreHistogram]) -> ScoreHistogram:
+    total = histograms[0]
+    for h in histograms[1:]:
+        total = total.merge(h)
+    return total
+
+
 def _merge_maps(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for key, value in b.items():
@@ -425,14 +432,19 @@ class HoldoutStats:
             }
             return [{role: by_role[role][j] for role in roles} for j in range(count)]
 
-        overall = Slice(histograms(np.zeros(len(y), dtype=np.intp), 1)[0], sample_of(slice(None)))
         segments = {}
+        whole: dict[str, ScoreHistogram] | None = None
         for column, values in (segment_keys or {}).items():
             codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
-            for j, hists in enumerate(histograms(codes, len(uniques))):
+            parts = histograms(codes, len(uniques))
+            if whole is None and parts:  # the segments of one column partition the rows
+                whole = {role: _sum([p[role] for p in parts]) for role in roles}
+            for j, hists in enumerate(parts):
                 rows = np.flatnonzero(codes == j)
                 segments[f"{column}={uniques[j]}"] = Slice(hists, sample_of(rows))
-        return cls(roles, overall, segments)
+        if whole is None:
+            whole = histograms(np.zeros(len(y), dtype=np.intp), 1)[0]
+        return cls(roles, Slice(whole, sample_of(slice(None))), segments)
 
     def merge(self, other: HoldoutStats) -> HoldoutStats:
         if self.roles != other.roles:
