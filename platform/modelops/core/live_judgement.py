@@ -16,6 +16,9 @@ Two questions, each answered on the serving version's matured, labelled predicti
    ``previous - current`` (the gate's :func:`~modelops.core.stats.paired_interval`) must lie
    above zero. A previous version with the same artifact is the same model: never better.
 
+:func:`judge_drop_merged` answers the first question from statistics merged on Spark
+(:mod:`modelops.core.stats.mergeable`), by the same rule.
+
 Pure functions, no I/O.
 """
 
@@ -28,6 +31,7 @@ from typing import Any
 from modelops.core.metrics import CostModel, classification_metrics
 from modelops.core.stats.decide import DecisionKind, decide, describe
 from modelops.core.stats.interval import Interval, metric_interval, paired_interval
+from modelops.core.stats.mergeable import Slice, poisson_metric_interval
 
 LEVEL = 0.95
 """Confidence level of both intervals (two-sided; each rule reads one side)."""
@@ -330,3 +334,38 @@ def compare_shadow(
         beats=beats,
         detail=detail,
     )
+
+
+def judge_drop_merged(
+    metric: str,
+    labelled: Slice,
+    role: str,
+    gate_value: float,
+    *,
+    max_drop: float,
+    costs: CostModel,
+    min_positives: int = 1,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> LiveDrop:
+    """:func:`judge_drop` from merged statistics of the labelled predictions (``labelled``:
+    the serving version's scores as ``role``, reduced on Spark): the live metric from the
+    histogram, the interval from the Poisson bootstrap of the hash sample, the same rule."""
+    hist = labelled.histograms[role]
+    rows, positives = hist.rows, int(hist.positives.sum())
+    both = min(positives, rows - positives)
+    live = float(hist.metrics(costs).get(metric, math.nan)) if both > 0 else math.nan
+    if both < max(min_positives, 1):
+        interval = _no_interval(metric, rows, f"{both} labelled predictions of the rarer class")
+    else:
+        interval = poisson_metric_interval(
+            metric,
+            labelled,
+            role,
+            gate_value,
+            costs=costs,
+            level=LEVEL,
+            replicates=resamples,
+            seed=seed,
+        )
+    return from_interval(metric, live, gate_value, rows, positives, interval, max_drop)

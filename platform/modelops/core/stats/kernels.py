@@ -28,7 +28,7 @@ def _sorted_counts(rows: np.ndarray, rank: np.ndarray, n: int) -> np.ndarray:
 
 
 def _decision_metric(
-    metric: str, cells: np.ndarray, rows: int, costs: CostModel | None
+    metric: str, cells: np.ndarray, rows: int | np.ndarray, costs: CostModel | None
 ) -> np.ndarray:
     """A decision metric from confusion counts ``cells[..., (TN, FP, FN, TP)]`` of ``rows``."""
     import numpy as np
@@ -125,6 +125,28 @@ class Kernel:
             counts = _sorted_counts(rows, self.rank, self.n)
             return _weighted_ece(counts.astype(np.float64), self.sorted_s, self.sorted_y, m)
         return self._ranking(_sorted_counts(rows, self.bin_of_row, self.bins))
+
+    def weighted(self, weights: np.ndarray) -> np.ndarray:
+        """The metric on resamples given as row weights (integer multiplicities), shape
+        (resamples, n): a Poisson bootstrap's replicates, whose sizes differ. The same values
+        as :meth:`resampled` on rows repeated by their weights."""
+        import numpy as np
+
+        w = np.asarray(weights)
+        b, n = w.shape
+        sizes = w.sum(axis=1, dtype=np.int64)
+        if self.metric in ("log_loss", "brier"):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.asarray((w @ self.per_row) / sizes)
+        if self.metric in THRESHOLD_METRICS:
+            flat = (self.cell[None, :] + 4 * np.arange(b)[:, None]).ravel()
+            cells = np.bincount(flat, weights=w.ravel(), minlength=4 * b).reshape(b, 4)
+            return _decision_metric(self.metric, cells, sizes, self.costs)
+        if self.metric == "ece":
+            return np.array([self.resampled(np.repeat(np.arange(n), row)[None, :])[0] for row in w])
+        flat = (self.bin_of_row[None, :] + self.bins * np.arange(b)[:, None]).ravel()
+        binned = np.bincount(flat, weights=w.ravel(), minlength=b * self.bins)
+        return self._ranking(binned.reshape(b, self.bins).astype(np.int64))
 
     def _ranking(self, binned: np.ndarray) -> np.ndarray:
         """ROC-AUC or average precision from multiplicities, summed over positive rows only.
@@ -315,6 +337,11 @@ class Fixed:
 
         return np.full(len(removed), self.value)
 
+    def weighted(self, weights: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return np.full(np.atleast_2d(weights).shape[0], self.value)
+
 
 class Gain:
     """The statistic the bootstrap evaluates: ``sign * (candidate - reference)`` on resamples
@@ -338,6 +365,15 @@ class Gain:
                     self.candidate.resampled(batch) - self.reference.resampled(batch)
                 )
         return values if rows.ndim == 2 else values[0]
+
+    def weighted(self, weights: np.ndarray) -> np.ndarray:
+        """The gain on resamples given as row weights, shape (resamples, rows)."""
+        import numpy as np
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(
+                self.sign * (self.candidate.weighted(weights) - self.reference.weighted(weights))
+            )
 
     def jackknife(self) -> np.ndarray:
         """The gain without each row in turn, by row (what scipy's BCa jackknife computes)."""

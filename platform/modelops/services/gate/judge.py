@@ -36,6 +36,7 @@ from modelops.core.verdict import Verdict, inputs_key
 from modelops.services.datasets import TrainingSet
 from modelops.services.gate.latency import latency_finding, measure_latency
 from modelops.services.gate.leakage import feature_evidence, model_evidence
+from modelops.services.gate.merged import MergedStatistics
 from modelops.services.gate.models import GateModel
 from modelops.services.gate.statistics import Statistics, run_statistics, sibling_finding
 
@@ -68,14 +69,16 @@ def judge_holdout(
     actor: str,
     inputs: dict[str, Any],
     candidate_tags: dict[str, str],
+    merged: MergedStatistics | None = None,
 ) -> Verdict:
     """Every rule on the scored holdout: metrics, intervals, segments, leakage, latency.
     ``models``: (candidate, reference, sibling); ``candidate_tags``: what its training recorded
-    (validation ROC-AUCs, training category rates: leakage evidence)."""
+    (validation ROC-AUCs, training category rates: leakage evidence); ``merged``: the
+    statistics computed on Spark under the cluster profile (:mod:`.merged`)."""
     candidate, reference, sibling = models
     p = project.spec.promotion
     label = frame[project.spec.label.column].to_numpy()
-    stats = run_statistics(project, frame, label, scores, candidate, reference, sibling)
+    stats = run_statistics(project, frame, label, scores, candidate, reference, sibling, merged)
     latency = measure_latency(frame, candidate, reference)
     c_eval = dataclasses.replace(
         stats.candidate, latency_ms_p50=latency.candidate_p50, latency_ms_p95=latency.candidate_p95

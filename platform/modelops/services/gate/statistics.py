@@ -26,6 +26,7 @@ from modelops.core.metrics import (
     segment_rows,
 )
 from modelops.core.stats import Interval, SegmentReport, decide, paired_interval, segment_decisions
+from modelops.services.gate.merged import MergedStatistics
 from modelops.services.gate.models import GateModel
 
 if TYPE_CHECKING:
@@ -131,9 +132,14 @@ def run_statistics(
     candidate: GateModel,
     reference: GateModel,
     sibling: GateModel | None,
+    merged: MergedStatistics | None = None,
 ) -> Statistics:
     """Intervals, segment decisions, metrics and importance; returns once every thread is done,
-    so that latency can be timed with nothing else running."""
+    so that latency can be timed with nothing else running. ``merged``: the metrics, primary
+    interval and segment decisions already computed from statistics merged on Spark (the
+    cluster profile, :mod:`.merged`), used instead of this process's own."""
+    if merged is not None:
+        return _with_merged(project, frame, label, scores, candidate, sibling, merged)
     spec = project.spec
     p = spec.promotion
     primary = spec.primary_metric
@@ -188,6 +194,43 @@ def run_statistics(
             reference=r_eval,
             interval=primary_run.result(),
             segments=segments_run.result() if segments_run is not None else None,
+            sibling=pair,
+            sibling_interval=sibling_run.result() if sibling_run is not None else None,
+            importance=importance,
+        )
+
+
+def _with_merged(
+    project: Project,
+    frame: pd.DataFrame,
+    label: np.ndarray,
+    scores: dict[str, np.ndarray],
+    candidate: GateModel,
+    sibling: GateModel | None,
+    merged: MergedStatistics,
+) -> Statistics:
+    """The statistics of the merged path, with the sibling and importance measured here."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-statistics") as pool:
+        c_scores = scores["candidate"]
+        pair, sibling_run = (
+            _sibling_run(
+                pool, project, frame, label, candidate, sibling, (c_scores, score_order(c_scores))
+            )
+            if sibling is not None
+            else (None, None)
+        )
+        importance = permutation_shares(
+            candidate,
+            frame[candidate.features],
+            label,
+            sample=LEAKAGE_SAMPLE,
+            repeats=LEAKAGE_REPEATS,
+        )
+        return Statistics(
+            candidate=merged.candidate,
+            reference=merged.reference,
+            interval=merged.interval,
+            segments=merged.segments,
             sibling=pair,
             sibling_interval=sibling_run.result() if sibling_run is not None else None,
             importance=importance,

@@ -20,6 +20,7 @@ from modelops.services.gate.errors import EvaluationError
 from modelops.services.gate.join import join, verdict_inputs
 from modelops.services.gate.judge import judge_holdout
 from modelops.services.gate.lookup import feature_changes, load, lookup, recorded_verdict
+from modelops.services.gate.merged import spark_statistics
 from modelops.services.gate.models import GateModel
 from modelops.services.gate.record import record as record_verdict
 from modelops.services.gate.score import score
@@ -77,9 +78,27 @@ def _validate(
         frame = data.frames["holdout"]
         with progress.stage(f"score {len(models)} models on the holdout", len(frame)):
             scores = score(frame, models, spec.feature_service, ctx.served)
+        merged = None
+        if ctx.settings.profile == "cluster":  # metrics, intervals and segments on Spark
+            with progress.stage(f"statistics on Spark ({ctx.settings.spark_master})", len(frame)):
+                try:
+                    merged = spark_statistics(
+                        ctx.settings, ctx.project, frame, candidate, reference
+                    )
+                except (ValueError, RuntimeError) as exc:  # a worker's failure, in one line
+                    raise EvaluationError(f"statistics on Spark: {exc}") from exc
         with progress.stage("judge: intervals, segments, leakage, latency", len(frame)):
             verdict = judge_holdout(
-                ctx.project, frame, scores, trio, data, as_of, ctx.actor, inputs, candidate_tags
+                ctx.project,
+                frame,
+                scores,
+                trio,
+                data,
+                as_of,
+                ctx.actor,
+                inputs,
+                candidate_tags,
+                merged,
             )
         verdict.evidence.update(_evidence(ctx, changes, models))
         if not candidate.run_id:
