@@ -755,10 +755,16 @@ def _no_scoring(*args: Any, **kwargs: Any) -> Any:
 
 
 def test_a_verdict_is_reused_where_the_reference_and_holdout_are_the_same(
-    platform_: Settings, trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    platform_: Settings,
+    trained: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """dev and staging both held by the same version: the staging verdict is dev's, not a
-    second scoring; recorded as reused, with its origin, and it promotes."""
+    second scoring; recorded as reused, with its origin, and it promotes. The progress line
+    names the verdict it reuses (not the new id as if it had been recorded before)."""
+    import logging
+
     from modelops.services.gate import validation
 
     _seed(platform_, trained["noisy"], ("dev", "staging"))
@@ -766,7 +772,13 @@ def test_a_verdict_is_reused_where_the_reference_and_holdout_are_the_same(
     measured = gate.validate(platform_, PROJECT, candidate, against="dev")
     assert measured.passed, measured.failed_rules
     monkeypatch.setattr(validation, "score", _no_scoring)
-    reused = gate.validate(platform_, PROJECT, candidate, against="staging")
+    with caplog.at_level(logging.INFO, logger=validation.log.name):
+        reused = gate.validate(platform_, PROJECT, candidate, against="staging")
+    said = [r.getMessage() for r in caplog.records if r.name == validation.log.name]
+    assert said == [
+        f"verdict {measured.id} of dev judged the same candidate, reference and holdout: "
+        f"reusing its measurements as verdict {reused.id}"
+    ]
     assert (reused.environment, reused.passed) == ("staging", True)
     assert reused.id != measured.id and reused.rules == measured.rules
     assert reused.reference.role == "staging" and reused.reference.version == trained["noisy"]

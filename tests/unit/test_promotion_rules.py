@@ -113,6 +113,22 @@ def test_each_rule_refuses_with_its_reason(changes: dict[str, object], said: str
     assert reason is not None and said in reason
 
 
+def test_a_missing_approval_names_approver_when_the_default_approver_would_be_refused() -> None:
+    """Whoever runs promote (the default approver) validated v4: the first refusal already says
+    that someone else must approve, instead of a second refusal after --approve."""
+    reason = rules.refusal(_facts(approval_approve=False, approval_approver="ci"))
+    assert reason == (
+        "production needs an explicit approval by someone who neither trained nor validated "
+        "v4: --approve --approver NAME --reason TEXT"
+    )
+    plain = "production needs an explicit approval: --approve --reason TEXT"
+    assert rules.refusal(_facts(approval_approve=False)) == plain
+    allowed = _facts(
+        approval_approve=False, approval_approver="ci", approval_allow_self_approval=True
+    )
+    assert rules.refusal(allowed) == plain
+
+
 def test_rules_that_cannot_be_proved_either_way_do_not_refuse() -> None:
     assert rules.refusal(_facts(verdict_signed=None)) is None  # no ledger key
     assert rules.refusal(_facts(below=None, held_below=False)) is None  # first environment

@@ -190,12 +190,28 @@ def _unsigned(f: PromotionFacts) -> str | None:
     )
 
 
+def _involved(f: PromotionFacts) -> list[str]:
+    """What the approver did to this version ("trained", "validated"): none, unless self-approval
+    is allowed, for the approval to count."""
+    a = f.approval
+    assert f.verdict is not None
+    if a.allow_self_approval or not a.approver:
+        return []
+    people = (("trained", a.trained_by), ("validated", f.verdict.actor))
+    return [role for role, who in people if same_person(who, a.approver)]
+
+
 def _approval(f: PromotionFacts) -> str | None:
     a = f.approval
     assert f.verdict is not None
     if not a.required:
         return None
     if not a.approve:
+        if _involved(f):  # the approval would be refused next: say what it needs at once
+            return (
+                f"{f.environment} needs an explicit approval by someone who neither trained nor "
+                f"validated v{f.version}: --approve --approver NAME --reason TEXT"
+            )
         return f"{f.environment} needs an explicit approval: --approve --reason TEXT"
     if not a.approver:
         return "approval needs an approver: --approver, MODELOPS_ACTOR or git config user.name"
@@ -206,10 +222,7 @@ def _approval(f: PromotionFacts) -> str | None:
             f"{a.approver} is not an approver of {f.environment} (approvers: "
             f"{', '.join(a.approvers) or 'none'}; approvers.{f.environment} in modelops.yaml)"
         )
-    if a.allow_self_approval:
-        return None
-    people = (("trained", a.trained_by), ("validated", f.verdict.actor))
-    involved = [role for role, who in people if same_person(who, a.approver)]
+    involved = _involved(f)
     if not involved:
         return None
     return (

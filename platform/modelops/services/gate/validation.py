@@ -70,7 +70,17 @@ def _validate(
         inputs = verdict_inputs(ctx, trio, data, current_views, allow_feature_change)
         previous = recorded_verdict(ctx, version, inputs)
         if previous is not None:
-            log.info("same inputs as verdict %s: returning it", previous.id)
+            origin = previous.evidence.get("reused_from")
+            if origin:  # measured for another environment: a new id, the same measurements
+                log.info(
+                    "verdict %s of %s judged the same candidate, reference and holdout: "
+                    "reusing its measurements as verdict %s",
+                    origin.get("verdict_id"),
+                    origin.get("environment"),
+                    previous.id,
+                )
+            else:
+                log.info("same inputs as verdict %s: returning it", previous.id)
             if ctx.record:
                 record_verdict(client, ctx, previous, None, reused=True)
             return previous
