@@ -256,15 +256,20 @@ class Predictor:
                 )
         present = [i for i in range(len(rows)) if not read.missing[i]]
         names = model.entry.feature_names
-        features = [
-            {name: read.columns.get(name, [None] * len(rows))[i] for name in names} for i in present
-        ]
+        empty = [None] * len(rows)
+        columns = {name: read.columns.get(name, empty) for name in names}
+        if len(present) < len(rows):
+            columns = {name: [values[i] for i in present] for name, values in columns.items()}
+        features = (
+            [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+            if names
+            else [{} for _ in present]
+        )
         flagged = _range_check(manifest, model, rows, features, present, request_names, batch)
         try:
             if len(present) == 1 and not batch:
                 scores = [model.scorer.score_one(features[0])]
             elif present:
-                columns = {name: [row[name] for row in features] for name in names}
                 scores = [float(s) for s in model.scorer.score_columns(columns)]
             else:
                 scores = []
