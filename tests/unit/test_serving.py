@@ -400,7 +400,7 @@ def test_predict_scores_from_online_features(tmp_path: Path, models: dict[str, A
     assert log.flush()
     row = sink.batches[-1][-1]
     assert row["request_id"] == "r-1" and row["model_version"] == "7"
-    assert '"amount": 200.0' in row["features"] and '"amount_sent": 9.0' in row["request"]
+    assert '"amount":200.0' in row["features"] and '"amount_sent":9.0' in row["request"]
     assert row["score"] == answer["score"] and row["environment"] == "dev"
 
 

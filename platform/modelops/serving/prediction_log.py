@@ -24,7 +24,6 @@ carries the serving package and nothing of the platform's CLI or ledger.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -36,6 +35,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic_core import to_json
 
 if TYPE_CHECKING:
     from modelops.core.scorer import Scorer
@@ -95,12 +96,17 @@ class PredictionRecord:
         copied every dict, 21 % of a batch's CPU), the JSON columns serialised."""
         values = {name: getattr(self, name) for name in _RECORD_FIELDS}
         for name in JSON_COLUMNS:
-            values[name] = None if values[name] is None else _JSON.encode(values[name])
+            values[name] = None if values[name] is None else _json(values[name])
         return values
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(PredictionRecord))
-_JSON = json.JSONEncoder(default=str)  # json.dumps(default=...) built an encoder per call
+
+
+def _json(value: dict[str, Any]) -> str:
+    """Compact JSON by pydantic's serialiser (Rust): ``json.dumps`` was 40 % of the writer's
+    time; a value it cannot serialise is written as its ``str``, NaN as ``NaN`` (as before)."""
+    return to_json(value, fallback=str).decode()
 
 
 class Shadow(Protocol):
@@ -156,6 +162,7 @@ class ParquetSink:
         self._schema = _arrow_schema()
         self._prefix = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._sequence = 0
+        self._folders: set[Path] = set()
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
@@ -166,7 +173,9 @@ class ParquetSink:
             by_date.setdefault(row["logged_at"].astimezone(UTC).date(), []).append(row)
         for day, day_rows in sorted(by_date.items()):
             folder = self.directory / f"date={day.isoformat()}"
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder not in self._folders or not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                self._folders.add(folder)
             table = pa.Table.from_pylist(day_rows, schema=self._schema)
             self._sequence += 1
             name = f"part-{time.time_ns()}-{self._prefix}-{self._sequence:06d}.parquet"
