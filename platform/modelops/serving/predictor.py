@@ -381,7 +381,7 @@ def _accepted(model: ServedModel, margin: float) -> dict[str, tuple[float, float
     if cached is None:
         if len(_ACCEPTED) >= 8:  # reloads: the models swapped out are not kept alive
             _ACCEPTED.clear()
-        ranges = model.entry.feature_ranges
+        ranges = model.entry.feature_ranges or {}
         cached = _ACCEPTED[key] = (model, bounds(ranges, margin, ranges))
     return cached[1]
 
