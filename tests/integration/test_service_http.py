@@ -423,3 +423,75 @@ def test_promotion_is_swapped_in_without_dropping_requests(server: dict[str, Any
     metrics = urllib.request.urlopen(f"{url}/metrics", timeout=10).read().decode()
     reloads = [m for m in metrics.splitlines() if m.startswith("modelops_reloads_total{")]
     assert any('outcome="swapped"' in line for line in reloads), reloads
+
+
+def test_sigterm_writes_every_logged_prediction_before_the_service_exits(
+    trained: dict[str, Any],
+) -> None:
+    """The prediction log is written in batches off the request path; a service stopped
+    (SIGTERM to ``modelops serve``, as Kubernetes stops a pod) writes what it still holds before
+    it exits. The flush interval here is an hour: every row found was written at shutdown."""
+    root: Path = trained["root"]
+    settings: Settings = trained["settings"]
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BENTOML_")},
+        "MODELOPS_ROOT": str(root),
+        "MODELOPS_ACTOR": "tester",
+        "MODELOPS_SERVING_LOG_FLUSH_SECONDS": "3600",
+        "MODELOPS_SERVING_LOG_FLUSH_ROWS": "100000",
+    }
+    started = datetime.now(UTC)
+    log_path = root / "serve-sigterm.log"
+    command = [sys.executable, "-m", "modelops", "serve", PROJECT, "--env", "staging"]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--entities", "60"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    items = trained["items"]
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            with contextlib.suppress(OSError):
+                if _request(f"{url}/readyz")[0] == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the service did not become ready:\n{log_path.read_text()[-4000:]}")
+            time.sleep(1)
+        expected = set()
+        for i in range(40):
+            request_id = f"sigterm-{i}"
+            status, answer = _request(f"{url}/predict", {**items[i % len(items)], "request_id": i})
+            assert status == 422, answer  # a number is not a request id: refused, not logged
+            status, answer = _request(
+                f"{url}/predict", {**items[i % len(items)], "request_id": request_id}
+            )
+            assert status == 200, answer
+            expected.add(request_id)
+        status, answer = _request(
+            f"{url}/predict_batch", {"entities": items[:5], "request_id": "sigterm-batch"}
+        )
+        assert status == 200, answer
+        expected |= {f"sigterm-batch-{i}" for i in range(5)}
+        before = read_prediction_log(
+            settings.resolved_prediction_log, started, datetime.now(UTC) + timedelta(minutes=1)
+        )
+        assert not expected & set(before.get("request_id", [])), "written before the shutdown"
+        os.kill(process.pid, signal.SIGTERM)  # to modelops serve alone, as in a pod
+        assert process.wait(60) is not None
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    logged = read_prediction_log(
+        settings.resolved_prediction_log, started, datetime.now(UTC) + timedelta(minutes=1)
+    )
+    found = expected & set(logged.get("request_id", []))
+    assert found == expected, (
+        f"{len(expected - found)} predictions lost at shutdown:\n{log_path.read_text()[-3000:]}"
+    )

@@ -400,7 +400,7 @@ def test_predict_scores_from_online_features(tmp_path: Path, models: dict[str, A
     assert log.flush()
     row = sink.batches[-1][-1]
     assert row["request_id"] == "r-1" and row["model_version"] == "7"
-    assert '"amount": 200.0' in row["features"] and '"amount_sent": 9.0' in row["request"]
+    assert '"amount":200.0' in row["features"] and '"amount_sent":9.0' in row["request"]
     assert row["score"] == answer["score"] and row["environment"] == "dev"
 
 
@@ -612,6 +612,46 @@ def test_log_flushes_after_flush_seconds() -> None:
         time.sleep(0.01)
     assert [len(b) for b in sink.batches] == [1]
     log.close()
+
+
+def test_log_wakes_its_writer_per_batch_not_per_record() -> None:
+    """A thread woken per request costs a context switch and a GIL hand-over on the request
+    path; the writer wakes when a batch is full, on its timer, or when asked to flush."""
+    sink = MemorySink()
+    log = PredictionLog(sink, flush_rows=50, flush_seconds=60)
+    time.sleep(0.05)  # the writer is waiting
+    for i in range(49):
+        assert log.submit(_record(i))
+    time.sleep(0.05)
+    assert log.stats.wakeups == 0 and not sink.batches  # 49 records: nobody woken
+    assert log.submit(_record(49))  # the 50th fills a batch
+    deadline = time.monotonic() + 5
+    while not sink.batches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [len(b) for b in sink.batches] == [50] and log.stats.wakeups == 1
+    for i in range(3):
+        log.submit(_record(100 + i))
+    assert log.flush()
+    assert [len(b) for b in sink.batches] == [50, 3] and log.stats.wakeups == 2
+    log.close()
+    assert log.stats.written == 53
+
+
+def test_settle_heap_puts_what_start_up_loaded_out_of_the_collectors_reach() -> None:
+    """A full collection walks every tracked object; after ``settle_heap`` the ones alive at
+    start-up are frozen, so a collection during traffic no longer walks them."""
+    import gc
+
+    from modelops.serving.startup import settle_heap
+
+    loaded = [{"row": i, "values": [i, str(i)]} for i in range(100_000)]  # a start-up's objects
+    before = gc.get_freeze_count()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() >= before + 2 * len(loaded)
+        assert not any(o is loaded[0] for o in gc.get_objects(generation=2))
+    finally:
+        gc.unfreeze()
 
 
 def test_log_never_blocks_the_request_path() -> None:

@@ -256,6 +256,77 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_closes() -> None:
     assert json.loads(answers[1]["body"])["field"] == "(body)"
 
 
+def test_the_guard_answers_valid_predictions_itself_with_the_model_it_validated() -> None:
+    """The fast path: BentoML's handler (a second parse and validation, a thread hop, the
+    response model) never runs for a request the guard can answer; the answer gets the request
+    model the guard validated (``7.0`` already the integer 7), a batch on another thread."""
+    loop_thread = threading.get_ident()
+    seen: list[tuple[str, Any, bool]] = []
+
+    async def bentoml(scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("path") in ("/predict", "/predict_batch"):
+            raise AssertionError("BentoML's route ran for a request the guard answers")
+        await _echo(scope, receive, send)
+
+    def answer(path: str, request: Any) -> tuple[int, dict[str, Any]] | None:
+        seen.append((path, request.model_dump(), threading.get_ident() == loop_thread))
+        if path == "/predict" and request.account_id == 404:
+            return 404, {"error": "no online features", "field": "account_id", "detail": []}
+        return 200, {"path": path, "score": 0.25}
+
+    def run(guard: RequestGuard, path: str, body: bytes) -> tuple[int, Any]:
+        """One request through the guard on this thread's event loop."""
+        messages: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            messages.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "headers": [(b"content-type", b"application/json")],
+        }
+        asyncio.run(guard(scope, receive, send))
+        return messages[0]["status"], json.loads(messages[1]["body"])
+
+    routes = contract(_manifest(), "svc").routes
+    limits = {"/predict": 4096, "/predict_batch": 4096}
+    guard = RequestGuard(
+        bentoml, routes, limits, answer=answer, threaded=frozenset({"/predict_batch"})
+    )
+    item = {"account_id": 7.0, "amount_sent": 12.5, "channel": "web", "hour": 3}
+    assert run(guard, "/predict", json.dumps(item).encode()) == (
+        200,
+        {"path": "/predict", "score": 0.25},
+    )
+    path, request, on_loop = seen[-1]
+    assert (path, request["account_id"], type(request["account_id"]), on_loop) == (
+        "/predict",
+        7,
+        int,
+        True,
+    )
+    status, body = run(guard, "/predict", json.dumps({**item, "account_id": 404}).encode())
+    assert status == 404 and body["field"] == "account_id"
+    batch = json.dumps({"entities": [item, {**item, "account_id": 8}]}).encode()
+    assert run(guard, "/predict_batch", batch)[0] == 200
+    path, request, on_loop = seen[-1]
+    assert path == "/predict_batch" and not on_loop
+    assert [e["account_id"] for e in request["entities"]] == [7, 8]
+    assert request["request_id"] is None
+    calls = len(seen)
+    assert run(guard, "/predict", b'{"account_id": "x"}')[0] == 422  # refused before any answer
+    assert len(seen) == calls
+    # an answer that declines (None: the service not started, or BentoML's access log or spans
+    # asked for) passes the request on with its body replayed
+    passed = RequestGuard(_echo, routes, limits, answer=lambda path, request: None)
+    assert run(passed, "/predict", json.dumps(item).encode()) == (200, {})
+
+
 def test_the_guard_serves_the_document_of_the_current_contract() -> None:
     current = [contract(_manifest(ranges=RANGES), "svc")]
     guard = RequestGuard(

@@ -26,7 +26,8 @@ variable                                   meaning (default)
 ``MODELOPS_SERVING_LOG_FLUSH_SECONDS``     longest wait before a write (1.0)
 ``MODELOPS_SERVING_LOG_QUEUE``             queued rows before new ones are dropped, counted (100000)
 ``MODELOPS_SERVING_WORKERS``               worker processes (1)
-``MODELOPS_SERVING_THREADS``               request threads per worker (4)
+``MODELOPS_SERVING_THREADS``               request threads per worker, for the routes BentoML
+                                           answers (4; see ``modelops.serving.service``)
 ``MODELOPS_SERVING_ACCESS_LOG``            ``true`` turns BentoML's per-request access log on
 ``MODELOPS_SERVING_ENVIRONMENT``           environment name shown in metrics and the log
 ``MODELOPS_SERVING_PROJECT``               the project the release must be of (the Helm chart

@@ -19,6 +19,10 @@ BentoML sees it, with one JSON shape naming the field::
 - 422: missing, extra or mistyped fields, non-finite numbers, a request field outside its
   training range (``serving.out_of_range: refuse``).
 
+A valid request is handed to ``answer`` when one is given (the service's fast path: the
+predictor called on the event loop with the model the guard validated, the answer written as
+JSON); else, or when ``answer`` declines, the request (its body replayed) goes on to BentoML.
+
 It also answers ``GET`` of the service's own OpenAPI document (:mod:`modelops.serving.openapi`)
 in place of BentoML's, whose generator drops ``null`` from every optional type.
 """
@@ -41,6 +45,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from pydantic_core import to_json
 
 from modelops.serving.manifest import InputField, Manifest
 
@@ -49,6 +54,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Answer = Callable[[str, BaseModel], tuple[int, dict[str, Any]] | None]
+"""``(path, validated request) -> (status, JSON body)``, or None to pass the request on."""
 
 INT64 = (-(2**63), 2**63 - 1)
 MAX_STRING = 256
@@ -229,7 +236,11 @@ def error_body(message: str, field: str | None) -> dict[str, Any]:
 
 async def respond(send: Send, status: int, body: dict[str, Any], *, close: bool = False) -> None:
     """Send a complete JSON response (``close``: and end the connection after it)."""
-    payload = json.dumps(body).encode()
+    await send_json(send, status, json.dumps(body).encode(), close=close)
+
+
+async def send_json(send: Send, status: int, payload: bytes, *, close: bool = False) -> None:
+    """Send ``payload``, a JSON document, as a complete response."""
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
@@ -255,6 +266,9 @@ class RequestGuard:
         on_reject: called with the path and status of every refused request (metrics).
         body_timeout: seconds the whole body may take to arrive once the app has the request.
         documents: a function returning ``GET`` path → JSON document the guard answers itself.
+        answer: answers a valid request itself (:data:`Answer`); None passes it on.
+        threaded: paths whose ``answer`` runs in a thread rather than on the event loop
+            (a batch: a long call would hold every other request, probes too).
     """
 
     def __init__(
@@ -265,6 +279,8 @@ class RequestGuard:
         on_reject: Callable[[str, int], None] | None = None,
         body_timeout: float = 10.0,
         documents: Callable[[], Mapping[str, bytes]] | None = None,
+        answer: Answer | None = None,
+        threaded: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self._routes = routes if callable(routes) else (lambda: routes)
@@ -272,6 +288,8 @@ class RequestGuard:
         self.on_reject = on_reject or (lambda path, status: None)
         self.body_timeout = body_timeout
         self._documents = documents or (lambda: {})
+        self._answer = answer
+        self._threaded = threaded
 
     @property
     def routes(self) -> Mapping[str, type[BaseModel]]:
@@ -326,10 +344,23 @@ class RequestGuard:
             )
             return
         try:
-            routes[path].model_validate_json(body)
+            request = routes[path].model_validate_json(body)
         except ValidationError as exc:
             status, payload = validation_body(exc)
             await self._refuse(send, path, status, payload)
+            return
+        answered = None
+        if self._answer is not None:
+            if path in self._threaded:
+                import anyio.to_thread
+
+                answered = await anyio.to_thread.run_sync(self._answer, path, request)
+            else:
+                answered = self._answer(path, request)
+        if answered is not None:
+            status, answer = answered
+            # serialised as BentoML's response models were: pydantic's serialiser, in Rust
+            await send_json(send, status, to_json(answer, inf_nan_mode="null"))
             return
         sent = False
 

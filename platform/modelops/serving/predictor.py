@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.core.errors import DataError, ModelopsError, ServiceUnavailableError
-from modelops.core.ranges import outside
+from modelops.core.ranges import bounds, outside_bounds
 from modelops.core.skew import describe_entity
 from modelops.serving import artifact
 from modelops.serving.artifact import model_folder
@@ -256,15 +256,20 @@ class Predictor:
                 )
         present = [i for i in range(len(rows)) if not read.missing[i]]
         names = model.entry.feature_names
-        features = [
-            {name: read.columns.get(name, [None] * len(rows))[i] for name in names} for i in present
-        ]
+        empty = [None] * len(rows)
+        columns = {name: read.columns.get(name, empty) for name in names}
+        if len(present) < len(rows):
+            columns = {name: [values[i] for i in present] for name, values in columns.items()}
+        features = (
+            [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+            if names
+            else [{} for _ in present]
+        )
         flagged = _range_check(manifest, model, rows, features, present, request_names, batch)
         try:
             if len(present) == 1 and not batch:
                 scores = [model.scorer.score_one(features[0])]
             elif present:
-                columns = {name: [row[name] for row in features] for name in names}
                 scores = [float(s) for s in model.scorer.score_columns(columns)]
             else:
                 scores = []
@@ -344,10 +349,10 @@ def _range_check(
     ranges = model.entry.feature_ranges
     if not ranges:
         return {}
-    margin = manifest.serving.range_margin
+    accepted = _accepted(model, manifest.serving.range_margin)
     flagged: dict[int, list[str]] = {}
     for k, i in enumerate(present):
-        found = outside(ranges, margin, {**features[k], **rows[i]})
+        found = outside_bounds(accepted, {**features[k], **rows[i]})
         if not found:
             continue
         if manifest.serving.out_of_range == "refuse":
@@ -363,6 +368,22 @@ def _range_check(
             )
         flagged[i] = [o.feature for o in found]
     return flagged
+
+
+_ACCEPTED: dict[tuple[int, float], tuple[ServedModel, dict[str, tuple[float, float]]]] = {}
+
+
+def _accepted(model: ServedModel, margin: float) -> dict[str, tuple[float, float]]:
+    """The accepted interval of each feature of ``model``, computed once per model (the
+    model is kept in the cache beside them, so its id is never reused while cached)."""
+    key = (id(model), margin)
+    cached = _ACCEPTED.get(key)
+    if cached is None:
+        if len(_ACCEPTED) >= 8:  # reloads: the models swapped out are not kept alive
+            _ACCEPTED.clear()
+        ranges = model.entry.feature_ranges or {}
+        cached = _ACCEPTED[key] = (model, bounds(ranges, margin, ranges))
+    return cached[1]
 
 
 def _since(started: float) -> float:

@@ -11,12 +11,15 @@ every few seconds with the port open and unanswered. Hence:
   to stop (SIGTERM: it stops every worker and closes the port) and exits; the main process
   (:func:`exit_refused_at_exit`) then prints the line and exits with :data:`EXIT_REFUSED`
   rather than 0.
+
+Once started, :func:`settle_heap` freezes what start-up loaded out of the collector's reach.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -86,3 +89,12 @@ def exit_refused_at_exit() -> None:
         os._exit(EXIT_REFUSED)
 
     atexit.register(check)
+
+
+def settle_heap() -> None:
+    """Collect once, then move every object alive to the permanent generation (``gc.freeze``):
+    what start-up loaded (Feast, pandas, LightGBM, BentoML, the models) is never walked by a
+    collection again. A full collection walked those ~300,000 objects in 0.1 to 0.6 s, during
+    which the worker answered nothing: the p99 of a busy service (issue 17)."""
+    gc.collect()
+    gc.freeze()
