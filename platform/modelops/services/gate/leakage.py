@@ -31,14 +31,19 @@ MIN_BIN_ROWS = 100
 PSEUDO = 0.5  # rows of each class added to every bin: a small bin is never pure by chance
 
 
-def _auc(score: np.ndarray, y: np.ndarray) -> float:
-    """ROC-AUC of ``score`` for the 0/1 labels ``y`` (ties count half), by mid-ranks."""
-    from scipy.stats import rankdata
+def _sorted_auc(ordered: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC of the already sorted ``ordered`` values for their 0/1 ``labels`` (ties count
+    half), by mid-ranks: one sort serves the AUC, the distinct values and the bin edges."""
+    import numpy as np
 
-    positives = int(y.sum())
-    negatives = len(y) - positives
-    ranks = rankdata(score)
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(ordered)]
+    mid_ranks = (starts + 1 + ends) / 2.0  # ranks start + 1 .. end share their mean
+    group_positives = np.add.reduceat(labels, starts)
+    rank_sum = float((mid_ranks * group_positives).sum())
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
 
 def _balanced_rates(pos: np.ndarray, neg: np.ndarray, p: float, n: float) -> np.ndarray:
@@ -57,14 +62,12 @@ def _extreme(rates: np.ndarray) -> np.ndarray:
     return (rates >= DECIDED_RATE) | (rates <= 1.0 - DECIDED_RATE)
 
 
-def _balanced_edges(values: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray:
-    """Inner bin edges at equal steps of the class-balanced mass (each class weighs one half):
-    a rare class gets as many bins as the common one, and a value holding most rows (zero, say)
-    does not swallow the others."""
+def _balanced_edges(ordered: np.ndarray, labels: np.ndarray, bins: int) -> np.ndarray:
+    """Inner bin edges of the sorted ``ordered`` values at equal steps of the class-balanced
+    mass (each class weighs one half): a rare class gets as many bins as the common one, and a
+    value holding most rows (zero, say) does not swallow the others."""
     import numpy as np
 
-    order = np.argsort(values, kind="stable")
-    ordered, labels = values[order], y[order]
     positives = max(int(labels.sum()), 1)
     negatives = max(len(labels) - int(labels.sum()), 1)
     mass = np.cumsum(np.where(labels == 1, 0.5 / positives, 0.5 / negatives))
@@ -83,11 +86,14 @@ def _numeric(name: str, column: pd.Series, y: np.ndarray) -> FeatureEvidence:
         return FeatureEvidence(name, "numeric", math.nan, "", math.nan, len(y), reason="no value")
     low = np.nanmin(np.where(missing, np.nan, values))
     filled = np.where(missing, low - 1.0, values)  # missing: below every value, one rank
-    auc = _auc(filled, y)
+    order = np.argsort(filled, kind="stable")
+    ordered, labels = filled[order], y[order]
+    auc = _sorted_auc(ordered, labels)
     direction = "higher values, more positives" if auc >= 0.5 else "lower values, more positives"
     bins = int(min(MAX_BINS, max(4, len(y) // MIN_BIN_ROWS)))
-    present, present_y = filled[~missing], y[~missing]
-    distinct = np.unique(present)
+    first_present = int(missing.sum())  # missing values sort first, below every value
+    present, present_y = ordered[first_present:], labels[first_present:]
+    distinct = present[np.r_[True, present[1:] != present[:-1]]]
     if len(distinct) <= bins:
         codes = np.searchsorted(distinct, filled)
     else:
@@ -133,7 +139,9 @@ def _categorical(
             reason="the training rows recorded for it hold a single class",
         )
     t_rates = _balanced_rates(t_pos, t_neg, all_pos, all_neg)  # unseen: 0.5
-    auc = _auc(t_rates[codes], y)
+    rated = t_rates[codes]
+    order = np.argsort(rated, kind="stable")
+    auc = _sorted_auc(rated[order], y[order])
     pos = np.bincount(codes, weights=y, minlength=len(values)).astype(np.float64)
     neg = np.bincount(codes, minlength=len(values)).astype(np.float64) - pos
     h_rates = _balanced_rates(pos, neg, pos.sum(), neg.sum())
