@@ -16,60 +16,70 @@ class SyncPolicy(StrEnum):
     manual = "manual"
 
 
+# The options of `deploy`, named once so that the command reads as its steps.
+_Project = Annotated[str, typer.Argument(help="Project name.")]
+_Env = Annotated[str, typer.Option("--env", help="Environment whose holder is deployed.")]
+_Push = Annotated[
+    bool, typer.Option("--push", help="Push the GitOps commit to the repo's remote (origin).")
+]
+_Direct = Annotated[
+    bool,
+    typer.Option(
+        "--direct",
+        help="No GitOps: patch the Deployment <project>-<env>-model-service through the "
+        "Kubernetes API (kubeconfig or in-cluster credentials).",
+    ),
+]
+_Replicas = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Replicas: the fixed count, or the autoscaler's floor when it is enabled."
+    ),
+]
+_DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Show the files (or patch) and commit message; change nothing."),
+]
+_ExpectVersion = Annotated[
+    str | None,
+    typer.Option(help="Refuse unless the ledger's holder is this version (CI: the image built)."),
+]
+_Namespace = Annotated[
+    str | None,
+    typer.Option(help="Kubernetes namespace of the service (default: models)."),
+]
+_Sync = Annotated[
+    SyncPolicy | None,
+    typer.Option(
+        help="Argo CD sync of the Application: auto (prune, self-heal) or manual. Default: "
+        "manual where promotions need an approval (production), else auto."
+    ),
+]
+_Kubeconfig = Annotated[
+    Path | None, typer.Option(help="With --direct: the kubeconfig (default: $KUBECONFIG).")
+]
+_Context = Annotated[str | None, typer.Option(help="With --direct: the kubeconfig context.")]
+_Actor = Annotated[str | None, typer.Option(help="Who deploys (default: you).")]
+_AsJson = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document (keys: docs/deploy-gitops.md)."),
+]
+
+
 def deploy(
-    project: Annotated[str, typer.Argument(help="Project name.")],
-    env: Annotated[str, typer.Option("--env", help="Environment whose holder is deployed.")],
-    push: Annotated[
-        bool, typer.Option("--push", help="Push the GitOps commit to the repo's remote (origin).")
-    ] = False,
-    direct: Annotated[
-        bool,
-        typer.Option(
-            "--direct",
-            help="No GitOps: patch the Deployment <project>-<env>-model-service through the "
-            "Kubernetes API (kubeconfig or in-cluster credentials).",
-        ),
-    ] = False,
-    replicas: Annotated[
-        int | None,
-        typer.Option(
-            min=1, help="Replicas: the fixed count, or the autoscaler's floor when it is enabled."
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run", help="Show the files (or patch) and commit message; change nothing."
-        ),
-    ] = False,
-    expect_version: Annotated[
-        str | None,
-        typer.Option(
-            help="Refuse unless the ledger's holder is this version (CI: the image built)."
-        ),
-    ] = None,
-    namespace: Annotated[
-        str | None,
-        typer.Option(help="Kubernetes namespace of the service (default: models)."),
-    ] = None,
-    sync: Annotated[
-        SyncPolicy | None,
-        typer.Option(
-            help="Argo CD sync of the Application: auto (prune, self-heal) or manual. Default: "
-            "manual where promotions need an approval (production), else auto."
-        ),
-    ] = None,
-    kubeconfig: Annotated[
-        Path | None, typer.Option(help="With --direct: the kubeconfig (default: $KUBECONFIG).")
-    ] = None,
-    context: Annotated[
-        str | None, typer.Option(help="With --direct: the kubeconfig context.")
-    ] = None,
-    actor: Annotated[str | None, typer.Option(help="Who deploys (default: you).")] = None,
-    as_json: Annotated[
-        bool,
-        typer.Option("--json", help="Print one JSON document (keys: docs/deploy-gitops.md)."),
-    ] = False,
+    project: _Project,
+    env: _Env,
+    push: _Push = False,
+    direct: _Direct = False,
+    replicas: _Replicas = None,
+    dry_run: _DryRun = False,
+    expect_version: _ExpectVersion = None,
+    namespace: _Namespace = None,
+    sync: _Sync = None,
+    kubeconfig: _Kubeconfig = None,
+    context: _Context = None,
+    actor: _Actor = None,
+    as_json: _AsJson = False,
 ) -> None:
     """Deploy the version holding ENV in the ledger: Helm values and an Argo CD Application in
     the GitOps repository, one commit naming version, verdict, actor and the ledger's head."""

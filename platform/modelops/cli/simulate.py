@@ -86,80 +86,95 @@ def _print_reaction(reaction: Reaction) -> None:
         typer.echo(f"  note: {note}")
 
 
-def simulate(
-    project: Annotated[str, typer.Argument(help="Project name (it needs a data.py).")],
-    scenario: Annotated[
-        str,
-        typer.Option(help="healthy, covariate-drift, concept-drift or bad-model."),
-    ] = "healthy",
-    days: Annotated[int, typer.Option(min=1, max=366, help="Days of traffic.")] = 7,
-    start: Annotated[
-        datetime | None,
-        typer.Option(
-            formats=["%Y-%m-%d"],
-            help="First day (default: the day after the holdout and the label table's last "
-            "event; through a service: --days before today).",
-        ),
-    ] = None,
-    rate: Annotated[
-        float | None,
-        typer.Option(min=0.001, help="Events a day (default: that of the example data)."),
-    ] = None,
-    through_service: Annotated[
-        str | None,
-        typer.Option(
-            help="Base URL of a running service: POST /predict_batch there; it logs itself."
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Generator seed.")] = 42,
-    env: Annotated[str, typer.Option("--env", help="Environment whose traffic it is.")] = (
-        "production"
+# The options of `simulate`, named once so that the command reads as its steps.
+_Project = Annotated[str, typer.Argument(help="Project name (it needs a data.py).")]
+_Scenario = Annotated[
+    str,
+    typer.Option(help="healthy, covariate-drift, concept-drift or bad-model."),
+]
+_Days = Annotated[int, typer.Option(min=1, max=366, help="Days of traffic.")]
+_Start = Annotated[
+    datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        help="First day (default: the day after the holdout and the label table's last "
+        "event; through a service: --days before today).",
     ),
-    shadow: Annotated[
-        str | None, typer.Option(help="In process: also score with this version (logged only).")
-    ] = None,
-    bad_version: Annotated[
-        str | None,
-        typer.Option(help="bad-model: the version to promote (default: train a new one)."),
-    ] = None,
-    drill_traffic: Annotated[
-        str, typer.Option(help="bad-model: the scenario of the traffic after the promotion.")
-    ] = "concept-drift",
-    break_feature: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--break-feature",
-            help="bad-model (drill only): train the drill's version with this feature written "
-            "as 0 in the rows it learns from; repeatable (default: DRILL_BROKEN_FEATURES in the "
-            "project's data.py).",
-        ),
-    ] = None,
-    approver: Annotated[
-        str | None,
-        typer.Option(help="bad-model: who approves the promotion (default modelops-simulate)."),
-    ] = None,
-    materialize: Annotated[
-        bool | None,
-        typer.Option(
-            "--materialize/--no-materialize",
-            help="Load the period's feature rows into the online store (default: only "
-            "--through-service, before sending).",
-        ),
-    ] = None,
-    measure_reaction: Annotated[
-        bool,
-        typer.Option(
-            "--measure-reaction",
-            help="bad-model: then run the monitor until it rolls back and time each step.",
-        ),
-    ] = False,
-    service_url: Annotated[
-        str | None,
-        typer.Option(
-            help="With --measure-reaction: a local service to watch until it serves the "
-            "previous version (default: --through-service)."
-        ),
-    ] = None,
+]
+_Rate = Annotated[
+    float | None,
+    typer.Option(min=0.001, help="Events a day (default: that of the example data)."),
+]
+_ThroughService = Annotated[
+    str | None,
+    typer.Option(help="Base URL of a running service: POST /predict_batch there; it logs itself."),
+]
+_Seed = Annotated[int, typer.Option(min=0, help="Generator seed.")]
+_Env = Annotated[str, typer.Option("--env", help="Environment whose traffic it is.")]
+_Shadow = Annotated[
+    str | None, typer.Option(help="In process: also score with this version (logged only).")
+]
+_BadVersion = Annotated[
+    str | None,
+    typer.Option(help="bad-model: the version to promote (default: train a new one)."),
+]
+_DrillTraffic = Annotated[
+    str, typer.Option(help="bad-model: the scenario of the traffic after the promotion.")
+]
+_BreakFeature = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--break-feature",
+        help="bad-model (drill only): train the drill's version with this feature written "
+        "as 0 in the rows it learns from; repeatable (default: DRILL_BROKEN_FEATURES in the "
+        "project's data.py).",
+    ),
+]
+_Approver = Annotated[
+    str | None,
+    typer.Option(help="bad-model: who approves the promotion (default modelops-simulate)."),
+]
+_Materialize = Annotated[
+    bool | None,
+    typer.Option(
+        "--materialize/--no-materialize",
+        help="Load the period's feature rows into the online store (default: only "
+        "--through-service, before sending).",
+    ),
+]
+_MeasureReaction = Annotated[
+    bool,
+    typer.Option(
+        "--measure-reaction",
+        help="bad-model: then run the monitor until it rolls back and time each step.",
+    ),
+]
+_ServiceUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="With --measure-reaction: a local service to watch until it serves the "
+        "previous version (default: --through-service)."
+    ),
+]
+
+
+def simulate(
+    project: _Project,
+    scenario: _Scenario = "healthy",
+    days: _Days = 7,
+    start: _Start = None,
+    rate: _Rate = None,
+    through_service: _ThroughService = None,
+    seed: _Seed = 42,
+    env: _Env = ("production"),
+    shadow: _Shadow = None,
+    bad_version: _BadVersion = None,
+    drill_traffic: _DrillTraffic = "concept-drift",
+    break_feature: _BreakFeature = None,
+    approver: _Approver = None,
+    materialize: _Materialize = None,
+    measure_reaction: _MeasureReaction = False,
+    service_url: _ServiceUrl = None,
 ) -> None:
     """Simulate a period of production traffic and its delayed labels from the project's
     data.py scenarios, in process or through a running service, so that 'modelops monitor
