@@ -227,17 +227,45 @@ class Predictor:
     ) -> list[dict[str, Any]]:
         manifest = release.manifest
         model = release.model
-        key = manifest.entity.name
         request_names = [f.name for f in manifest.request_fields]
         rows = [{name: item[name] for name in manifest.input_names} for item in entities]
+        batch = endpoint == "predict_batch"
+        read, present, columns, features = self._features(release, rows, batch)
+        flagged = _range_check(manifest, model, rows, features, present, request_names, batch)
+        try:
+            if len(present) == 1 and not batch:
+                scores = [model.scorer.score_one(features[0])]
+            elif present:
+                scores = [float(s) for s in model.scorer.score_columns(columns)]
+            else:
+                scores = []
+            decisions = [model.policy.decide(score) for score in scores]
+        except (DataError, NonFiniteScoreError) as exc:
+            raise RequestError(422, f"the model cannot score this input: {exc}") from exc
+        by_row: dict[int, tuple[float, str, dict[str, Any]]] = {
+            i: (scores[k], decisions[k], features[k]) for k, i in enumerate(present)
+        }
+        items, records = self._answers(
+            release, rows, request_ids, endpoint, _since(started) * 1000, read, by_row, flagged
+        )
+        self._metrics.scores(model.version, scores, decisions)
+        if self._log is not None:
+            self._log.submit_many(records, release.shadow)
+        return items
+
+    def _features(
+        self, release: Release, rows: list[dict[str, Any]], batch: bool
+    ) -> tuple[Any, list[int], dict[str, list[Any]], list[dict[str, Any]]]:
+        """The online read, the missing-features policy applied: the read, the rows that have
+        features, their feature columns and their feature rows."""
+        manifest, model = release.manifest, release.model
+        key = manifest.entity.name
         try:
             read = self._online.read(rows)
         except ServiceUnavailableError as exc:
             raise RequestError(503, str(exc)) from exc
         except ModelopsError as exc:
             raise RequestError(503, str(exc)) from exc
-
-        batch = endpoint == "predict_batch"
         absent = [i for i, views in enumerate(read.missing) if views]
         policy = manifest.serving.missing_features
         if absent:
@@ -265,23 +293,25 @@ class Predictor:
             if names
             else [{} for _ in present]
         )
-        flagged = _range_check(manifest, model, rows, features, present, request_names, batch)
-        try:
-            if len(present) == 1 and not batch:
-                scores = [model.scorer.score_one(features[0])]
-            elif present:
-                scores = [float(s) for s in model.scorer.score_columns(columns)]
-            else:
-                scores = []
-            decisions = [model.policy.decide(score) for score in scores]
-        except (DataError, NonFiniteScoreError) as exc:
-            raise RequestError(422, f"the model cannot score this input: {exc}") from exc
+        return read, present, columns, features
 
+    def _answers(
+        self,
+        release: Release,
+        rows: list[dict[str, Any]],
+        request_ids: Sequence[str],
+        endpoint: str,
+        latency_ms: float,
+        read: Any,
+        by_row: Mapping[int, tuple[float, str, dict[str, Any]]],
+        flagged: Mapping[int, list[str]],
+    ) -> tuple[list[dict[str, Any]], list[PredictionRecord]]:
+        """Each row's answer, and its prediction-log record."""
+        manifest, model = release.manifest, release.model
+        key = manifest.entity.name
+        request_names = [f.name for f in manifest.request_fields]
+        batch = endpoint == "predict_batch"
         now = datetime.now(UTC)
-        latency_ms = _since(started) * 1000
-        by_row: dict[int, tuple[float, str, dict[str, Any]]] = {
-            i: (scores[k], decisions[k], features[k]) for k, i in enumerate(present)
-        }
         items: list[dict[str, Any]] = []
         records: list[PredictionRecord] = []
         for i, row in enumerate(rows):
@@ -326,10 +356,7 @@ class Predictor:
                     out_of_range=",".join(flagged[i]) if i in flagged else None,
                 )
             )
-        self._metrics.scores(model.version, scores, decisions)
-        if self._log is not None:
-            self._log.submit_many(records, release.shadow)
-        return items
+        return items, records
 
 
 def _range_check(
