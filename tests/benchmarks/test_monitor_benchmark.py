@@ -303,6 +303,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "shadow_score": pa.nulls(LOG_ROWS, pa.float64()),
                 "shadow_decision": pa.nulls(LOG_ROWS, pa.string()),
                 "latency_ms": pa.array(np.full(LOG_ROWS, 1.0)),
+                "out_of_range": pa.nulls(LOG_ROWS, pa.string()),
             },
             schema=_arrow_schema(),
         )
