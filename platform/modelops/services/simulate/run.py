@@ -326,13 +326,50 @@ def simulate(
     sent = _send_traffic(settings, project, period, events, environment, holder, options)
     sources.append(label_path, sent.labels)
 
+    return _result(
+        settings,
+        project,
+        period,
+        events,
+        sent,
+        _Run(scenario, traffic, environment, seed, through_service, drill, offset, started),
+        label_path,
+        feature_paths,
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one simulation was asked and did before its traffic, for its result."""
+
+    scenario: str
+    traffic: str
+    environment: str
+    seed: int
+    through_service: str | None
+    drill: Drill | None
+    offset: int | str | None
+    started: float
+
+
+def _result(
+    settings: Settings,
+    project: Project,
+    period: GeneratedPeriod,
+    events: pa.Table,
+    sent: _Traffic,
+    run: _Run,
+    label_path: Path,
+    feature_paths: list[Path],
+) -> SimulationResult:
+    spec = project.spec
     known_from, known_until, positives = _label_bounds(project, sent.labels)
     return SimulationResult(
         project=spec.name,
-        scenario=scenario,
-        traffic=traffic,
-        environment=environment,
-        seed=seed,
+        scenario=run.scenario,
+        traffic=run.traffic,
+        environment=run.environment,
+        seed=run.seed,
         start=period.start,
         end=period.end,
         drift_start=period.drift_start,
@@ -345,14 +382,14 @@ def simulate(
         positives=positives,
         served_versions=sent.served_versions,
         shadow_version=sent.shadow_version,
-        drill=drill,
-        through_service=through_service,
-        entity_offset=offset,
+        drill=run.drill,
+        through_service=run.through_service,
+        entity_offset=run.offset,
         label_table=label_path,
         feature_tables=tuple(feature_paths),
         prediction_log=settings.resolved_prediction_log,
         labels_known_from=known_from,
         labels_known_until=known_until,
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - run.started, 3),
         notes=_notes(project, sent),
     )
