@@ -26,7 +26,8 @@ Three questions:
    ``c_fn`` when not) and (b) the same standard error computed on the holdout rows the
    calibration was fitted on (the calibration's own sampling error: it was learned from those
    labels, so its average cost is known only that well). The interval excluding 0 is a
-   *significant* gap: P(y|x) changed (concept drift), and the monitor retrains.
+   *significant* gap: P(y|x) changed (concept drift). The monitor retrains when the realised
+   cost is above the estimate; below it, the run notes it and does nothing.
 """
 
 from __future__ import annotations

@@ -510,9 +510,13 @@ def _retrain_rule(
         reasons.append(f"decayed: {perf.drop.detail} (max_decay {policy.max_decay:g})")
         evidence["performance"] = _performance_evidence(perf, metric)
     check = findings.estimate_check
-    if check is not None and check.significant:
+    if check is not None and check.significant and check.gap > 0:
         reasons.append(f"concept drift: {check.detail}")
         evidence["estimate_check"] = asdict(check)
+    elif check is not None and check.significant:
+        # realised cost below the estimate: P(y|x) moved, but in the model's favour; retraining
+        # on it would act on good news (and on noise: 1 of 140 healthy runs did so)
+        run.notes.append(f"{check.detail}; the model does better than estimated: no action")
     if not reasons:
         return streak
     action = Action(RETRAIN, "; ".join(reasons), findings.version, evidence)
